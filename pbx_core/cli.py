@@ -1,0 +1,107 @@
+"""The one ``pbx-core`` command.
+
+Each subcommand lives in the module that owns the work and exposes
+``register(subparsers) -> None``, which adds its parser and sets ``func`` (a callable taking the
+parsed args and returning an exit code). Modules are imported only when needed, so
+``pbx-core replay`` never imports the web stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .config import ConfigError, Settings, markdown_table
+
+# subcommand -> module that registers it (in --help order)
+COMMANDS: dict[str, str] = {
+    "demo": "pbx_core.demo",
+    "serve": "pbx_core.serve",
+    "bridge": "pbx_core.bridge",
+    "web": "pbx_core.web.cli",
+    "simulate": "pbx_core.simulator.cli",
+    "replay": "pbx_core.replay",
+    "bench": "bench.cli",
+    "db": "pbx_core.provisioning.cli",
+    "keys": "pbx_core.provisioning.keys_cli",
+    "asterisk": "pbx_core.asterisk.cli",
+}
+
+DESCRIPTION = """\
+pbx-core drives, watches and shows an Asterisk call centre.
+
+quick start:
+  pbx-core demo                  live wallboard on simulated traffic, nothing to set up
+  pbx-core replay FILE.ami       replay a recorded AMI stream, print the queue state
+  pbx-core simulate              run the AMI-speaking PBX simulator
+  pbx-core serve                 bridge a real Asterisk (PBX_AMI_URL) and serve the wallboard
+"""
+
+
+def _config_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("config", help="check the PBX_* configuration, or print its table")
+    p.add_argument("--markdown", action="store_true", help="print the variables as a Markdown table")
+
+    def run(args: argparse.Namespace) -> int:
+        if args.markdown:
+            print(markdown_table())
+            return 0
+        settings = Settings.from_env()
+        print("configuration OK")
+        ami = settings.ami_url
+        print(f"  AMI:      {ami or 'not set (demo uses its simulator)'}")
+        print(f"  Redis:    {settings.redis_url or 'embedded'}")
+        print(f"  database: {settings.database_url}")
+        print(f"  web:      http://{settings.http_host}:{settings.http_port}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pbx-core", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"pbx-core {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        if only is not None and name != only:
+            sub.add_parser(name, help=f"(see pbx-core {name} --help)")
+            continue
+        try:
+            importlib.import_module(module).register(sub)
+        except ModuleNotFoundError as exc:
+            if not exc.name or not module.startswith(exc.name):
+                raise
+            sub.add_parser(name, help="(not available in this build)")
+    _config_command(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    # Import only the module of the command being run; `--help` alone lists them all.
+    parser = build_parser(only=command if command in COMMANDS else None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(func(args) or 0)
+    except ConfigError as exc:
+        print(f"pbx-core: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

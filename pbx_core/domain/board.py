@@ -1,0 +1,102 @@
+"""The reader's side of the deltas: a tenant's board (what a wallboard shows), rebuilt from a
+snapshot plus deltas.
+
+The engine emits every delta with a full view of the changed entity, so ``apply_delta`` only
+upserts and removes. The bus keeps its Redis snapshot with this reducer, the web hub keeps its
+per-tenant boards with it, and the browser runs the same rules in JavaScript; the tests check
+that snapshot + stream equals the engine's own ``tenant_board``.
+
+A board is plain JSON: ``{"tenant": str, "queues": {queue name: queue view}}`` where a queue
+view is ``queue_state.queue_view``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .queue_state import Delta, LiveState, queue_view
+
+Board = dict[str, Any]
+DeltaDict = dict[str, Any]
+
+ABANDONED_LIST_MAX = 500
+BUS_VERSION = 1
+
+
+def empty_board(tenant: str) -> Board:
+    return {"tenant": tenant, "queues": {}}
+
+
+def empty_queue(tenant: str, queue: str) -> dict[str, Any]:
+    return {
+        "queue": queue,
+        "tenant": tenant,
+        "strategy": "",
+        "stats": {},
+        "waiting": [],
+        "members": [],
+        "abandoned_callers": [],
+    }
+
+
+def tenant_board(state: LiveState, tenant: str) -> Board:
+    """The engine's own view of one tenant, in board form."""
+    board = empty_board(tenant)
+    for q in state.queues.values():
+        if q.tenant == tenant:
+            board["queues"][q.name] = queue_view(q, state.now)
+    return board
+
+
+def delta_dict(delta: Delta) -> DeltaDict:
+    """The bus/websocket form of a delta (DESIGN.md: version, type, tenant, queue, ts, data)."""
+    return {
+        "v": BUS_VERSION,
+        "type": delta.type,
+        "tenant": delta.tenant,
+        "queue": delta.queue,
+        "ts": delta.ts,
+        "data": delta.data,
+    }
+
+
+def _renumber(waiting: list[dict[str, Any]]) -> None:
+    for position, caller in enumerate(waiting, 1):
+        caller["position"] = position
+
+
+def apply_delta(board: Board, delta: DeltaDict) -> None:
+    """Apply one delta (in ``delta_dict`` form) to a board, in place. Unknown types are ignored,
+    so old readers survive new delta types."""
+    kind = delta["type"]
+    name = delta["queue"]
+    data = delta["data"]
+    queues = board["queues"]
+    if kind == "queue.resynced":
+        queues[name] = data
+        return
+    q = queues.get(name)
+    if q is None:
+        q = queues[name] = empty_queue(delta["tenant"], name)
+    if kind == "queue.stats":
+        q["stats"] = data
+    elif kind == "caller.joined":
+        waiting = [c for c in q["waiting"] if c["uniqueid"] != data["uniqueid"]]
+        waiting.insert(max(0, data["position"] - 1), dict(data))
+        _renumber(waiting)
+        q["waiting"] = waiting
+    elif kind == "caller.left":
+        waiting = [c for c in q["waiting"] if c["uniqueid"] != data["uniqueid"]]
+        _renumber(waiting)
+        q["waiting"] = waiting
+    elif kind == "caller.abandoned":
+        q["abandoned_callers"].insert(0, data)
+        del q["abandoned_callers"][ABANDONED_LIST_MAX:]
+    elif kind.startswith("agent."):
+        members = q["members"]
+        for i, m in enumerate(members):
+            if m["interface"] == data["interface"]:
+                members[i] = data
+                break
+        else:
+            members.append(data)

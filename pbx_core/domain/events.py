@@ -1,0 +1,439 @@
+"""Typed queue events, normalised from AMI header dicts.
+
+``normalise(frame, fallback_ts)`` turns one AMI frame into one typed event, or None for
+anything the queue engine does not use. Time comes from the frame's ``Timestamp`` header; frames
+without one (the items of a QueueStatus reply) take ``fallback_ts``, which the shell supplies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+Fields = Mapping[str, str]
+
+# Asterisk device states (QueueMember* "Status").
+DEVICE_UNKNOWN = 0
+DEVICE_NOT_INUSE = 1
+DEVICE_INUSE = 2
+DEVICE_BUSY = 3
+DEVICE_INVALID = 4
+DEVICE_UNAVAILABLE = 5
+DEVICE_RINGING = 6
+DEVICE_RINGINUSE = 7
+DEVICE_ONHOLD = 8
+
+
+@dataclass(slots=True, frozen=True)
+class CallerJoined:
+    ts: float
+    queue: str
+    uniqueid: str
+    channel: str
+    number: str
+    name: str
+    position: int
+
+
+@dataclass(slots=True, frozen=True)
+class CallerLeft:
+    ts: float
+    queue: str
+    uniqueid: str
+    position: int
+
+
+@dataclass(slots=True, frozen=True)
+class CallerAbandoned:
+    ts: float
+    queue: str
+    uniqueid: str
+    number: str
+    name: str
+    position: int
+    original_position: int
+    hold_s: int
+
+
+@dataclass(slots=True, frozen=True)
+class AgentCalled:
+    ts: float
+    queue: str
+    uniqueid: str
+    interface: str
+    member_name: str
+    dest_channel: str
+
+
+@dataclass(slots=True, frozen=True)
+class AgentConnected:
+    ts: float
+    queue: str
+    uniqueid: str
+    number: str
+    name: str
+    interface: str
+    member_name: str
+    hold_s: int
+    ring_s: int
+
+
+@dataclass(slots=True, frozen=True)
+class AgentCompleted:
+    ts: float
+    queue: str
+    uniqueid: str
+    interface: str
+    member_name: str
+    hold_s: int
+    talk_s: int
+    reason: str
+
+
+@dataclass(slots=True, frozen=True)
+class AgentRingNoAnswer:
+    ts: float
+    queue: str
+    uniqueid: str
+    interface: str
+    member_name: str
+    ring_ms: int
+
+
+@dataclass(slots=True, frozen=True)
+class AgentDumped:
+    ts: float
+    queue: str
+    uniqueid: str
+    interface: str
+    member_name: str
+
+
+@dataclass(slots=True, frozen=True)
+class MemberInfo:
+    """A queue member as every QueueMember* event and the QueueStatus reply describe it."""
+
+    interface: str
+    name: str
+    state_interface: str = ""
+    membership: str = "static"
+    penalty: int = 0
+    calls_taken: int = 0
+    last_call: int = 0
+    last_pause: int = 0
+    login_time: int = 0
+    in_call: bool = False
+    status: int = DEVICE_UNKNOWN
+    paused: bool = False
+    paused_reason: str = ""
+    ringinuse: bool = False
+    wrapup_s: int = 0
+
+
+class MemberChange(Enum):
+    ADDED = "added"
+    REMOVED = "removed"
+    PAUSE = "pause"
+    STATUS = "status"
+    PENALTY = "penalty"
+    RINGINUSE = "ringinuse"
+
+
+@dataclass(slots=True, frozen=True)
+class MemberChanged:
+    ts: float
+    queue: str
+    change: MemberChange
+    member: MemberInfo
+
+
+@dataclass(slots=True, frozen=True)
+class ChannelHungUp:
+    ts: float
+    uniqueid: str
+    channel: str
+
+
+@dataclass(slots=True, frozen=True)
+class QueueEntryInfo:
+    uniqueid: str
+    channel: str
+    number: str
+    name: str
+    position: int
+    wait_s: int
+
+
+@dataclass(slots=True, frozen=True)
+class QueueStatusInfo:
+    queue: str
+    strategy: str
+    service_level_s: int
+    members: tuple[MemberInfo, ...]
+    entries: tuple[QueueEntryInfo, ...]
+
+
+@dataclass(slots=True, frozen=True)
+class StatusSnapshot:
+    """A whole QueueStatus reply, applied as one resync.
+
+    ``requested_ts`` is when the QueueStatus was sent: callers and members that appeared after it
+    may be missing from the listing without having left, so the resync never drops them.
+    ``complete`` says the listing covered every queue (no Queue filter), so queues that are absent
+    have no callers and no logged-in members.
+    """
+
+    ts: float
+    requested_ts: float
+    queues: tuple[QueueStatusInfo, ...]
+    complete: bool = True
+
+
+@dataclass(slots=True, frozen=True)
+class Tick:
+    """The passage of time, fed by the shell: expires wrap-up and rolls the day over."""
+
+    ts: float
+
+
+QueueEvent = (
+    CallerJoined
+    | CallerLeft
+    | CallerAbandoned
+    | AgentCalled
+    | AgentConnected
+    | AgentCompleted
+    | AgentRingNoAnswer
+    | AgentDumped
+    | MemberChanged
+)
+Event = QueueEvent | ChannelHungUp | StatusSnapshot | Tick
+
+
+def _int(value: str | None, default: int = 0) -> int:
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        try:
+            return int(float(value))
+        except ValueError:
+            return default
+
+
+def _caller_id(value: str | None) -> str:
+    # Asterisk renders a missing caller ID as "<unknown>".
+    if not value or value == "<unknown>":
+        return ""
+    return value
+
+
+def _ts(f: Fields, fallback: float) -> float:
+    raw = f.get("Timestamp")
+    if raw:
+        try:
+            return float(raw)
+        except ValueError:
+            pass
+    return fallback
+
+
+def member_info(f: Fields) -> MemberInfo:
+    """QueueMember* events say Interface/MemberName; QueueStatus items say Location/Name."""
+    return MemberInfo(
+        interface=f.get("Interface") or f.get("Location") or "",
+        name=f.get("MemberName") or f.get("Name") or "",
+        state_interface=f.get("StateInterface", ""),
+        membership=f.get("Membership", "static"),
+        penalty=_int(f.get("Penalty")),
+        calls_taken=_int(f.get("CallsTaken")),
+        last_call=_int(f.get("LastCall")),
+        last_pause=_int(f.get("LastPause")),
+        login_time=_int(f.get("LoginTime")),
+        in_call=f.get("InCall") == "1",
+        status=_int(f.get("Status")),
+        paused=f.get("Paused") == "1",
+        paused_reason=f.get("PausedReason", ""),
+        ringinuse=f.get("Ringinuse") == "1",
+        wrapup_s=_int(f.get("Wrapuptime")),
+    )
+
+
+def queue_entry_info(f: Fields) -> QueueEntryInfo:
+    return QueueEntryInfo(
+        uniqueid=f.get("Uniqueid", ""),
+        channel=f.get("Channel", ""),
+        number=_caller_id(f.get("CallerIDNum")),
+        name=_caller_id(f.get("CallerIDName")),
+        position=_int(f.get("Position"), 1),
+        wait_s=_int(f.get("Wait")),
+    )
+
+
+def _join(f: Fields, fb: float) -> CallerJoined:
+    return CallerJoined(
+        _ts(f, fb),
+        f["Queue"],
+        f["Uniqueid"],
+        f.get("Channel", ""),
+        _caller_id(f.get("CallerIDNum")),
+        _caller_id(f.get("CallerIDName")),
+        _int(f.get("Position"), 1),
+    )
+
+
+def _leave(f: Fields, fb: float) -> CallerLeft:
+    return CallerLeft(_ts(f, fb), f["Queue"], f["Uniqueid"], _int(f.get("Position"), 1))
+
+
+def _abandon(f: Fields, fb: float) -> CallerAbandoned:
+    return CallerAbandoned(
+        _ts(f, fb),
+        f["Queue"],
+        f["Uniqueid"],
+        _caller_id(f.get("CallerIDNum")),
+        _caller_id(f.get("CallerIDName")),
+        _int(f.get("Position"), 1),
+        _int(f.get("OriginalPosition"), 1),
+        _int(f.get("HoldTime")),
+    )
+
+
+def _called(f: Fields, fb: float) -> AgentCalled:
+    return AgentCalled(
+        _ts(f, fb),
+        f["Queue"],
+        f.get("Uniqueid", ""),
+        f["Interface"],
+        f.get("MemberName", ""),
+        f.get("DestChannel", ""),
+    )
+
+
+def _connect(f: Fields, fb: float) -> AgentConnected:
+    return AgentConnected(
+        _ts(f, fb),
+        f["Queue"],
+        f.get("Uniqueid", ""),
+        _caller_id(f.get("CallerIDNum")),
+        _caller_id(f.get("CallerIDName")),
+        f["Interface"],
+        f.get("MemberName", ""),
+        _int(f.get("HoldTime")),
+        _int(f.get("RingTime")),
+    )
+
+
+def _complete(f: Fields, fb: float) -> AgentCompleted:
+    return AgentCompleted(
+        _ts(f, fb),
+        f["Queue"],
+        f.get("Uniqueid", ""),
+        f["Interface"],
+        f.get("MemberName", ""),
+        _int(f.get("HoldTime")),
+        _int(f.get("TalkTime")),
+        f.get("Reason", ""),
+    )
+
+
+def _rna(f: Fields, fb: float) -> AgentRingNoAnswer:
+    return AgentRingNoAnswer(
+        _ts(f, fb),
+        f["Queue"],
+        f.get("Uniqueid", ""),
+        f["Interface"],
+        f.get("MemberName", ""),
+        _int(f.get("RingTime")),
+    )
+
+
+def _dump(f: Fields, fb: float) -> AgentDumped:
+    return AgentDumped(_ts(f, fb), f["Queue"], f.get("Uniqueid", ""), f["Interface"], f.get("MemberName", ""))
+
+
+def _member(change: MemberChange) -> Callable[[Fields, float], MemberChanged | None]:
+    def build(f: Fields, fb: float) -> MemberChanged | None:
+        info = member_info(f)
+        if not info.interface:
+            return None
+        return MemberChanged(_ts(f, fb), f["Queue"], change, info)
+
+    return build
+
+
+def _hangup(f: Fields, fb: float) -> ChannelHungUp:
+    return ChannelHungUp(_ts(f, fb), f.get("Uniqueid", ""), f.get("Channel", ""))
+
+
+_BUILDERS: dict[str, Callable[[Fields, float], Event | None]] = {
+    "QueueCallerJoin": _join,
+    "QueueCallerLeave": _leave,
+    "QueueCallerAbandon": _abandon,
+    "AgentCalled": _called,
+    "AgentConnect": _connect,
+    "AgentComplete": _complete,
+    "AgentRingNoAnswer": _rna,
+    "AgentDump": _dump,
+    "QueueMemberAdded": _member(MemberChange.ADDED),
+    "QueueMemberRemoved": _member(MemberChange.REMOVED),
+    "QueueMemberPause": _member(MemberChange.PAUSE),
+    "QueueMemberPaused": _member(MemberChange.PAUSE),
+    "QueueMemberStatus": _member(MemberChange.STATUS),
+    "QueueMemberPenalty": _member(MemberChange.PENALTY),
+    "QueueMemberRinginuse": _member(MemberChange.RINGINUSE),
+    "QueueMemberRinginuseUpdate": _member(MemberChange.RINGINUSE),
+    "Hangup": _hangup,
+}
+
+HANDLED_EVENTS: frozenset[str] = frozenset(_BUILDERS)
+
+
+def normalise(frame: Fields, fallback_ts: float) -> Event | None:
+    """One AMI frame → one typed event, or None. Never raises on a frame missing a field."""
+    builder = _BUILDERS.get(frame.get("Event", ""))
+    if builder is None:
+        return None
+    try:
+        return builder(frame, fallback_ts)
+    except KeyError:
+        return None  # a queue event without its Queue/Uniqueid/Interface: nothing to apply
+
+
+def status_snapshot(
+    items: Sequence[Fields], ts: float, requested_ts: float, *, complete: bool = True
+) -> StatusSnapshot:
+    """Assemble the items of one QueueStatus reply (QueueParams, QueueMember, QueueEntry)."""
+    order: list[str] = []
+    params: dict[str, Fields] = {}
+    members: dict[str, list[MemberInfo]] = {}
+    entries: dict[str, list[QueueEntryInfo]] = {}
+    for f in items:
+        kind = f.get("Event")
+        queue = f.get("Queue")
+        if not queue:
+            continue
+        if queue not in params:
+            order.append(queue)
+            params[queue] = {}
+        if kind == "QueueParams":
+            params[queue] = f
+        elif kind == "QueueMember":
+            info = member_info(f)
+            if info.interface:
+                members.setdefault(queue, []).append(info)
+        elif kind == "QueueEntry":
+            entries.setdefault(queue, []).append(queue_entry_info(f))
+    queues = tuple(
+        QueueStatusInfo(
+            queue=q,
+            strategy=params[q].get("Strategy", ""),
+            service_level_s=_int(params[q].get("ServiceLevel")),
+            members=tuple(members.get(q, ())),
+            entries=tuple(sorted(entries.get(q, ()), key=lambda e: e.position)),
+        )
+        for q in order
+    )
+    return StatusSnapshot(ts=ts, requested_ts=requested_ts, queues=queues, complete=complete)

@@ -1,0 +1,64 @@
+"""The whole ingest path, sans-IO: AMI bytes → frames → typed events → ``apply`` → deltas.
+
+Replay and the ingest benchmark drive it directly; the live bridge runs the same pieces split
+across the socket callback (framing, listings) and the engine task (normalise, apply).
+"""
+
+from __future__ import annotations
+
+from .ami.framing import DEFAULT_MAX_FRAME_BYTES, Frame, FrameDecoder
+from .ami.listings import Listing, ListingAssembler
+from .domain.events import Event, normalise, status_snapshot
+from .domain.queue_state import Delta, EngineSettings, LiveState, apply
+
+
+def listing_event(listing: Listing, ts: float) -> Event | None:
+    """A completed QueueStatus reply becomes one resync event; other listings are not ours."""
+    if not listing.is_queue_status:
+        return None
+    return status_snapshot(listing.items, ts=ts, requested_ts=listing.opened_ts)
+
+
+class Ingest:
+    """Feed it bytes; it keeps the live state current and returns the deltas.
+
+    ``clock`` is the latest event time seen. Frames without a ``Timestamp`` (QueueStatus items)
+    are stamped with it, so a replay is deterministic.
+    """
+
+    def __init__(
+        self,
+        settings: EngineSettings | None = None,
+        *,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+    ) -> None:
+        self.decoder = FrameDecoder(max_frame_bytes=max_frame_bytes)
+        self.listings = ListingAssembler()
+        self.state = LiveState(settings=settings or EngineSettings())
+        self.clock = 0.0
+
+    def feed(self, data: bytes) -> list[Delta]:
+        deltas: list[Delta] = []
+        for frame in self.decoder.feed(data):
+            deltas.extend(self.frame(frame))
+        return deltas
+
+    def frame(self, frame: Frame) -> list[Delta]:
+        routed = self.listings.route(frame, self.clock)
+        if routed.event is not None:
+            event = normalise(routed.event, self.clock)
+        elif routed.listing is not None:
+            event = listing_event(routed.listing, self.clock)
+        else:
+            return []
+        if event is None:
+            return []
+        if event.ts > self.clock:
+            self.clock = event.ts
+        return apply(self.state, event)
+
+    def feed_events(self, events: list[Event]) -> list[Delta]:
+        deltas: list[Delta] = []
+        for event in events:
+            deltas.extend(apply(self.state, event))
+        return deltas
