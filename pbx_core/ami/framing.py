@@ -187,7 +187,7 @@ def parse_frame(chunk: bytes) -> Frame | None:
     text = chunk.decode("utf-8", "replace")
     lines = text.split("\r\n")
     try:
-        frame = dict([line.split(": ", 1) for line in lines])  # type: ignore[misc]
+        frame = dict([line.split(": ", 1) for line in lines])
         if len(frame) == len(lines):
             return frame if ("Event" in frame or "Response" in frame) else None
     except ValueError:

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 
 @dataclass(slots=True)
@@ -35,13 +35,17 @@ class Counters:
     ring_no_answer: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+        # Not dataclasses.asdict: it deep-copies and runs on every queue.stats delta (~30% of ingest).
+        return {name: getattr(self, name) for name in _COUNTER_FIELDS}
 
     def is_consistent(self, waiting: int) -> bool:
         values = [getattr(self, f.name) for f in fields(self)]
         return min(values) >= 0 and self.offered == (
             self.answered + self.abandoned + waiting + self.other_exits
         )
+
+
+_COUNTER_FIELDS = tuple(f.name for f in fields(Counters))
 
 
 def pct(numerator: float, denominator: float) -> float | None:

@@ -1,0 +1,359 @@
+"""The live bridge: AMI client → engine task (the one owner of the LiveState) → delta sinks.
+
+``pbx-core bridge`` runs it against ``PBX_AMI_URL``; ``demo`` and ``serve`` embed :class:`Bridge`
+and add their own sinks (the Redis bus, the wallboard hub).
+
+The engine is one asyncio task: it takes everything available from the client's queue in
+arrival order (raw event frames and resync snapshots), applies it, adds a ``Tick`` about once a
+second, and hands each batch of deltas to the sinks. Nothing else writes the state, so nothing
+locks; readers on the same loop may read ``bridge.state`` between batches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import inspect
+import logging
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from .ami.client import AmiClient, AmiOptions, EngineItem
+from .ami.errors import AmiAuthError
+from .config import AmiUrl, ConfigError, Settings
+from .domain.events import StatusSnapshot, Tick, normalise
+from .domain.kpi import kpis
+from .domain.queue_state import (
+    AVAILABLE,
+    LOGGED_OUT,
+    ON_CALL,
+    PAUSED,
+    RINGING,
+    WRAPUP,
+    Delta,
+    EngineSettings,
+    LiveState,
+    QueueSettings,
+    apply,
+    longest_waiting_s,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 5000  # items per engine round: bounds the latency of ticks and of the sinks
+
+
+@runtime_checkable
+class DeltaSink(Protocol):
+    """Where deltas go (the Redis bus, the wallboard hub, a test). ``publish`` is awaited in the
+    engine loop, so it must be quick: buffer and return, do slow I/O in your own task."""
+
+    async def publish(self, deltas: list[Delta]) -> None: ...
+
+
+SinkFunc = Callable[[list[Delta]], Awaitable[None] | None]
+SinkLike = DeltaSink | SinkFunc
+
+
+def engine_settings(settings: Settings) -> EngineSettings:
+    """PBX_SERVICE_LEVEL_S / PBX_SHORT_ABANDON_S / PBX_TIMEZONE → the engine's defaults."""
+    return EngineSettings(
+        default=QueueSettings(
+            service_level_s=settings.service_level_s,
+            short_abandon_s=settings.short_abandon_s,
+            timezone=settings.timezone,
+        )
+    )
+
+
+@dataclass(slots=True)
+class EngineCounters:
+    batches: int = 0
+    items: int = 0  # frames and snapshots taken from the queue
+    snapshots: int = 0  # resyncs applied
+    deltas: int = 0
+    ticks: int = 0
+    sink_errors: int = 0
+    internal_errors: int = 0  # an event that made apply() raise: skipped, logged
+
+
+class Engine:
+    """Owns the LiveState. ``run()`` is the engine task; ``process()`` is its synchronous core."""
+
+    def __init__(
+        self,
+        events: asyncio.Queue[EngineItem],
+        settings: EngineSettings | None = None,
+        *,
+        tick_s: float = 1.0,
+        sinks: Iterable[SinkLike] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.events = events
+        self.clock = clock  # Asterisk's clock: stamps ticks and frames that lack a Timestamp
+        self.state = LiveState(settings=settings or EngineSettings())
+        self.tick_s = tick_s
+        self.counters = EngineCounters()
+        self._sinks: list[SinkLike] = list(sinks)
+        self._stopping = False
+
+    def add_sink(self, sink: SinkLike) -> None:
+        self._sinks.append(sink)
+
+    def process(self, items: list[EngineItem], now: float) -> list[Delta]:
+        """Apply a batch in order. ``now`` stamps frames without a Timestamp."""
+        state = self.state
+        deltas: list[Delta] = []
+        for item in items:
+            try:
+                if isinstance(item, StatusSnapshot):
+                    self.counters.snapshots += 1
+                    deltas.extend(apply(state, item))
+                    continue
+                event = normalise(item, now)
+                if event is not None:
+                    deltas.extend(apply(state, event))
+            except Exception:
+                # A bug in the core must not stop the bridge; the next resync repairs the state.
+                self.counters.internal_errors += 1
+                log.exception("engine: applying %r failed; skipped", _describe(item))
+        self.counters.items += len(items)
+        return deltas
+
+    def tick(self) -> list[Delta]:
+        self.counters.ticks += 1
+        return apply(self.state, Tick(ts=max(self.clock(), self.state.now)))
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time() + self.tick_s
+        self._stopping = False
+        while not self._stopping:
+            batch: list[EngineItem] = []
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, next_tick - loop.time())):
+                    batch.append(await self.events.get())
+            queue = self.events
+            while len(batch) < MAX_BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
+            deltas = self.process(batch, self.clock()) if batch else []
+            if loop.time() >= next_tick:
+                deltas.extend(self.tick())
+                next_tick = loop.time() + self.tick_s
+            if batch:
+                self.counters.batches += 1
+            if deltas:
+                self.counters.deltas += len(deltas)
+                await self._publish(deltas)
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    async def _publish(self, deltas: list[Delta]) -> None:
+        for sink in self._sinks:
+            try:
+                publish = getattr(sink, "publish", None)
+                result = publish(deltas) if publish is not None else sink(deltas)  # type: ignore[operator]
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                self.counters.sink_errors += 1
+                log.exception("delta sink %r failed; the engine carries on", sink)
+
+
+class Bridge:
+    """AMI client + engine (+ an optional periodic summary), as one embeddable unit.
+
+    >>> bridge = Bridge(url, ami=AmiOptions(), engine=EngineSettings())
+    >>> bridge.add_sink(my_bus)            # async publish(deltas) or a (async) callable
+    >>> task = asyncio.create_task(bridge.run())
+    >>> ... bridge.state ...               # read between batches, on the same loop
+    >>> bridge.stop(); await task
+    """
+
+    def __init__(
+        self,
+        url: AmiUrl,
+        *,
+        ami: AmiOptions | None = None,
+        engine: EngineSettings | None = None,
+        sinks: Iterable[SinkLike] = (),
+        tick_s: float = 1.0,
+        summary_every_s: float | None = None,
+    ) -> None:
+        self.client = AmiClient(url, ami)
+        self.engine = Engine(
+            self.client.events, engine, tick_s=tick_s, sinks=sinks, clock=self.client.clock.now
+        )
+        self.summary_every_s = summary_every_s
+        self._stop = asyncio.Event()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> Bridge:
+        if settings.ami_url is None:
+            raise ConfigError(
+                "PBX_AMI_URL is not set: the bridge needs ami://user:secret@host:5038 "
+                "(or run `pbx-core demo` for the simulator)"
+            )
+        return cls(
+            settings.ami_url,
+            ami=AmiOptions.from_settings(settings),
+            engine=engine_settings(settings),
+            **kwargs,
+        )
+
+    @property
+    def state(self) -> LiveState:
+        return self.engine.state
+
+    def add_sink(self, sink: SinkLike) -> None:
+        self.engine.add_sink(sink)
+
+    def stats(self) -> dict[str, Any]:
+        return {"ami": self.client.stats(), "engine": asdict(self.engine.counters)}
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, *, fail_fast_auth: bool = True) -> None:
+        """Run until :meth:`stop`. With ``fail_fast_auth`` a refused *first* login raises
+        :class:`AmiAuthError`; later refusals are retried (see :mod:`pbx_core.ami.client`)."""
+        self._stop.clear()
+        tasks = {
+            asyncio.create_task(self.engine.run(), name="engine"),
+            asyncio.create_task(self.client.run(fail_fast_auth=fail_fast_auth), name="ami"),
+            asyncio.create_task(self._stop.wait(), name="stop"),
+        }
+        if self.summary_every_s:
+            tasks.add(asyncio.create_task(self._summaries(self.summary_every_s), name="summary"))
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task.get_name() != "stop" and not task.cancelled() and task.exception():
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            self.engine.stop()
+            await self.client.close()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _summaries(self, every_s: float) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            for line in summary_lines(self.state, self.stats()):
+                log.info("%s", line)
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def summary_lines(state: LiveState, stats: dict[str, Any] | None = None) -> list[str]:
+    """A compact live summary: one line for the connection, one per queue (tenant/queue)."""
+    lines: list[str] = []
+    if stats is not None:
+        a, e = stats["ami"], stats["engine"]
+        lines.append(
+            f"AMI {'up' if a['connected'] else 'DOWN'} · connects {a['connects']}"
+            f" · events {a['events_queued']} · dropped {a['dropped_overflow']}"
+            f" · malformed {a['malformed']} · resyncs {e['snapshots']}"
+            + (f" · last error: {a['last_error']}" if a["last_error"] else "")
+        )
+    if not state.queues:
+        lines.append("no queues seen yet")
+    now = state.now  # kept current by the ticks, on Asterisk's clock
+    for q in sorted(state.queues.values(), key=lambda q: (q.tenant, q.name)):
+        states = [m.state for m in q.members.values() if m.state != LOGGED_OUT]
+        busy = sum(s in (RINGING, ON_CALL, WRAPUP) for s in states)
+        longest = longest_waiting_s(q, now)
+        sl = kpis(q.counters)["sl_pct"]
+        c = q.counters
+        lines.append(
+            f"{q.tenant}/{q.name}: waiting {len(q.callers)}"
+            + (f" (longest {longest:.0f}s)" if longest is not None else "")
+            + f" · agents {states.count(AVAILABLE)} available, {busy} busy, {states.count(PAUSED)} paused"
+            + f" · offered {c.offered} answered {c.answered} abandoned {c.abandoned}"
+            + f" · SL {'-' if sl is None else f'{sl:.1f}%'} ({q.service_level_s}s)"
+        )
+    return lines
+
+
+def _describe(item: EngineItem) -> str:
+    if isinstance(item, StatusSnapshot):
+        return f"StatusSnapshot({len(item.queues)} queues)"
+    return item.get("Event", "?")
+
+
+# --------------------------------------------------------------------------- CLI
+
+DESCRIPTION = """\
+Bridge a real Asterisk: connect to its AMI (PBX_AMI_URL), keep a live model of every queue from
+the events, resync it from QueueStatus after every (re)connect, and log a compact summary.
+
+settings (environment):
+  PBX_AMI_URL                 ami://user:secret@host:5038 (required)
+  PBX_AMI_*                   timeouts, ping watchdog, reconnect cap, queue size, event filter
+  PBX_SERVICE_LEVEL_S         service-level threshold T (default: each queue's own servicelevel)
+  PBX_SHORT_ABANDON_S         abandons quicker than this are short abandons (default 5)
+  PBX_TIMEZONE                timezone of "today" (default Europe/Amsterdam)
+  (`pbx-core config --markdown` lists them all)
+
+The AMI user needs read permission for `agent` (queue events) and `call` (Hangup), and write
+`system` if PBX_AMI_EVENT_FILTER is on (without it the bridge filters locally).
+
+An unreachable Asterisk is retried with capped backoff (it may still be starting); a refused
+first login is not (fix the user or secret).
+
+exit status: 0 after Ctrl-C/SIGTERM, 1 if the first login is refused, 2 on a configuration error.
+"""
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "bridge",
+        help="only the AMI bridge: Asterisk → live queue state, with a live summary",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--summary-every",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="log a per-queue summary this often (0: never; default 10)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    if settings.ami_url is None:
+        print(
+            "pbx-core bridge: PBX_AMI_URL is not set. Set it to ami://user:secret@host:5038 "
+            "(a manager.conf user), or run `pbx-core demo` to try it on simulated traffic.",
+            file=sys.stderr,
+        )
+        return 2
+    bridge = Bridge.from_settings(settings, summary_every_s=args.summary_every or None)
+    log.info("bridging AMI at %s", settings.ami_url)
+    try:
+        asyncio.run(_run_until_signal(bridge))
+    except AmiAuthError as exc:
+        print(f"pbx-core bridge: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _run_until_signal(bridge: Bridge) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # not on Windows
+            loop.add_signal_handler(sig, bridge.stop)
+    await bridge.run()
+    for line in summary_lines(bridge.state, bridge.stats()):
+        log.info("%s", line)

@@ -1,0 +1,526 @@
+"""The simulator's AMI server: a real TCP AMI endpoint over the simulated queue world.
+
+Traffic (``pbx_core.simulator.traffic``) and tests both drive it through the world methods
+(join, leave, add_member, arrive, ring, answer, ...; see ``world.py``). Tests can also make it
+misbehave the ways a real network and a real Asterisk do: refuse a login, go silent on a
+half-open socket, cut a frame in half, send garbage or a huge frame (``emit`` sends raw bytes,
+unfiltered). Frame shapes (field names, order, reply texts) are copied from the recorded
+Asterisk 22 streams in the shared fixtures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from ..config import AmiUrl
+from . import frames as F
+from .clock import SimClock
+from .frames import Headers, encode
+from .world import (
+    QueueTruth,
+    SimCaller,
+    SimMember,
+    SimQueue,
+    SimRing,
+    World,
+    compile_filter,
+)
+from .world import (
+    member_fields as _member_fields,
+)
+
+__all__ = [
+    "BANNER",
+    "AmiSession",
+    "QueueTruth",
+    "SimCaller",
+    "SimMember",
+    "SimQueue",
+    "SimRing",
+    "SimulatedAsterisk",
+    "encode",
+]
+
+BANNER = b"Asterisk Call Manager/11.0.0\r\n"
+
+
+def _ts(ts: float | None = None) -> str:
+    return f"{time.time() if ts is None else ts:.6f}"
+
+
+# --------------------------------------------------------------------------- frame helpers
+# Kept for tests that build frames by hand; the world builds its own (world.py, frames.py).
+
+
+def member_fields(queue: str, m: SimMember, ts: float | None = None) -> Headers:
+    return _member_fields(queue, m, time.time() if ts is None else ts)
+
+
+def member_event(kind: str, queue: str, m: SimMember, ts: float | None = None) -> bytes:
+    return encode([("Event", kind), *member_fields(queue, m, ts)])
+
+
+def _caller_chan(c: SimCaller) -> F.Chan:
+    return F.Chan(
+        c.channel, c.uniqueid, c.uniqueid, "callers", "in", 3, 6, c.number, c.name, c.number, c.name
+    )
+
+
+def caller_join_event(queue: str, c: SimCaller, position: int, count: int) -> bytes:
+    return encode(F.queue_caller_join(c.joined_at, _caller_chan(c), queue, position, count))
+
+
+def caller_leave_event(queue: str, c: SimCaller, position: int, count: int, ts: float | None = None) -> bytes:
+    return encode(F.queue_caller_leave(ts or time.time(), _caller_chan(c), queue, position, count))
+
+
+def caller_abandon_event(queue: str, c: SimCaller, position: int, ts: float | None = None) -> bytes:
+    now = ts or time.time()
+    chan = _caller_chan(c)
+    return encode(F.queue_caller_abandon(now, chan, queue, position, position, int(now - c.joined_at)))
+
+
+def noise_event(n: int = 0, ts: float | None = None) -> bytes:
+    return encode(F.varset(ts or time.time(), None, f"NOISE_{n}", ""))
+
+
+# --------------------------------------------------------------------------- server
+
+
+class AmiSession:
+    def __init__(self, server: SimulatedAsterisk, writer: asyncio.StreamWriter) -> None:
+        self.server = server
+        self.writer = writer
+        self.logged_in = False
+        self.actions: list[dict[str, str]] = []
+        self.filters: list[tuple[bool, re.Pattern[str]]] = []
+
+    def send(self, data: bytes) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(data)
+
+    def reply(self, action: dict[str, str], response: str, *extra: tuple[str, str]) -> None:
+        headers = [("Response", response)]
+        if "ActionID" in action:
+            headers.append(("ActionID", action["ActionID"]))
+        self.send(encode([*headers, *extra]))
+
+    def wants(self, text: str) -> bool:
+        """Asterisk's Filter semantics: any include must match, no exclude may."""
+        includes = [rx for inc, rx in self.filters if inc]
+        if includes and not any(rx.search(text) for rx in includes):
+            return False
+        return not any(rx.search(text) for inc, rx in self.filters if not inc)
+
+    def abort(self) -> None:
+        transport = self.writer.transport
+        transport.abort()
+
+
+Handler = Callable[[AmiSession, dict[str, str]], None]
+
+
+class SimulatedAsterisk(World):
+    """``async with SimulatedAsterisk() as ast: client = AmiClient(ast.url, ...)``.
+
+    ``clock`` defaults to wall-clock time; pass ``SimClock.stepped(t0)`` for virtual time.
+    """
+
+    def __init__(
+        self,
+        *,
+        username: str = "pbx",
+        secret: str = "s3cret",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: SimClock | None = None,
+    ) -> None:
+        super().__init__(clock=clock)
+        self.username = username
+        self.secret = secret
+        self.host = host
+        self.sessions: list[AmiSession] = []
+        self.logins = 0
+        self.answer_pings = True
+        self.allow_filter = True
+        self.ignore: set[str] = set()  # action names never answered
+        self.handlers: dict[str, Handler] = {}  # action name (lowercase) -> override
+        self.port = port
+        self._server: asyncio.Server | None = None
+        self._booted_at = time.time()
+
+    @property
+    def url(self) -> AmiUrl:
+        return AmiUrl(self.username, self.secret, self.host, self.port)
+
+    def wrong_url(self) -> AmiUrl:
+        return AmiUrl(self.username, "wrong", self.host, self.port)
+
+    @property
+    def url_text(self) -> str:
+        """The URL with its secret, for ``PBX_AMI_URL`` (``AmiUrl`` never prints the secret)."""
+        return f"ami://{self.username}:{self.secret}@{self.host}:{self.port}"
+
+    async def __aenter__(self) -> SimulatedAsterisk:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        for s in self.sessions:
+            s.abort()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    @property
+    def live(self) -> list[AmiSession]:
+        return [s for s in self.sessions if s.logged_in and not s.writer.is_closing()]
+
+    def emit(self, *frames: bytes) -> None:
+        """Send event bytes to every logged-in session (raw: may be garbage or half a frame)."""
+        for s in self.live:
+            for f in frames:
+                s.send(f)
+
+    def drop(self) -> None:
+        """Abort every connection (a network cut, an Asterisk restart)."""
+        for s in self.live:
+            s.abort()
+
+    async def drain(self) -> None:
+        """Wait until every client has taken what was sent (back-pressure for fast traffic)."""
+        for s in self.live:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await s.writer.drain()
+
+    def _deliver(self, data: bytes, event: str) -> None:
+        text: str | None = None
+        for s in self.live:
+            if s.filters:
+                if text is None:
+                    text = data.decode("utf-8")
+                if not s.wants(text):
+                    continue
+            s.send(data)
+
+    # ----------------------------------------------------------------- AMI
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = AmiSession(self, writer)
+        self.sessions.append(session)
+        writer.write(BANNER)
+        try:
+            while True:
+                raw = await reader.readuntil(b"\r\n\r\n")
+                action = _parse_action(raw)
+                session.actions.append(action)
+                if not self._handle(session, action):
+                    break
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    def _handle(self, s: AmiSession, a: dict[str, str]) -> bool:
+        """Answer one action; False closes the connection."""
+        name = a.get("Action", "").lower()
+        if name in {n.lower() for n in self.ignore}:
+            return True
+        if name in self.handlers:
+            self.handlers[name](s, a)
+            return True
+        if name == "login":
+            if a.get("Username") == self.username and a.get("Secret") == self.secret:
+                s.logged_in = True
+                self.logins += 1
+                s.reply(a, "Success", ("Message", "Authentication accepted"))
+                self._welcome(s)
+                return True
+            s.reply(a, "Error", ("Message", "Authentication failed"))
+            return False  # Asterisk hangs up after a failed login
+        if not s.logged_in:
+            s.reply(a, "Error", ("Message", "Authentication Required"))
+            return True
+        if name == "ping":
+            if self.answer_pings:
+                s.reply(a, "Success", ("Ping", "Pong"), ("Timestamp", _ts(self.now())))
+        elif name == "logoff":
+            s.reply(a, "Goodbye", ("Message", "Thanks for all the fish."))
+            return False
+        elif name == "filter":
+            compiled = compile_filter(a.get("Filter", ""))
+            if not self.allow_filter:
+                s.reply(a, "Error", ("Message", "Permission denied"))
+            elif a.get("Operation", "Add").lower() != "add" or compiled is None:
+                s.reply(a, "Error", ("Message", "Filter Not Added"))
+            else:
+                s.filters.append(compiled)
+                s.reply(a, "Success", ("Message", "Filter Added"))
+        elif name == "originate":
+            self._originate(s, a)
+        elif name == "queuestatus":
+            self._queue_status(s, a)
+        elif name == "queuesummary":
+            self._queue_summary(s, a)
+        elif name in ("queueadd", "queuepause", "queueremove"):
+            self._member_action(s, name, a)
+        else:
+            s.reply(
+                a,
+                "Error",
+                (
+                    "Message",
+                    f"Invalid/unknown command: {a.get('Action')}. "
+                    "Use Action: ListCommands to show available commands.",
+                ),
+            )
+        return True
+
+    def _welcome(self, s: AmiSession) -> None:
+        """What Asterisk 22 sends right after a successful login (see the fixtures)."""
+        uptime = max(0, int(time.time() - self._booted_at))
+        s.send(encode(F.fully_booted(uptime, uptime)))
+        now = self.now()
+        tv = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+        peer = s.writer.get_extra_info("peername") or ("127.0.0.1", 0)
+        local = f"IPV4/TCP/{self.host}/{self.port}"
+        remote = f"IPV4/TCP/{peer[0]}/{peer[1]}"
+        s.send(encode(F.successful_auth(now, self.username, f"0x{id(s):x}", local, remote, tv)))
+
+    def _originate(self, s: AmiSession, a: dict[str, str]) -> None:
+        """Originate a call. ``Variable: QNAME=<queue>`` (or ``Exten: <queue>``) puts the answered
+        channel into that queue, as the recordings' dialplan does; ``PATIENCE=<s>`` sets how long
+        the caller waits before hanging up when a driver (the traffic generator) is attached."""
+        channel = a.get("Channel", "")
+        if not channel:
+            s.reply(a, "Error", ("Message", "Channel not specified"))
+            return
+        variables = dict(v.split("=", 1) for v in a.get("Variable", "").split(",") if "=" in v)
+        variables = {k.lstrip("_"): v for k, v in variables.items()}
+        queue = variables.get("QNAME") or a.get("Exten", "")
+        cid = a.get("CallerID", "")
+        match = re.fullmatch(r'\s*"?([^"<]*?)"?\s*<([^>]*)>\s*', cid)
+        name, number = (match.group(1), match.group(2)) if match else ("", cid.strip())
+        async_ = a.get("Async", "").lower() in ("true", "yes", "1")
+        s.reply(a, "Success", ("Message", "Originate successfully queued"))
+        if queue not in self.queues:
+            # Not a queue call (e.g. a callback leg): the channel comes up and the far end hangs up.
+            uid = self._new_uid()
+            chan = F.Chan(
+                f"{channel}-{next(self._tag):08x};1",
+                uid,
+                uid,
+                a.get("Context", ""),
+                a.get("Exten", ""),
+                1,
+                6,
+                number,
+                name,
+                number,
+                name,
+            )
+            ev = [F.newchannel(self._stamp(), chan)]
+            if async_:
+                ev.append(
+                    F.originate_response(
+                        self._stamp(), a.get("ActionID", ""), "Success", chan, chan.context, chan.exten, 4
+                    )
+                )
+            ev.append(F.hangup(self._stamp(), chan, 16))
+            self._publish(*ev)
+            return
+        patience = variables.get("PATIENCE")
+        patience_s = float(patience) if patience and patience.replace(".", "", 1).isdigit() else None
+        caller = self.arrive(
+            queue, number, name, patience_s=patience_s, originate_id=a.get("ActionID", "") if async_ else None
+        )
+        if self.driver is not None:
+            self.driver.caller_joined(queue, caller, patience_s)
+
+    def _selected(self, a: dict[str, str]) -> list[SimQueue]:
+        wanted = a.get("Queue")
+        return [q for q in self.queues.values() if not wanted or q.name == wanted]
+
+    def _queue_status(self, s: AmiSession, a: dict[str, str]) -> None:
+        aid = ("ActionID", a.get("ActionID", ""))
+        s.reply(a, "Success", ("EventList", "start"), ("Message", "Queue status will follow"))
+        items = 0
+        now = self.now()
+        for q in self._selected(a):
+            t = self.truth_of(q.name)
+            hold, talk = _means(t)
+            s.send(
+                encode(
+                    [
+                        ("Event", "QueueParams"),
+                        ("Queue", q.name),
+                        ("Max", "0"),
+                        ("Strategy", q.strategy),
+                        ("Calls", str(len(q.callers))),
+                        ("Holdtime", str(hold)),
+                        ("TalkTime", str(talk)),
+                        ("Completed", str(t.completed)),
+                        ("Abandoned", str(t.abandoned)),
+                        ("ServiceLevel", str(q.service_level)),
+                        ("ServicelevelPerf", "0.0"),
+                        ("ServicelevelPerf2", "0.0"),
+                        ("Weight", "0"),
+                        aid,
+                    ]
+                )
+            )
+            items += 1
+            for m in q.members.values():
+                s.send(
+                    encode(
+                        [
+                            ("Event", "QueueMember"),
+                            ("Queue", q.name),
+                            ("Name", m.name),
+                            ("Location", m.interface),
+                            ("StateInterface", m.state_interface or m.interface),
+                            ("Membership", m.membership),
+                            ("Penalty", str(m.penalty)),
+                            ("CallsTaken", str(m.calls_taken)),
+                            ("LastCall", str(m.last_call)),
+                            ("LastPause", str(m.last_pause)),
+                            ("LoginTime", str(m.login_time)),
+                            ("InCall", "1" if m.in_call else "0"),
+                            ("Status", str(m.status)),
+                            ("Paused", "1" if m.paused else "0"),
+                            ("PausedReason", m.reason),
+                            ("Wrapuptime", str(m.wrapup_s)),
+                            aid,
+                        ]
+                    )
+                )
+                items += 1
+            for pos, c in enumerate(q.callers, 1):
+                s.send(
+                    encode(
+                        [
+                            ("Event", "QueueEntry"),
+                            ("Queue", q.name),
+                            ("Position", str(pos)),
+                            ("Channel", c.channel),
+                            ("Uniqueid", c.uniqueid),
+                            ("CallerIDNum", c.number),
+                            ("CallerIDName", c.name),
+                            ("ConnectedLineNum", c.number),
+                            ("ConnectedLineName", c.name),
+                            ("Wait", str(int(now - c.joined_at))),
+                            ("Priority", "0"),
+                            aid,
+                        ]
+                    )
+                )
+                items += 1
+        s.send(
+            encode(
+                [("Event", "QueueStatusComplete"), aid, ("EventList", "Complete"), ("ListItems", str(items))]
+            )
+        )
+
+    def _queue_summary(self, s: AmiSession, a: dict[str, str]) -> None:
+        aid = ("ActionID", a.get("ActionID", ""))
+        s.reply(a, "Success", ("EventList", "start"), ("Message", "Queue summary will follow"))
+        queues = self._selected(a)
+        now = self.now()
+        for q in queues:
+            available = sum(1 for m in q.members.values() if not m.paused and m.status == 1)
+            longest = max((int(now - c.joined_at) for c in q.callers), default=0)
+            hold, talk = _means(self.truth_of(q.name))
+            s.send(
+                encode(
+                    [
+                        ("Event", "QueueSummary"),
+                        ("Queue", q.name),
+                        ("LoggedIn", str(len(q.members))),
+                        ("Available", str(available)),
+                        ("Callers", str(len(q.callers))),
+                        ("HoldTime", str(hold)),
+                        ("TalkTime", str(talk)),
+                        ("LongestHoldTime", str(longest)),
+                        aid,
+                    ]
+                )
+            )
+        s.send(
+            encode(
+                [
+                    ("Event", "QueueSummaryComplete"),
+                    aid,
+                    ("EventList", "Complete"),
+                    ("ListItems", str(len(queues))),
+                ]
+            )
+        )
+
+    def _member_action(self, s: AmiSession, name: str, a: dict[str, str]) -> None:
+        q = self.queues.get(a.get("Queue", ""))
+        iface = a.get("Interface", "")
+        if name == "queueadd":
+            if q is None or iface in q.members:
+                s.reply(a, "Error", ("Message", "Unable to add interface: Already there"))
+                return
+            s.reply(a, "Success", ("Message", "Added interface to queue"))
+            self.add_member(
+                q.name,
+                SimMember(
+                    iface,
+                    a.get("MemberName", iface),
+                    a.get("StateInterface", ""),
+                    penalty=int(a.get("Penalty", "0")),
+                ),
+            )
+        elif q is None or iface not in q.members:
+            s.reply(
+                a,
+                "Error",
+                (
+                    "Message",
+                    "Interface not found"
+                    if name == "queuepause"
+                    else "Unable to remove interface: Not there",
+                ),
+            )
+        elif name == "queuepause":
+            paused = a.get("Paused", "").lower() in ("true", "1", "yes")
+            s.reply(a, "Success", ("Message", f"Interface {'paused' if paused else 'unpaused'} successfully"))
+            self.pause_member(q.name, iface, paused, a.get("Reason", ""))
+        else:
+            s.reply(a, "Success", ("Message", "Removed interface from queue"))
+            self.remove_member(q.name, iface)
+
+
+def _means(t: QueueTruth) -> tuple[int, int]:
+    """Mean hold and talk seconds, as QueueParams/QueueSummary report them."""
+    return (
+        t.answered_wait_s // t.answered if t.answered else 0,
+        t.talk_s // t.completed if t.completed else 0,
+    )
+
+
+def _parse_action(raw: bytes) -> dict[str, str]:
+    action: dict[str, str] = {}
+    for line in raw.decode("utf-8", "replace").split("\r\n"):
+        key, sep, value = line.partition(": ")
+        if sep:
+            # Several Variable headers are allowed (Originate): keep them all.
+            action[key] = f"{action[key]},{value}" if key == "Variable" and key in action else value
+    return action
