@@ -1,0 +1,308 @@
+"""Publishing deltas to the bus without ever holding up the engine.
+
+``publish`` only appends to a bounded in-memory buffer; one flusher task owns every Redis write,
+so each tenant's entries reach its stream in engine order.
+
+The invariant readers rely on, snapshot board + entries after its ``last_id`` == engine state,
+is kept by building the boards here from the very deltas that are XADDed (never from the
+engine's ``LiveState``, which is ahead by whatever is still buffered). A delta is folded into
+its tenant's board the moment it leaves the buffer: into a batch, or dropped on overflow.
+
+- After every batch the touched tenants' snapshots are SET at the batch's last entry (SET XX:
+  a key that vanished means Redis restarted or was flushed behind the client's back).
+- When the stream is short of the board (a dropped delta, an outage that may have lost writes
+  or the whole Redis, or a tenant this process has not written yet) the tenant is *dirty*:
+  before any more of its entries, its snapshot is rewritten at the stream's current top, with
+  the sequence number advanced by one, followed by a marker entry. Readers following the
+  stream see the skipped number and reload the snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from ..domain.board import Board, apply_delta, delta_dict, empty_board
+from ..domain.queue_state import Delta
+from .keys import (
+    NO_ID,
+    TENANTS_KEY,
+    Snapshot,
+    connect,
+    dumps,
+    entry_fields,
+    marker,
+    snapshot_key,
+    stream_key,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class PublisherStats:
+    """Plain counters and gauges, for /metrics and the bridge summary."""
+
+    deltas_published: int = 0  # stream entries written (markers excluded)
+    batches: int = 0
+    buffered: int = 0  # gauge: deltas waiting in memory
+    dropped: int = 0  # deltas dropped on buffer overflow (their effect survives in the snapshot)
+    outages: int = 0  # transitions to "Redis unavailable"
+    redis_up: bool = False  # gauge
+    snapshot_rewrites: int = 0
+    last_error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class BusPublisher:
+    """``await start()``, then ``await publish(deltas)`` from the engine task; ``await close()``.
+
+    A ``DeltaSink`` for the bridge: ``publish`` never awaits anything and never raises.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        redis: Redis | None = None,
+        maxlen: int = 100_000,
+        buffer_max: int = 100_000,
+        batch_max: int = 1000,
+        retry_max_s: float = 5.0,
+        keepalive_s: float = 5.0,
+    ) -> None:
+        if redis is None and not url:
+            raise ValueError("BusPublisher needs a Redis URL or client")
+        self.redis = redis if redis is not None else connect(url or "", socket_timeout=10.0)
+        self._owns_redis = redis is None
+        self.maxlen = maxlen
+        self.buffer_max = buffer_max
+        self.batch_max = batch_max
+        self.retry_max_s = retry_max_s
+        self.keepalive_s = keepalive_s
+        self.stats = PublisherStats()
+        self._buffer: deque[Delta] = deque()
+        self._boards: dict[str, Board] = {}
+        self._seq: dict[str, int] = {}  # ``n`` of the tenant's last entry
+        self._top: dict[str, str] = {}  # id of the tenant's last entry, when known for sure
+        self._dirty: set[str] = set()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._tried = False  # a first connection has been attempted (for counting outages)
+
+    @classmethod
+    def from_settings(cls, settings: Any, url: str | None = None) -> BusPublisher:
+        """``url`` overrides ``PBX_REDIS_URL`` (e.g. an embedded Redis's)."""
+        return cls(
+            url or settings.redis_url,
+            maxlen=settings.redis_stream_maxlen,
+            buffer_max=settings.redis_buffer_max,
+        )
+
+    # ------------------------------------------------------------------ engine side
+
+    async def publish(self, deltas: list[Delta]) -> None:
+        """Hand deltas over; returns at once, never raises."""
+        if not deltas:
+            return
+        for delta in deltas:
+            if delta.tenant not in self._boards:  # new to this process: its snapshot first
+                self._boards[delta.tenant] = empty_board(delta.tenant)
+                self._dirty.add(delta.tenant)
+        buf = self._buffer
+        buf.extend(deltas)
+        while len(buf) > self.buffer_max:
+            dropped = buf.popleft()
+            self._fold(dropped)  # its effect lives on in the board, so in the rewritten snapshot
+            self._dirty.add(dropped.tenant)
+            self.stats.dropped += 1
+        self.stats.buffered = len(buf)
+        self._idle.clear()
+        self._wake.set()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start the flusher. Never fails: if Redis is down, the flusher keeps retrying."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="bus-publisher")
+
+    async def flush(self) -> None:
+        """Wait until everything handed over so far is in Redis, snapshots included. Waits out an
+        outage: callers that must not hang wrap it in a timeout."""
+        self._wake.set()
+        await self._idle.wait()
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Drain what can be drained within ``timeout_s``, stop the flusher, close the client."""
+        if self._task is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await self.flush()
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._owns_redis:
+            await self.redis.aclose()
+
+    def boards(self) -> dict[str, Board]:
+        """The boards as published (diagnostics and tests; do not mutate)."""
+        return self._boards
+
+    # ------------------------------------------------------------------ flusher
+
+    def _fold(self, delta: Delta) -> str:
+        """Apply the delta to its board as readers will see it; return its JSON for the entry.
+        The board gets a decoded copy: ``apply_delta`` keeps references to the data it is given,
+        and the delta's data must stay the engine's (and the board must not change under it)."""
+        text = dumps(delta_dict(delta))
+        apply_delta(self._boards[delta.tenant], json.loads(text))
+        return text
+
+    async def _run(self) -> None:
+        delay = 0.05
+        while True:
+            try:
+                if not self.stats.redis_up:
+                    await self.redis.ping()
+                    self._up()
+                if self._dirty:
+                    await self._rewrite()
+                elif self._buffer:
+                    await self._write_batch()
+                else:
+                    await self._wait()
+                delay = 0.05
+            except (RedisError, OSError) as exc:
+                self._down(exc)
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(self.retry_max_s, delay * 2)
+
+    async def _wait(self) -> None:
+        """Idle until new work; check Redis now and then, so an outage (and a Redis that
+        restarted empty) is noticed, and the snapshots rewritten, even when no calls come in."""
+        self._idle.set()
+        self._wake.clear()
+        try:
+            async with asyncio.timeout(self.keepalive_s):
+                await self._wake.wait()
+        except TimeoutError:
+            await self._check_snapshots()
+
+    async def _check_snapshots(self) -> None:
+        """The keepalive: a Redis that restarted while we were idle is invisible to the client
+        (its pool reconnects quietly), but our snapshot keys are gone."""
+        tenants = sorted(self._boards)
+        if not tenants:
+            await self.redis.ping()
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for tenant in tenants:
+            pipe.exists(snapshot_key(tenant))
+        found = await pipe.execute()
+        self._lost([t for t, n in zip(tenants, found, strict=True) if not n])
+
+    async def _write_batch(self) -> None:
+        batch = [self._buffer.popleft() for _ in range(min(self.batch_max, len(self._buffer)))]
+        self.stats.buffered = len(self._buffer)
+        pipe = self.redis.pipeline(transaction=False)
+        for delta in batch:
+            text = self._fold(delta)
+            seq = self._seq[delta.tenant] = self._seq[delta.tenant] + 1
+            pipe.xadd(stream_key(delta.tenant), entry_fields(text, seq), maxlen=self.maxlen, approximate=True)
+        ids = await pipe.execute()
+        for delta, raw_id in zip(batch, ids, strict=True):
+            self._top[delta.tenant] = raw_id.decode()
+        # Built right after the XADDs return: each board is exact up to its tenant's last entry
+        # (plus any delta dropped meanwhile, which made the tenant dirty: rewritten next). XX:
+        # a missing key means Redis lost it (restarted, flushed), so the stream needs a rewrite.
+        tenants = sorted({d.tenant for d in batch})
+        pipe = self.redis.pipeline(transaction=False)
+        for tenant in tenants:
+            snap = Snapshot(tenant, self._boards[tenant], self._top[tenant], self._seq[tenant])
+            pipe.set(snapshot_key(tenant), snap.encode(), xx=True)
+        stored = await pipe.execute()
+        self._lost([t for t, ok in zip(tenants, stored, strict=True) if not ok])
+        self.stats.deltas_published += len(batch)
+        self.stats.batches += 1
+
+    async def _rewrite(self) -> None:
+        tenants = sorted(self._dirty)
+        unknown = [t for t in tenants if t not in self._top]
+        if unknown:
+            # The stream's top, and the sequence a previous publisher (or this one, before an
+            # outage) reached, so the new numbers never run into a reader's old ones.
+            pipe = self.redis.pipeline(transaction=False)
+            for tenant in unknown:
+                pipe.xrevrange(stream_key(tenant), count=1)
+                pipe.get(snapshot_key(tenant))
+            replies = await pipe.execute()
+            for i, tenant in enumerate(unknown):
+                top, stored = replies[2 * i], Snapshot.decode(tenant, replies[2 * i + 1])
+                self._top[tenant] = top[0][0].decode() if top else NO_ID
+                self._seq[tenant] = max(self._seq.get(tenant, 0), stored.seq)
+        pipe = self.redis.pipeline(transaction=False)
+        now = time.time()
+        for tenant in tenants:
+            # Skip one number: readers following the stream see a gap at the marker and reload.
+            seq = self._seq[tenant] + 1
+            snap = Snapshot(tenant, self._boards[tenant], self._top[tenant], seq)
+            pipe.set(snapshot_key(tenant), snap.encode())
+            pipe.sadd(TENANTS_KEY, tenant)
+            entry = entry_fields(dumps(marker(tenant, now)), seq + 1)
+            pipe.xadd(stream_key(tenant), entry, maxlen=self.maxlen, approximate=True)
+            self._seq[tenant] = seq + 1
+        self._dirty.difference_update(tenants)  # a drop during the await marks a tenant again
+        replies = await pipe.execute()
+        for i, tenant in enumerate(tenants):
+            self._top[tenant] = replies[3 * i + 2].decode()
+        self.stats.snapshot_rewrites += len(tenants)
+        log.info("bus: rewrote the snapshots of %s", ", ".join(tenants))
+
+    # ------------------------------------------------------------------ outage
+
+    def _down(self, exc: BaseException) -> None:
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        # Any write may or may not have landed, and Redis may come back empty: every tenant is
+        # rewritten at its then-current top.
+        self._dirty.update(self._boards)
+        self._top.clear()
+        if self.stats.redis_up or not self._tried:  # once per state change, not per retry
+            self._tried = True
+            self.stats.outages += 1
+            log.warning("bus: Redis unavailable (%s); buffering up to %d deltas", exc, self.buffer_max)
+        self.stats.redis_up = False
+
+    def _lost(self, tenants: list[str]) -> None:
+        """Redis answers but no longer has these snapshots: it restarted (or was flushed) between
+        two commands. An outage all the same; rewrite them at the stream's real top."""
+        if not tenants:
+            return
+        self.stats.outages += 1
+        log.warning("bus: Redis lost the snapshots of %s (restarted?); rewriting", ", ".join(tenants))
+        self._dirty.update(tenants)
+        for tenant in tenants:
+            self._top.pop(tenant, None)
+
+    def _up(self) -> None:
+        self._tried = True
+        self.stats.redis_up = True
+        log.log(
+            logging.WARNING if self.stats.outages else logging.INFO,
+            "bus: Redis is up; rewriting %d snapshots, %d deltas buffered, %d dropped so far",
+            len(self._dirty), len(self._buffer), self.stats.dropped,
+        )  # fmt: skip
