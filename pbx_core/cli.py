@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
+from .ami.errors import AmiError
 from .config import ConfigError, Settings, markdown_table
 
 # subcommand -> module that registers it (in --help order)
@@ -105,3 +106,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except AmiError as exc:  # e.g. the first login refused: say what to fix, no traceback
+        print(f"pbx-core: {exc}", file=sys.stderr)
+        return 1

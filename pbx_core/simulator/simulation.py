@@ -84,11 +84,22 @@ class Simulation:
             f"waiting {waiting} | clients {len(self.server.live)}"
         )
 
-    async def start(self) -> None:
+    async def start(self, *, traffic: bool = True) -> None:
+        """Open the AMI port; with ``traffic`` also start the real-time traffic."""
         self.traffic.setup()
         await self.server.start()
-        self._task = asyncio.create_task(self.traffic.run(), name="pbx-sim-traffic")
-        self._task.add_done_callback(_report_crash)
+        if traffic:
+            self.start_traffic()
+
+    def start_traffic(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.traffic.run(), name="pbx-sim-traffic")
+            self._task.add_done_callback(_report_crash)
+
+    async def fast_forward(self, seconds: float) -> None:
+        """Play ``seconds`` of traffic as fast as connected clients read it, then carry on from
+        there: the demo's warm-up, so a new wallboard has history and callers at once."""
+        await self.traffic.advance_async(seconds)
 
     async def stop(self) -> None:
         if self._task is not None:

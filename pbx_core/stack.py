@@ -1,0 +1,109 @@
+"""One process running the whole live path: bridge → Redis bus → web app.
+
+``pbx-core demo`` runs it against the built-in simulator with an embedded Redis; ``pbx-core
+serve`` against the Asterisk in ``PBX_AMI_URL`` and the Redis in ``PBX_REDIS_URL``. Both are
+only wiring: every part is the same object the single-purpose commands (``bridge``, ``web``)
+run on their own, so what the demo shows is what production does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from .ami.client import AmiOptions
+from .bridge import Bridge, engine_settings
+from .bus import BusPublisher, redis_url_or_embedded
+from .config import AmiUrl, ConfigError, Settings
+from .web.app import create_app
+from .web.auth import TokenVerifier
+from .web.server import serving
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Stack:
+    """The running parts, for status output and tests."""
+
+    bridge: Bridge
+    bridge_task: asyncio.Task[None]
+    publisher: BusPublisher
+    redis_url: str
+    base_url: str
+
+    def stats(self) -> dict[str, Any]:
+        return {**self.bridge.stats(), "bus": self.publisher.stats.as_dict()}
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    settings: Settings,
+    ami_url: AmiUrl,
+    verifier: TokenVerifier,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    summary_every_s: float | None = None,
+) -> AsyncIterator[Stack]:
+    """Start Redis (or use PBX_REDIS_URL), the bus publisher, the bridge and the web app; stop
+    them in reverse order when the block ends."""
+    host = host or settings.http_host
+    port = settings.http_port if port is None else port
+    async with contextlib.AsyncExitStack() as exits:
+        redis_url = await exits.enter_async_context(redis_url_or_embedded(settings.redis_url))
+        publisher = BusPublisher.from_settings(settings, redis_url)
+        await publisher.start()
+        exits.push_async_callback(publisher.close)
+        bridge = Bridge(
+            ami_url,
+            ami=AmiOptions.from_settings(settings),
+            engine=engine_settings(settings),
+            sinks=[publisher],
+            summary_every_s=summary_every_s,
+        )
+        bridge_task = asyncio.create_task(bridge.run(fail_fast_auth=True), name="bridge")
+        exits.push_async_callback(_stop_bridge, bridge, bridge_task)
+
+        def stats() -> dict[str, Any]:  # read at scrape time by /metrics and /healthz
+            return {**bridge.stats(), "bus": publisher.stats.as_dict()}
+
+        app = create_app(verifier=verifier, redis_url=redis_url, stats_provider=stats)
+        try:
+            base_url = await exits.enter_async_context(serving(app, host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc} (choose another with --port "
+                "or PBX_HTTP_PORT)"
+            ) from None
+        yield Stack(bridge, bridge_task, publisher, redis_url, base_url)
+
+
+async def _stop_bridge(bridge: Bridge, task: asyncio.Task[None]) -> None:
+    bridge.stop()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def until_signal_or(task: asyncio.Task[Any] | None = None) -> None:
+    """Wait for SIGINT/SIGTERM (or for ``task`` to end, e.g. a bridge whose login was refused)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(stop.wait())}
+        if task is not None:
+            waiters.add(task)
+        _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for fut in pending:
+            if fut is not task:
+                fut.cancel()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,186 @@
+"""The Starlette app: wallboard UI, wallboard websocket, /metrics and /healthz.
+
+``create_app`` takes everything it talks to as arguments (Redis URL or client, token verifier,
+stats provider), so ``web``, ``serve`` and ``demo`` build the same app over different wiring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
+
+from ..bus import BusReader, Entry, Snapshot, connect
+from ..bus.keys import TENANTS_KEY, snapshot_key
+from ..domain.board import Board
+from .auth import CLOSE_FORBIDDEN, CLOSE_UNAUTHORISED, Forbidden, TokenVerifier
+from .hub import Client, FeedSource, Hub, ThresholdsFor
+from .metrics import CONTENT_TYPE, Metrics, StatsProvider
+
+log = logging.getLogger(__name__)
+
+WALLBOARD_DIR = Path(__file__).resolve().parents[2] / "wallboard"
+HEALTH_TIMEOUT_S = 2.0
+
+
+def bus_source(redis: Redis) -> FeedSource:
+    def source(tenant: str) -> AsyncIterator[Snapshot | Entry]:
+        return BusReader(redis, tenant).watch()
+
+    return source
+
+
+async def _redis_up(redis: Redis) -> bool:
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT_S):
+            return bool(await redis.ping())
+    except (RedisError, OSError, TimeoutError):
+        return False
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+async def _boards(redis: Redis, hub: Hub) -> dict[str, Board]:
+    """Every tenant's board: the hub's live one if it follows the tenant, else the snapshot."""
+    boards = {t: f.board for t, f in hub.feeds.items() if f.board is not None}
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT_S):
+            tenants = sorted(_text(raw) for raw in await redis.smembers(TENANTS_KEY))
+            missing = [t for t in tenants if t not in boards]
+            raws = await redis.mget([snapshot_key(t) for t in missing]) if missing else []
+    except (RedisError, OSError, TimeoutError):
+        return boards
+    for tenant, raw in zip(missing, raws, strict=True):
+        if raw is not None:
+            with contextlib.suppress(ValueError, KeyError):
+                boards[tenant] = Snapshot.decode(tenant, raw).board
+    return boards
+
+
+def create_app(
+    *,
+    verifier: TokenVerifier,
+    redis_url: str | None = None,
+    redis: Redis | None = None,
+    source: FeedSource | None = None,
+    stats_provider: StatsProvider | None = None,
+    thresholds: ThresholdsFor | None = None,
+    wallboard_dir: Path | None = None,
+    client_queue_max: int = 1000,
+    ping_interval_s: float = 15.0,
+    extra_routes: Sequence[BaseRoute] = (),
+) -> Starlette:
+    """The web app. Give ``redis_url`` (the app owns the client) or ``redis``. ``source``
+    replaces the bus as the hub's input (tenant -> iterator of Snapshot/Entry). ``extra_routes``
+    (e.g. the REST API) are mounted before the static files."""
+    if redis is None and not redis_url:
+        raise ValueError("create_app needs redis_url or redis")
+    # XREAD BLOCK holds a connection for block_ms: no socket timeout shorter than that.
+    client = redis if redis is not None else connect(redis_url or "", socket_timeout=None)
+    hub = Hub(source or bus_source(client), ping_interval_s=ping_interval_s, thresholds=thresholds)
+    metrics = Metrics(hub, stats_provider)
+    started = time.time()
+    static_dir = wallboard_dir or WALLBOARD_DIR
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        hub.start()
+        try:
+            yield
+        finally:
+            await hub.close()
+            if redis is None:
+                await client.aclose()
+
+    async def wallboard_ws(ws: WebSocket) -> None:
+        # Accept first: a close before accept is an HTTP 403, and the browser would only see 1006.
+        await ws.accept()
+        token = ws.query_params.get("token", "")
+        scope = await verifier.verify(token) if token else None
+        if scope is None:
+            hub.stats.refused[CLOSE_UNAUTHORISED] += 1
+            await ws.close(CLOSE_UNAUTHORISED, "unknown token")
+            return
+        try:
+            queues = scope.authorise(
+                ws.query_params.get("tenant"), ws.query_params.get("queues", "").split(",")
+            )
+        except Forbidden as exc:
+            hub.stats.refused[CLOSE_FORBIDDEN] += 1
+            await ws.close(CLOSE_FORBIDDEN, str(exc)[:120])
+            return
+        c = Client(ws, scope.tenant, queues, queue_max=client_queue_max)
+        hub.add(c)
+        try:
+            # The receive loop: a disconnect (or server shutdown) ends the handler at once.
+            while True:
+                msg = await ws.receive()
+                if msg["type"] == "websocket.disconnect":
+                    break
+                c.last_seen = time.monotonic()
+                _on_client_message(c, msg.get("text"), hub)
+        finally:
+            await hub.remove(c)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        boards = await _boards(client, hub)
+        return Response(metrics.render(boards), media_type=CONTENT_TYPE)
+
+    async def healthz(request: Request) -> Response:
+        up = await _redis_up(client)
+        body: dict[str, Any] = {
+            "status": "ok" if up else "unavailable",
+            "redis": "up" if up else "down",
+            "clients": hub.client_count,
+            "tenants_followed": sorted(hub.feeds),
+            "uptime_s": round(time.time() - started, 3),
+        }
+        if stats_provider is not None:
+            stats = stats_provider()
+            if "ami" in stats:
+                body["ami"] = "connected" if stats["ami"].get("connected") else "disconnected"
+        return JSONResponse(body, status_code=200 if up else 503)
+
+    routes: list[BaseRoute] = [
+        WebSocketRoute("/ws/wallboard", wallboard_ws),
+        Route("/metrics", metrics_endpoint),
+        Route("/healthz", healthz),
+        *extra_routes,
+    ]
+    if static_dir.is_dir():
+        routes.append(Mount("/", StaticFiles(directory=static_dir, html=True), name="wallboard"))
+    else:
+        log.warning("wallboard directory %s not found: / will be 404", static_dir)
+        routes.append(Route("/", lambda r: PlainTextResponse("wallboard UI not installed", 404)))
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.hub = hub
+    app.state.redis = client
+    return app
+
+
+def _on_client_message(c: Client, text: str | None, hub: Hub) -> None:
+    if not text:
+        return
+    try:
+        msg = json.loads(text)
+    except ValueError:
+        return  # garbage from a client costs it nothing but is not worth a disconnect
+    if isinstance(msg, dict) and msg.get("type") == "resync":
+        c.resync("client", hub.stats)
+    # "pong" only refreshes last_seen (done by the caller); unknown types are ignored.

@@ -1,0 +1,333 @@
+"""The wallboard hub: one board per followed tenant, fanned out to that tenant's websockets.
+
+Protocol (the browser side is wallboard/connection.js, which is the contract):
+  server → client  ``{"type":"snapshot","seq":n,"server_time":t,"tenant":..,"board":..,"thresholds":..}``
+                   ``{"type":"delta","seq":n+1,"server_time":t,"delta":{v,type,tenant,queue,ts,data}}``
+                   ``{"type":"ping","server_time":t}``
+  client → server  ``{"type":"resync"}`` (it saw a gap) · ``{"type":"pong"}``
+Sequence numbers are per connection: every delta is the previous seq + 1, and a snapshot
+carries the seq of the last delta it already contains.
+
+Fan-out never awaits a socket: a delta is formatted once per tenant and appended to each
+client's bounded queue; each client has its own writer task that does the awaiting. A client
+whose queue overflows loses the queue and gets a fresh snapshot instead (its board is rebuilt
+from scratch, so nothing it missed matters).
+
+The hub's input per tenant is an async iterator of bus ``Snapshot`` / ``Entry`` items
+(``BusReader.watch()`` in production), started when the tenant's first client connects and
+stopped when its last one leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..bus import Entry, Snapshot
+from ..domain.board import Board, apply_delta
+
+log = logging.getLogger(__name__)
+
+FeedSource = Callable[[str], AsyncIterator[Snapshot | Entry]]
+ThresholdsFor = Callable[[str], Mapping[str, Any]]
+
+
+class Sender(Protocol):
+    """The part of a websocket the hub needs (Starlette's WebSocket has it)."""
+
+    async def send_text(self, data: str) -> None: ...
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(slots=True)
+class HubStats:
+    entries_in: int = 0  # bus entries applied to boards
+    snapshots_in: int = 0  # bus snapshots loaded (start, reload)
+    deltas_out: int = 0  # delta messages queued to clients
+    snapshots_out: int = 0
+    pings_out: int = 0
+    dropped_messages: int = 0  # discarded from overflowing client queues
+    send_errors: int = 0
+    resyncs: Counter[str] = field(default_factory=Counter)  # reason -> clients resynced
+    refused: Counter[int] = field(default_factory=Counter)  # close code -> connections refused
+    connects: int = 0
+
+
+class Client:
+    """One websocket: its filter, its sequence counter and its bounded send queue."""
+
+    __slots__ = (
+        "_wake",
+        "closed",
+        "feed",
+        "last_seen",
+        "queue",
+        "queue_max",
+        "queues",
+        "resync_reason",
+        "sender",
+        "seq",
+        "tenant",
+    )  # fmt: skip
+
+    def __init__(
+        self, sender: Sender, tenant: str, queues: frozenset[str] | None, *, queue_max: int = 1000
+    ) -> None:
+        self.sender = sender
+        self.tenant = tenant
+        self.queues = queues
+        self.queue_max = queue_max
+        self.queue: deque[str] = deque()
+        self.seq = 0
+        # A client starts owing a snapshot; it is built by the writer once the board is loaded.
+        self.resync_reason: str | None = "connect"
+        self.feed: TenantFeed | None = None
+        self.closed = False
+        self.last_seen = time.monotonic()
+        self._wake = asyncio.Event()
+        self._wake.set()
+
+    def wants(self, queue: str) -> bool:
+        return self.queues is None or queue in self.queues
+
+    # ------------------------------------------------------------ called by the hub, never awaits
+
+    def offer_delta(self, delta_json: str, server_time: str, stats: HubStats) -> None:
+        if self.resync_reason is not None:
+            return  # the snapshot it is owed will contain this delta
+        if len(self.queue) >= self.queue_max:
+            self.resync("overflow", stats)
+            return
+        self.seq += 1
+        self.queue.append(
+            f'{{"type":"delta","seq":{self.seq},"server_time":{server_time},"delta":{delta_json}}}'
+        )
+        stats.deltas_out += 1
+        self._wake.set()
+
+    def offer_ping(self, text: str, stats: HubStats) -> None:
+        # A busy or resyncing client gets data soon anyway; a ping must never cause an overflow.
+        if self.resync_reason is None and not self.queue:
+            self.queue.append(text)
+            stats.pings_out += 1
+            self._wake.set()
+
+    def resync(self, reason: str, stats: HubStats) -> None:
+        if self.resync_reason is None:
+            stats.resyncs[reason] += 1
+        stats.dropped_messages += len(self.queue)
+        self.queue.clear()
+        self.resync_reason = reason
+        self._wake.set()
+
+    # ------------------------------------------------------------ the writer task
+
+    async def run_writer(self, hub: Hub) -> None:
+        """Send queued messages until the socket fails or the task is cancelled."""
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while True:
+                    feed = self.feed
+                    if self.resync_reason is not None:
+                        if feed is None or feed.board is None:
+                            break  # not loaded yet: the feed wakes us when it is
+                        # Built and dequeued with no await in between, so the snapshot's seq
+                        # matches exactly the deltas it contains.
+                        text = feed.snapshot_text(self)
+                        self.resync_reason = None
+                        self.queue.clear()
+                        hub.stats.snapshots_out += 1
+                    elif self.queue:
+                        text = self.queue.popleft()
+                    else:
+                        break
+                    await self.sender.send_text(text)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the socket went away; the receive loop notices and cleans up
+            hub.stats.send_errors += 1
+            log.debug("wallboard send failed: %s", exc)
+        finally:
+            self.closed = True
+
+
+class TenantFeed:
+    """One tenant's board, kept by applying its bus items, and the clients that follow it."""
+
+    def __init__(self, hub: Hub, tenant: str) -> None:
+        self.hub = hub
+        self.tenant = tenant
+        self.board: Board | None = None
+        self.clients: set[Client] = set()
+        self.last_id = ""
+        self.lag_s = 0.0
+        self.task: asyncio.Task[None] | None = None
+        self._version = 0
+        self._cache: dict[frozenset[str] | None, tuple[int, str]] = {}
+
+    async def run(self, source: AsyncIterator[Snapshot | Entry]) -> None:
+        stats = self.hub.stats
+        try:
+            async for item in source:
+                if isinstance(item, Snapshot):
+                    # Our own copy: the reader may keep its Snapshot object around.
+                    self.board = copy.deepcopy(item.board)
+                    self.last_id = item.last_id
+                    self._version += 1
+                    stats.snapshots_in += 1
+                    for c in self.clients:
+                        c.resync("reload" if c.resync_reason is None else c.resync_reason, stats)
+                    continue
+                delta = item.delta
+                if self.board is None or delta.get("tenant") != self.tenant:
+                    continue  # defence in depth: a tenant's feed only ever carries that tenant
+                apply_delta(self.board, delta)
+                self._version += 1
+                self.last_id = item.id
+                stats.entries_in += 1
+                ms = item.id.partition("-")[0]
+                if ms.isdigit():
+                    self.lag_s = max(0.0, time.time() - int(ms) / 1000)
+                if not self.clients:
+                    continue
+                delta_json = _dumps(delta)
+                now = f"{time.time():.3f}"
+                queue = delta.get("queue", "")
+                for c in self.clients:
+                    if c.wants(queue):
+                        c.offer_delta(delta_json, now, stats)
+        finally:
+            await _aclose(source)
+
+    def snapshot_text(self, client: Client) -> str:
+        assert self.board is not None
+        key = client.queues
+        cached = self._cache.get(key)
+        if cached is None or cached[0] != self._version:
+            board = self.board
+            if key is not None:
+                board = {
+                    "tenant": self.tenant,
+                    "queues": {n: q for n, q in board["queues"].items() if n in key},
+                }
+            cached = (self._version, _dumps(board))
+            self._cache[key] = cached
+        thresholds: Mapping[str, Any] = {}
+        if self.hub.thresholds is not None:
+            thresholds = {
+                n: t for n, t in self.hub.thresholds(self.tenant).items() if key is None or n in key
+            }
+        return (
+            f'{{"type":"snapshot","seq":{client.seq},"server_time":{time.time():.3f},'
+            f'"tenant":{_dumps(self.tenant)},"thresholds":{_dumps(thresholds)},"board":{cached[1]}}}'
+        )
+
+
+async def _aclose(source: AsyncIterator[Any]) -> None:
+    aclose = getattr(source, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            await aclose()
+
+
+class Hub:
+    """``add(client)`` / ``remove(client)`` from the websocket handler; ``start()`` / ``close()``
+    from the app's lifespan."""
+
+    def __init__(
+        self,
+        source: FeedSource,
+        *,
+        ping_interval_s: float = 15.0,
+        thresholds: ThresholdsFor | None = None,
+    ) -> None:
+        self.source = source
+        self.ping_interval_s = ping_interval_s
+        self.thresholds = thresholds
+        self.stats = HubStats()
+        self.feeds: dict[str, TenantFeed] = {}
+        self._writers: dict[Client, asyncio.Task[None]] = {}
+        self._pinger: asyncio.Task[None] | None = None
+
+    @property
+    def client_count(self) -> int:
+        return len(self._writers)
+
+    def clients_per_tenant(self) -> dict[str, int]:
+        return {t: len(f.clients) for t, f in self.feeds.items()}
+
+    def start(self) -> None:
+        if self._pinger is None:
+            self._pinger = asyncio.create_task(self._ping_loop(), name="wallboard-ping")
+
+    def add(self, client: Client) -> None:
+        feed = self.feeds.get(client.tenant)
+        if feed is None:
+            feed = self.feeds[client.tenant] = TenantFeed(self, client.tenant)
+            feed.task = asyncio.create_task(self._run_feed(feed), name=f"wallboard-feed-{client.tenant}")
+        client.feed = feed
+        feed.clients.add(client)
+        self.stats.connects += 1
+        self._writers[client] = asyncio.create_task(client.run_writer(self), name="wallboard-writer")
+
+    async def remove(self, client: Client) -> None:
+        writer = self._writers.pop(client, None)
+        feed = self.feeds.get(client.tenant)
+        if feed is not None:
+            feed.clients.discard(client)
+            if not feed.clients:
+                # Nobody is watching: stop reading this tenant's stream.
+                del self.feeds[client.tenant]
+                if feed.task is not None:
+                    feed.task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await feed.task
+        if writer is not None:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+
+    async def _run_feed(self, feed: TenantFeed) -> None:
+        try:
+            await feed.run(self.source(feed.tenant))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("wallboard feed for %s failed", feed.tenant)
+
+    async def _ping_loop(self) -> None:
+        # One timer for all clients, rather than one per client.
+        while True:
+            await asyncio.sleep(self.ping_interval_s)
+            self.ping_all()
+
+    def ping_all(self) -> None:
+        text = f'{{"type":"ping","server_time":{time.time():.3f}}}'
+        for feed in self.feeds.values():
+            for c in feed.clients:
+                c.offer_ping(text, self.stats)
+
+    async def close(self) -> None:
+        tasks: list[asyncio.Task[None]] = [*self._writers.values()]
+        tasks += [f.task for f in self.feeds.values() if f.task is not None]
+        if self._pinger is not None:
+            tasks.append(self._pinger)
+            self._pinger = None
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._writers.clear()
+        self.feeds.clear()

@@ -1,0 +1,63 @@
+"""Running the app under uvicorn: one config for every command, and a test/demo helper that
+serves on an already bound socket (port 0 = any free port, known before the first request)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import uvicorn
+
+
+def uvicorn_config(app: Any, host: str = "127.0.0.1", port: int = 8000, **overrides: Any) -> uvicorn.Config:
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "lifespan": "on",
+        "log_level": "warning",
+        "access_log": False,
+        # Wallboard deltas are small and frequent: compression costs CPU and per-socket memory
+        # (zlib state) for almost no bytes saved (DESIGN.md).
+        "ws_per_message_deflate": False,
+        # Protocol-level pings find half-open sockets of clients that never answer JSON pings.
+        "ws_ping_interval": 20.0,
+        "ws_ping_timeout": 20.0,
+        "timeout_graceful_shutdown": 5,
+    }
+    options.update(overrides)
+    return uvicorn.Config(app, **options)
+
+
+def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any, host: str = "127.0.0.1", port: int = 0, **overrides: Any) -> AsyncIterator[str]:
+    """Serve ``app`` in this event loop while the block runs; yields ``http://host:port``."""
+    sock = bind(host, port)
+    actual = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn_config(app, host, actual, **overrides))
+    # The caller owns signal handling (demo, tests): uvicorn must not replace its handlers.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="uvicorn")
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # startup failed: raise its error
+                raise RuntimeError("uvicorn exited during startup")
+            await asyncio.sleep(0.01)
+        yield f"http://{host}:{actual}"
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        sock.close()

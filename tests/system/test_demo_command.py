@@ -1,0 +1,94 @@
+"""`pbx-core demo` as a newcomer runs it: one process, nothing set up. It must print working
+wallboard URLs, serve a live board with history (the warm-up) over the real websocket protocol,
+keep tenants apart, and stop cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import websockets
+
+from tests.conftest import ROOT
+
+HANG_GUARD_S = 60
+
+
+@pytest.fixture
+async def demo() -> AsyncIterator[tuple[asyncio.subprocess.Process, dict[str, str]]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pbx_core", "demo", "--port", "0", "--tenants", "2", "--warmup", "30",
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    urls: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(HANG_GUARD_S):
+            while len(urls) < 2:
+                line = (await proc.stdout.readline()).decode()
+                assert line, "demo exited before printing its wallboard URLs"
+                if m := re.search(r"\b(t\d)\s+(http://\S+/\?token=(\S+))", line):
+                    urls[m.group(1)] = m.group(2)
+        yield proc, urls
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                async with asyncio.timeout(15):
+                    await proc.wait()
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+def ws_url(page_url: str, **params: str) -> str:
+    base, _, query = page_url.partition("/?")
+    extra = "".join(f"&{k}={v}" for k, v in params.items())
+    return base.replace("http://", "ws://") + "/ws/wallboard?" + query + extra
+
+
+async def test_demo_serves_a_live_board_per_tenant_and_stops_on_ctrl_c(
+    demo: tuple[asyncio.subprocess.Process, dict[str, str]],
+) -> None:
+    proc, urls = demo
+    assert set(urls) == {"t1", "t2"}
+    async with asyncio.timeout(HANG_GUARD_S):
+        async with httpx.AsyncClient() as http:
+            page = await http.get(urls["t1"])
+            assert page.status_code == 200 and "<html" in page.text
+            health = await http.get(urls["t1"].split("/?")[0] + "/healthz")
+            assert health.json()["redis"] == "up" and health.json()["ami"] == "connected"
+
+        async with websockets.connect(ws_url(urls["t1"])) as ws:
+            snapshot = json.loads(await ws.recv())
+            assert snapshot["type"] == "snapshot" and snapshot["tenant"] == "t1"
+            queues = snapshot["board"]["queues"]
+            assert set(queues) == {"t1-support", "t1-sales"}
+            # The warm-up played 30 minutes of a morning: there is history on the board.
+            assert sum(q["stats"]["offered"] for q in queues.values()) > 10
+            assert all(q["members"] for q in queues.values())
+            # And it is live: deltas follow with consecutive sequence numbers.
+            seq = snapshot["seq"]
+            for _ in range(3):
+                msg = json.loads(await ws.recv())
+                if msg["type"] == "delta":
+                    assert msg["seq"] == seq + 1 and msg["delta"]["tenant"] == "t1"
+                    seq = msg["seq"]
+
+        # t1's token asks for t2's board: refused, and nothing of t2 is sent.
+        async with websockets.connect(ws_url(urls["t1"], tenant="t2")) as ws:
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+
+    proc.send_signal(signal.SIGINT)
+    async with asyncio.timeout(HANG_GUARD_S):
+        assert await proc.wait() == 0
