@@ -1,0 +1,223 @@
+"""The client side of ``pbx-core bench wallboard``: many wallboard websockets in one process.
+
+Run by the benchmark as ``python -m bench.wallboard_clients --url ws://.../ws/wallboard --token ...``
+and driven over stdin/stdout, one JSON object per line each way:
+
+  stdin   ``connect K``   open K more websockets (tenants round-robin); answer when every one of
+                          them has its first snapshot (or failed)
+          ``measure S T`` count what arrives for S seconds, timing events stamped at or after
+                          wall time T (not the warm-up's backlog); answer with the tally
+          ``quit``        close everything and exit
+  stdout  ``{"event": "connected" | "measured" | ..., ...}``
+
+Latency is ``time.time()`` when a delta is handed to this process's reader minus the delta's
+``ts``: the AMI ``Timestamp`` of the event, which the simulator stamps from its clock just before
+it writes the frame. The simulator runs at speed 1 from "now", so its clock is this machine's
+wall clock (``--clock-offset`` corrects what is left). Only ``caller.*`` deltas are timed: they
+are made from one AMI event and carry its Timestamp (``queue.stats`` may come from a Tick).
+Latencies go into 0.1 ms buckets so several client processes can be merged exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import resource
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+BUCKETS_PER_MS = 10
+CONNECT_CONCURRENCY = 100  # in-flight handshakes: the server's listen backlog is 2048
+
+
+@dataclass(slots=True)
+class Tally:
+    messages: int = 0
+    deltas: int = 0
+    snapshots: int = 0  # after the first one: resyncs (gap or overflow)
+    pings: int = 0
+    bytes: int = 0
+    gaps: int = 0  # a delta whose seq is not the previous one + 1
+    timed: int = 0
+    negative: int = 0  # latencies below zero: the clocks disagree by more than the latency
+    latency_buckets: Counter[int] = field(default_factory=Counter)  # 0.1 ms bucket -> count
+    delta_types: Counter[str] = field(default_factory=Counter)
+
+
+def raise_nofile() -> int:
+    """Thousands of sockets need thousands of file descriptors: lift the soft limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+class Clients:
+    def __init__(self, url: str, tokens: list[str], first: int, clock_offset: float) -> None:
+        self.url = url
+        self.tokens = tokens
+        self.next_index = first  # global client index: spreads tenants evenly over processes
+        self.clock_offset = clock_offset
+        self.tally = Tally()
+        self.since = 0.0  # time only events stamped after this (wall clock): not warm-up backlog
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.open = 0
+        self.snapshotted = 0
+        self.failed: Counter[str] = Counter()
+        self.closed_early = 0
+        self._gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+    async def connect(self, count: int) -> dict[str, Any]:
+        start = time.perf_counter()
+        ready = [asyncio.get_running_loop().create_future() for _ in range(count)]
+        for fut in ready:
+            token = self.tokens[self.next_index % len(self.tokens)]
+            self.next_index += 1
+            task = asyncio.create_task(self._client(token, fut))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        await asyncio.gather(*ready)
+        return {
+            "event": "connected",
+            "open": self.open,
+            "snapshots": self.snapshotted,
+            "failed": dict(self.failed),
+            "seconds": round(time.perf_counter() - start, 3),
+        }
+
+    async def _client(self, token: str, ready: asyncio.Future[None]) -> None:
+        try:
+            async with self._gate:
+                # No client-side keepalive: the server pings (JSON and protocol); a client that
+                # closed itself when an overloaded server answered late would hide the overload.
+                ws = await connect(
+                    f"{self.url}?token={token}",
+                    compression=None,
+                    max_size=None,
+                    open_timeout=120,
+                    ping_interval=None,
+                )
+                first = json.loads(await ws.recv())
+                if first.get("type") != "snapshot":
+                    raise RuntimeError(f"first message is {first.get('type')!r}, not a snapshot")
+            self.open += 1
+            self.snapshotted += 1
+            ready.set_result(None)
+        except Exception as exc:  # one refused client is a figure in the report, not a crash
+            self.failed[type(exc).__name__] += 1
+            if not ready.done():
+                ready.set_result(None)
+            return
+        try:
+            await self._read(ws, int(first["seq"]))
+        except Exception:  # the server closed it: counted, so a bad run shows
+            self.closed_early += 1
+        finally:
+            self.open -= 1
+            await ws.close()
+
+    async def _read(self, ws: ClientConnection, seq: int) -> None:
+        async for raw in ws:
+            now = time.time()
+            msg = json.loads(raw)
+            t = self.tally  # read per message: ``measure`` swaps it
+            t.messages += 1
+            t.bytes += len(raw)
+            kind = msg["type"]
+            if kind == "delta":
+                t.deltas += 1
+                if msg["seq"] != seq + 1:
+                    t.gaps += 1
+                seq = msg["seq"]
+                delta = msg["delta"]
+                dtype = delta["type"]
+                t.delta_types[dtype] += 1
+                if dtype.startswith("caller.") and delta["ts"] - self.clock_offset >= self.since:
+                    latency_ms = (now - delta["ts"] + self.clock_offset) * 1000
+                    t.timed += 1
+                    if latency_ms < 0:
+                        t.negative += 1
+                        latency_ms = 0.0
+                    t.latency_buckets[int(latency_ms * BUCKETS_PER_MS)] += 1
+            elif kind == "snapshot":
+                t.snapshots += 1
+                seq = msg["seq"]
+            elif kind == "ping":
+                t.pings += 1
+                await ws.send('{"type":"pong"}')
+
+    async def measure(self, seconds: float, since: float) -> dict[str, Any]:
+        self.since = since
+        self.tally = Tally()
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        tally, self.tally = self.tally, Tally()
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        # not asdict(): it would rebuild the Counters from their (key, count) pairs
+        out = {f.name: getattr(tally, f.name) for f in fields(tally)}
+        out["latency_buckets"] = {str(k): v for k, v in tally.latency_buckets.items()}
+        out["delta_types"] = dict(tally.delta_types)
+        return {
+            "event": "measured",
+            "open": self.open,
+            "closed_early": self.closed_early,
+            "wall_s": round(wall, 3),
+            "cpu_s": round(cpu, 3),
+            **out,
+        }
+
+    async def close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def emit(obj: dict[str, Any]) -> None:
+    print(json.dumps(obj, separators=(",", ":")), flush=True)
+
+
+async def serve(args: argparse.Namespace) -> int:
+    clients = Clients(args.url, args.token, args.first, args.clock_offset)
+    emit({"event": "started", "nofile": raise_nofile()})
+    try:
+        while line := await asyncio.to_thread(sys.stdin.readline):
+            cmd, _, arg = line.strip().partition(" ")
+            if cmd == "connect":
+                emit(await clients.connect(int(arg)))
+            elif cmd == "measure":
+                seconds, _, since = arg.partition(" ")
+                emit(await clients.measure(float(seconds), float(since or 0)))
+            elif cmd == "quit":
+                break
+            elif cmd:
+                emit({"event": "error", "error": f"unknown command {cmd!r}"})
+    finally:
+        await clients.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--url", required=True, help="ws://host:port/ws/wallboard")
+    p.add_argument("--token", action="append", required=True, help="one per tenant, used round-robin")
+    p.add_argument("--first", type=int, default=0, help="global index of this process's first client")
+    p.add_argument("--clock-offset", type=float, default=0.0, help="simulator clock minus wall clock (s)")
+    p.add_argument("--uvloop", action="store_true", help="run on uvloop (if installed): a cheaper client")
+    args = p.parse_args(argv)
+    if args.uvloop:
+        with contextlib.suppress(ImportError):
+            import uvloop
+
+            return uvloop.run(serve(args))
+    return asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
