@@ -293,10 +293,12 @@ def _describe(item: EngineItem) -> str:
 
 DESCRIPTION = """\
 Bridge a real Asterisk: connect to its AMI (PBX_AMI_URL), keep a live model of every queue from
-the events, resync it from QueueStatus after every (re)connect, and log a compact summary.
+the events, resync it from QueueStatus after every (re)connect, publish every change to the
+Redis bus (PBX_REDIS_URL) for any number of `pbx-core web` processes, and log a compact summary.
 
 settings (environment):
   PBX_AMI_URL                 ami://user:secret@host:5038 (required)
+  PBX_REDIS_URL               redis://host:6379/0 (unset: no bus, the summary only)
   PBX_AMI_*                   timeouts, ping watchdog, reconnect cap, queue size, event filter
   PBX_SERVICE_LEVEL_S         service-level threshold T (default: each queue's own servicelevel)
   PBX_SHORT_ABANDON_S         abandons quicker than this are short abandons (default 5)
@@ -341,19 +343,31 @@ def run(args: argparse.Namespace) -> int:
         return 2
     bridge = Bridge.from_settings(settings, summary_every_s=args.summary_every or None)
     log.info("bridging AMI at %s", settings.ami_url)
+    if not settings.redis_url:
+        log.warning("PBX_REDIS_URL is not set: the live state is not published (summary only)")
     try:
-        asyncio.run(_run_until_signal(bridge))
+        asyncio.run(_run_until_signal(bridge, settings))
     except AmiAuthError as exc:
         print(f"pbx-core bridge: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
-async def _run_until_signal(bridge: Bridge) -> None:
+async def _run_until_signal(bridge: Bridge, settings: Settings) -> None:
+    from .bus import BusPublisher  # only the CLI needs Redis; the Bridge class does not
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # not on Windows
             loop.add_signal_handler(sig, bridge.stop)
-    await bridge.run()
+    publisher = BusPublisher.from_settings(settings) if settings.redis_url else None
+    if publisher is not None:
+        await publisher.start()
+        bridge.add_sink(publisher)
+    try:
+        await bridge.run()
+    finally:
+        if publisher is not None:
+            await publisher.close()
     for line in summary_lines(bridge.state, bridge.stats()):
         log.info("%s", line)

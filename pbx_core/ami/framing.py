@@ -3,7 +3,9 @@
 This replaces panoramisk's parser on the hot path (see DESIGN.md): panoramisk decodes the
 stream as ASCII (dropping the "ë" in "Zoë"), builds a case-insensitive dict for every frame and
 has no bound on frame size. About 90% of real AMI traffic is noise the queue engine never needs
-(VarSet, Newexten, ...), so noise is recognised from the first line and skipped unparsed.
+(VarSet, Newexten, ...), so noise is recognised from the first line and skipped unparsed: one
+compiled regex tells noise from the rest in C (``filter``), so a noise frame costs no Python loop
+iteration at all.
 
 The decoder never raises on bad input: garbage, truncated and oversized frames are counted in
 :class:`FramingStats` and dropped; the stream continues with the next frame.
@@ -12,7 +14,8 @@ The decoder never raises on bad input: garbage, truncated and oversized frames a
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -21,6 +24,7 @@ Frame = dict[str, str]
 
 FRAME_END = b"\r\n\r\n"
 BANNER_PREFIX = b"Asterisk Call Manager/"
+ACTION_ID = b"\r\nActionID: "
 DEFAULT_MAX_FRAME_BYTES = 256 * 1024
 
 # Events the queue engine consumes, plus the EventList items of the actions we send.
@@ -71,6 +75,18 @@ def _first_lines(names: Iterable[str]) -> frozenset[bytes]:
     return frozenset(f"Event: {name}".encode() for name in names)
 
 
+def _keep_matcher(first_lines: frozenset[bytes]) -> Callable[[bytes], re.Match[bytes] | None]:
+    r"""``match(chunk)`` is falsy exactly when ``chunk`` starts with an ``Event: `` line that is not
+    in ``first_lines``. Everything else (wanted events, responses, garbage, chunks led by stray
+    CR/LF) goes to the per-frame loop; ``\Z``, not ``$``, so a one-line frame ends at the name.
+    """
+    # A name spanning CRLF can never equal a first line; left in, it could match across lines.
+    lines = sorted(line for line in first_lines if b"\r\n" not in line)
+    names = b"|".join(re.escape(line[len(b"Event: ") :]) for line in lines)
+    wanted = rb"|Event: (?:" + names + rb")(?:\r\n|\Z)" if lines else b""
+    return re.compile(rb"(?!Event: )" + wanted).match
+
+
 class FrameDecoder:
     """Incremental AMI frame decoder.
 
@@ -79,7 +95,7 @@ class FrameDecoder:
     (then they belong to an action's EventList reply and someone is waiting for them).
     """
 
-    __slots__ = ("_buf", "_discarding", "_wanted", "banner", "max_frame_bytes", "stats")
+    __slots__ = ("_buf", "_discarding", "_keep", "_wanted", "banner", "max_frame_bytes", "stats")
 
     def __init__(
         self,
@@ -87,6 +103,7 @@ class FrameDecoder:
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
     ) -> None:
         self._wanted = _first_lines(wanted)
+        self._keep = _keep_matcher(self._wanted)
         self._buf = b""
         self._discarding = False
         self.banner: str | None = None
@@ -96,6 +113,7 @@ class FrameDecoder:
     def want(self, *names: str) -> None:
         """Also parse these event names (e.g. the items of a custom EventList action)."""
         self._wanted = self._wanted | _first_lines(names)
+        self._keep = _keep_matcher(self._wanted)
 
     @property
     def pending_bytes(self) -> int:
@@ -125,26 +143,33 @@ class FrameDecoder:
             self._discarding = True
             rest = rest[-3:]
         self._buf = rest
-        return self._decode(chunks)
+        return self._decode(chunks, ACTION_ID in buf)
 
-    def _decode(self, chunks: list[bytes]) -> list[Frame]:
+    def _decode(self, chunks: list[bytes], action_ids: bool) -> list[Frame]:
         frames: list[Frame] = []
         wanted = self._wanted
         stats = self.stats
         max_bytes = self.max_frame_bytes
+        keep = self._keep
+        if action_ids:  # rare: some noise may belong to an EventList reply, look inside each one
+            kept = [chunk for chunk in chunks if keep(chunk) or ACTION_ID in chunk]
+        else:
+            kept = list(filter(keep, chunks))  # C-level loop: dropped noise never reaches Python
         stats.frames += len(chunks)
-        for chunk in chunks:
+        stats.noise += len(chunks) - len(kept)
+        for chunk in kept:
             if chunk[:1] == b"\r" or chunk[:1] == b"\n":
                 chunk = chunk.lstrip(b"\r\n")
                 if not chunk:
                     stats.frames -= 1  # stray blank line, not a frame
                     continue
-            if chunk[:7] == b"Event: ":
-                eol = chunk.find(b"\r\n")
-                first = chunk if eol < 0 else chunk[:eol]
-                if first not in wanted and b"\r\nActionID: " not in chunk:
-                    stats.noise += 1
-                    continue
+                # Only here can a kept chunk still be noise: the regex saw the CR/LF, not the event.
+                if chunk[:7] == b"Event: ":
+                    eol = chunk.find(b"\r\n")
+                    first = chunk if eol < 0 else chunk[:eol]
+                    if first not in wanted and ACTION_ID not in chunk:
+                        stats.noise += 1
+                        continue
             if len(chunk) > max_bytes:
                 self._oversized(len(chunk), complete=True)
                 continue

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import signal
 from pathlib import Path
+from typing import Any
 
 from ..config import ConfigError, Settings
 
@@ -51,5 +54,15 @@ def run(args: argparse.Namespace) -> int:
 
     server = uvicorn.Server(uvicorn_config(app, host, port))
     print(f"pbx-core web: http://{host}:{port}/?token=…  (metrics: /metrics, health: /healthz)", flush=True)
-    asyncio.run(server.serve())
+    asyncio.run(_serve_until_signal(server))
     return 0
+
+
+async def _serve_until_signal(server: Any) -> None:
+    # Our own handlers instead of uvicorn's: it re-raises the signal after a graceful shutdown,
+    # so a clean stop would exit with -15 and look like a crash to supervisors and tests.
+    server.capture_signals = contextlib.nullcontext
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+    await server.serve()

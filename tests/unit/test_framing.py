@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from pbx_core.ami.framing import FrameDecoder, encode_frame, parse_frame
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pbx_core.ami.framing import (
+    FRAME_END,
+    QUEUE_EVENTS,
+    FrameDecoder,
+    FramingStats,
+    encode_frame,
+    parse_frame,
+)
 from pbx_core.ami.listings import ListingAssembler
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
@@ -111,3 +121,148 @@ def test_listing_is_assembled_in_stream_order() -> None:
     assert done.listing is not None and done.listing.is_queue_status
     assert [i["Event"] for i in done.listing.items] == ["QueueParams"]
     assert done.listing.opened_ts == 1.0
+
+
+# --- The fast decoder against a straightforward reference -------------------------------------
+
+
+class ReferenceDecoder:
+    """The decoder as first written: one Python loop iteration per frame, noise included.
+
+    Kept verbatim in behaviour so the regex pre-filter in FrameDecoder is checked against the
+    obvious reading of the rules (banner, blank lines, noise, ActionID, oversized, malformed).
+    """
+
+    def __init__(self, wanted: frozenset[str] = QUEUE_EVENTS, max_frame_bytes: int = 256 * 1024) -> None:
+        self.wanted = {f"Event: {name}".encode() for name in wanted}
+        self.buf = b""
+        self.discarding = False
+        self.banner: str | None = None
+        self.max_frame_bytes = max_frame_bytes
+        self.stats = FramingStats()
+
+    def want(self, *names: str) -> None:
+        self.wanted |= {f"Event: {name}".encode() for name in names}
+
+    def feed(self, data: bytes) -> list[dict[str, str]]:
+        self.stats.bytes += len(data)
+        buf = self.buf + data
+        if self.banner is None and buf:
+            if not b"Asterisk Call Manager/".startswith(buf[:22]):
+                self.banner = ""
+            elif (eol := buf.find(b"\r\n")) >= 0:
+                self.banner = buf[:eol].decode("utf-8", "replace")
+                buf = buf[eol + 2 :]
+            else:
+                self.buf = buf
+                return []
+        if self.discarding:
+            end = buf.find(FRAME_END)
+            if end < 0:
+                self.buf = buf[-3:]
+                return []
+            buf = buf[end + 4 :]
+            self.discarding = False
+        chunks = buf.split(FRAME_END)
+        rest = chunks.pop()
+        if len(rest) > self.max_frame_bytes:
+            self.stats.oversized += 1
+            self.discarding = True
+            rest = rest[-3:]
+        self.buf = rest
+        frames = []
+        for chunk in chunks:
+            self.stats.frames += 1
+            if chunk[:1] in (b"\r", b"\n"):  # an empty chunk is not stripped: it counts as malformed
+                chunk = chunk.lstrip(b"\r\n")
+                if not chunk:
+                    self.stats.frames -= 1
+                    continue
+            if chunk.startswith(b"Event: "):
+                first = chunk.split(b"\r\n", 1)[0]
+                if first not in self.wanted and b"\r\nActionID: " not in chunk:
+                    self.stats.noise += 1
+                    continue
+            if len(chunk) > self.max_frame_bytes:
+                self.stats.oversized += 1
+                continue
+            frame = parse_frame(chunk)
+            if frame is None:
+                self.stats.malformed += 1
+                continue
+            self.stats.parsed += 1
+            frames.append(frame)
+        return frames
+
+
+# Names chosen to stress the pre-filter: prefixes of each other, regex metacharacters, the empty
+# name, a name spanning CRLF, and near misses of wanted names.
+CUSTOM_WANTED = ["QueueMember", "A.B", "X|Y", "Star*", "", "Two\r\nLines", "Zoë"]
+EVENT_NAMES = [
+    "QueueCallerJoin", "QueueMember", "QueueMemberStatus", "QueueMemberX", "QueueMembe", "Hangup",
+    "hangup", "VarSet", "Newexten", "AxB", "A.B", "X|Y", "X", "StarStar", "Star*", "", "Two",
+    "Two\r\nLines", "Zoë", "CoreShowChannel",
+]  # fmt: skip
+WANT_LATER = ["VarSet", "AxB", "Newexten"]
+
+header_value = st.one_of(
+    st.sampled_from(["", "x", "a: b", "t1-support", "Zoë", "\x00"]),
+    st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\r\n"), max_size=12),
+)
+
+
+@st.composite
+def frame_bytes(draw: st.DrawFn) -> bytes:
+    kind = draw(st.sampled_from(["event", "event", "event", "response", "oneline", "blank", "junk", "big"]))
+    if kind == "blank":
+        return draw(st.sampled_from([b"\r\n", b"\r\n\r\n", b"\n", b"\r", b"\r\n\r\n\r\n"]))
+    if kind == "junk":
+        return draw(st.binary(max_size=40)) + draw(st.sampled_from([FRAME_END, b"", b"\r\n"]))
+    if kind == "oneline":
+        return (
+            b"Event: "
+            + draw(st.sampled_from(EVENT_NAMES)).encode()
+            + draw(st.sampled_from([FRAME_END, b"", b"\n" + FRAME_END]))
+        )
+    first = ("Event", draw(st.sampled_from(EVENT_NAMES))) if kind != "response" else ("Response", "Success")
+    headers = draw(
+        st.lists(st.tuples(st.sampled_from(["Channel", "Queue", "Uniqueid", "Value"]), header_value))
+    )
+    if draw(st.booleans()):  # an EventList item / reply: must never be dropped as noise
+        headers.insert(draw(st.integers(0, len(headers))), ("ActionID", draw(st.sampled_from(["1", "a-2"]))))
+    if kind == "big":
+        headers.append(("Junk", "y" * draw(st.integers(100, 700))))
+    data = encode_frame([first, *headers])
+    if draw(st.booleans()) and draw(st.booleans()):
+        data = data.replace(b"x", b"\xff")  # invalid UTF-8
+    return data
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> tuple[bytes, list[int]]:
+    banner = draw(st.sampled_from([b"Asterisk Call Manager/22.0.0\r\n", b"", b"Asterisk Call"]))
+    data = banner + b"".join(draw(st.lists(frame_bytes(), max_size=40)))
+    cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=30)))
+    return data, cuts
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    stream=streams(),
+    wanted=st.sampled_from([QUEUE_EVENTS, frozenset(CUSTOM_WANTED), frozenset()]),
+    max_frame_bytes=st.sampled_from([64, 300, 256 * 1024]),
+    want_at=st.integers(0, 30),
+)
+def test_fast_decoder_matches_reference(
+    stream: tuple[bytes, list[int]], wanted: frozenset[str], max_frame_bytes: int, want_at: int
+) -> None:
+    data, cuts = stream
+    fast = FrameDecoder(wanted, max_frame_bytes=max_frame_bytes)
+    ref = ReferenceDecoder(wanted, max_frame_bytes=max_frame_bytes)
+    for i, (start, end) in enumerate(zip([0, *cuts], [*cuts, len(data)], strict=True)):
+        if i == want_at:
+            fast.want(*WANT_LATER)
+            ref.want(*WANT_LATER)
+        assert fast.feed(data[start:end]) == ref.feed(data[start:end])
+        assert fast.stats == ref.stats
+        assert (fast.banner, fast.pending_bytes) == (ref.banner, len(ref.buf))

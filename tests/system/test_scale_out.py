@@ -1,0 +1,96 @@
+"""The scale-out shape, as separate processes: one `pbx-core bridge` writing the Redis bus and
+two independent `pbx-core web` processes reading it. A caller who joins on the (simulated)
+Asterisk appears on a wallboard served by either web process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+
+import pytest
+import websockets
+
+from pbx_core.bus import EmbeddedRedis
+from pbx_core.simulator.server import SimMember, SimulatedAsterisk
+from tests.conftest import ROOT
+
+HANG_GUARD_S = 60
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def start(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pbx_core", *args, cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def stop(proc: asyncio.subprocess.Process) -> int:
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(15):
+        return await proc.wait()
+
+
+async def board_via(port: int, token: str) -> dict[str, object]:
+    """The first snapshot a wallboard gets from the web process on ``port`` (retrying while it
+    starts)."""
+    while True:
+        try:
+            async with websockets.connect(f"ws://127.0.0.1:{port}/ws/wallboard?token={token}") as ws:
+                return json.loads(await ws.recv())  # type: ignore[no-any-return]
+        except (OSError, websockets.InvalidStatus):
+            await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    async with EmbeddedRedis() as server:
+        yield server.url
+
+
+async def test_one_bridge_feeds_two_independent_web_processes(redis_url: str) -> None:
+    async with SimulatedAsterisk() as ast, asyncio.timeout(HANG_GUARD_S):
+        ast.add_member("acme-support", SimMember("Local/acme-201@agents/n", "Anna"), emit=False)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_")}
+        env |= {
+            "PBX_AMI_URL": ast.url_text,
+            "PBX_REDIS_URL": redis_url,
+            "PBX_WALLBOARD_TOKENS": "wall-acme=acme;wall-other=other",
+        }
+        web_ports = [free_port(), free_port()]
+        procs = [await start("bridge", "--summary-every", "0", env=env)]
+        procs += [await start("web", "--port", str(p), env=env) for p in web_ports]
+        try:
+            while ast.logins < 1:  # noqa: ASYNC110 - the simulator has no login signal
+                await asyncio.sleep(0.05)
+            caller = ast.join("acme-support", "0612345678", "Zoë de Boer")
+            for port in web_ports:
+                while True:
+                    snap = await board_via(port, "wall-acme")
+                    queue = snap["board"]["queues"].get("acme-support")  # type: ignore[index]
+                    if queue and queue["waiting"]:
+                        break
+                    await asyncio.sleep(0.1)
+                assert [c["number"] for c in queue["waiting"]] == ["0612345678"]
+                assert queue["waiting"][0]["name"] == "Zoë de Boer"
+                assert [m["name"] for m in queue["members"]] == ["Anna"]
+                # Another tenant's token sees none of it.
+                other = await board_via(port, "wall-other")
+                assert other["board"]["queues"] == {}  # type: ignore[index]
+            assert caller.uniqueid
+        finally:
+            codes = [await stop(p) for p in procs]
+        assert codes == [0, 0, 0], [
+            (await p.stderr.read()).decode()[-500:] for p in procs if p.stderr is not None
+        ]
