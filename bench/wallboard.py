@@ -14,8 +14,9 @@ Latency is measured per delivered ``caller.*`` delta as the client's receive tim
 delta's ``ts``, which is the AMI ``Timestamp`` the simulator stamped from its clock when it
 wrote the event. The simulator runs at speed 1 with its clock on this machine's wall clock (its
 warm-up is played from the past up to now), so this is the full path on one clock, including
-the client's own event-loop delay. Only events stamped after the live traffic started are timed
-(the warm-up's events may still be on their way). Throughput is delta messages received per second across all
+the client's own event-loop delay. Clients connect only once the warm-up has gone through the
+bridge into Redis (live events would otherwise queue behind its backlog), and only events stamped
+after the live traffic started are timed. Throughput is delta messages received per second across all
 clients. Memory per idle client: the server's RSS (after ``gc.collect()``) with one client per
 tenant connected, then with all of them connected and no traffic, divided by the difference.
 """
@@ -37,7 +38,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pbx_core.stack import Stack
 
 TARGET_P99_MS = 50.0
 TARGET_P99_CLIENTS = 1000
@@ -60,6 +64,29 @@ def _rss_kib() -> int:
 
 def _emit(obj: dict[str, Any]) -> None:
     print(json.dumps(obj, separators=(",", ":"), default=str), flush=True)
+
+
+async def _caught_up(stack: Stack, *, quiet_s: float = 0.3, limit_s: float = 120.0) -> float:
+    """Wait until the warm-up has gone through the bridge and into Redis; return the seconds.
+
+    The simulator plays the warm-up as fast as the AMI socket takes it, far faster than the
+    publisher writes it (tens of thousands of deltas at a high rate). Live events queue behind
+    that backlog in the publisher's ordered buffer, so measuring before it is gone times the
+    warm-up, not the live path. Quiet means: nothing left on the AMI socket (no new frames for
+    ``quiet_s``), the engine queue empty and the publisher idle.
+    """
+    engine, events, publisher = stack.bridge.engine, stack.bridge.client.events, stack.publisher
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    with contextlib.suppress(TimeoutError):  # a stuck bridge shows in the figures, not as a hang
+        async with asyncio.timeout(limit_s):
+            while True:
+                items = engine.counters.items
+                await publisher.flush()
+                await asyncio.sleep(quiet_s)
+                if events.empty() and engine.counters.items == items and not publisher.stats.buffered:
+                    break
+    return loop.time() - start
 
 
 async def _serve(opts: argparse.Namespace) -> int:
@@ -91,8 +118,10 @@ async def _serve(opts: argparse.Namespace) -> int:
         async with running_stack(settings, sim.url, demo_tokens(tenants), host="127.0.0.1", port=0) as stack:
             async with asyncio.timeout(30):
                 await stack.bridge.client.wait_connected()
+            backlog_s = 0.0
             if opts.warmup > 0:
                 await sim.fast_forward(opts.warmup)
+                backlog_s = await _caught_up(stack)
             sim.clock.advance_to(time.time())  # only ever forward; the offset is reported anyway
             _emit(
                 {
@@ -101,6 +130,7 @@ async def _serve(opts: argparse.Namespace) -> int:
                     "pid": os.getpid(),
                     "tokens": [f"demo-{t}" for t in tenants],
                     "clock_offset_s": sim.clock.now() - time.time(),
+                    "backlog_s": round(backlog_s, 3),
                 }
             )
             while line := await asyncio.to_thread(sys.stdin.readline):
@@ -289,7 +319,10 @@ def run_phase(args: argparse.Namespace, clients: int, phase: Phase, progress: Pr
                 child.ask(f"connect {n}", "connected")
         time.sleep(0.5)
         rss0 = server.ask("rss", "rss")["rss_kib"]
-        progress(f"{clients} clients, {phase.name}: server up ({rss0 / 1024:.0f} MiB), connecting ...")
+        progress(
+            f"{clients} clients, {phase.name}: server up ({rss0 / 1024:.0f} MiB, warm-up through the bus "
+            f"{ready.get('backlog_s', 0):.1f} s after it was played), connecting ..."
+        )
         t0 = time.perf_counter()
         for child, count, n in zip(client_procs, per_proc, warm, strict=True):
             child.send(f"connect {count - n}")
