@@ -39,8 +39,20 @@ class Ingest:
 
     def feed(self, data: bytes) -> list[Delta]:
         deltas: list[Delta] = []
+        state = self.state
+        listings = self.listings
         for frame in self.decoder.feed(data):
-            deltas.extend(self.frame(frame))
+            # ``frame`` inlined for the common case: an event that is not a Response and cannot
+            # be an item of an open listing (no ActionID, or no listing open) skips the assembler.
+            if "Response" in frame or ("ActionID" in frame and listings.open_count):
+                deltas.extend(self.frame(frame))
+                continue
+            event = normalise(frame, self.clock)
+            if event is None:
+                continue
+            if event.ts > self.clock:
+                self.clock = event.ts
+            deltas += apply(state, event)
         return deltas
 
     def frame(self, frame: Frame) -> list[Delta]:

@@ -65,21 +65,33 @@ def _renumber(waiting: list[dict[str, Any]]) -> None:
         caller["position"] = position
 
 
+def _own_queue(view: dict[str, Any]) -> dict[str, Any]:
+    """A board-owned copy of a queue view: every container a later delta changes in place (the
+    queue dict, its lists, the waiting callers renumbered) is copied, so the delta is never aliased."""
+    q = dict(view)
+    q["stats"] = dict(view["stats"])
+    q["waiting"] = [dict(c) for c in view["waiting"]]
+    q["members"] = [dict(m) for m in view["members"]]
+    q["abandoned_callers"] = [dict(a) for a in view["abandoned_callers"]]
+    return q
+
+
 def apply_delta(board: Board, delta: DeltaDict) -> None:
     """Apply one delta (in ``delta_dict`` form) to a board, in place. Unknown types are ignored,
-    so old readers survive new delta types."""
+    so old readers survive new delta types. The board never holds the delta's own dicts: a live
+    ``Delta`` may be applied to several boards and must come out unchanged."""
     kind = delta["type"]
     name = delta["queue"]
     data = delta["data"]
     queues = board["queues"]
     if kind == "queue.resynced":
-        queues[name] = data
+        queues[name] = _own_queue(data)
         return
     q = queues.get(name)
     if q is None:
         q = queues[name] = empty_queue(delta["tenant"], name)
     if kind == "queue.stats":
-        q["stats"] = data
+        q["stats"] = dict(data)
     elif kind == "caller.joined":
         waiting = [c for c in q["waiting"] if c["uniqueid"] != data["uniqueid"]]
         waiting.insert(max(0, data["position"] - 1), dict(data))
@@ -90,13 +102,14 @@ def apply_delta(board: Board, delta: DeltaDict) -> None:
         _renumber(waiting)
         q["waiting"] = waiting
     elif kind == "caller.abandoned":
-        q["abandoned_callers"].insert(0, data)
+        q["abandoned_callers"].insert(0, dict(data))
         del q["abandoned_callers"][ABANDONED_LIST_MAX:]
     elif kind.startswith("agent."):
         members = q["members"]
+        member = dict(data)
         for i, m in enumerate(members):
             if m["interface"] == data["interface"]:
-                members[i] = data
+                members[i] = member
                 break
         else:
-            members.append(data)
+            members.append(member)

@@ -13,6 +13,7 @@ from enum import Enum
 
 Fields = Mapping[str, str]
 
+
 # Asterisk device states (QueueMember* "Status").
 DEVICE_UNKNOWN = 0
 DEVICE_NOT_INUSE = 1
@@ -230,34 +231,46 @@ def _caller_id(value: str | None) -> str:
     return value
 
 
-def _ts(f: Fields, fallback: float) -> float:
-    raw = f.get("Timestamp")
-    if raw:
-        try:
-            return float(raw)
-        except ValueError:
-            pass
-    return fallback
-
-
 def member_info(f: Fields) -> MemberInfo:
     """QueueMember* events say Interface/MemberName; QueueStatus items say Location/Name."""
+    get = f.get  # bound once: this runs for every member event and every QueueStatus member
+    raw = (
+        get("Penalty"),
+        get("CallsTaken"),
+        get("LastCall"),
+        get("LastPause"),
+        get("LoginTime"),
+        get("Status"),
+        get("Wrapuptime"),
+    )
+    try:  # nearly always plain integers, for which `int(v or 0)` is `_int(v)`
+        penalty, calls, last_call, last_pause, login, status, wrapup = (
+            int(raw[0] or 0),
+            int(raw[1] or 0),
+            int(raw[2] or 0),
+            int(raw[3] or 0),
+            int(raw[4] or 0),
+            int(raw[5] or 0),
+            int(raw[6] or 0),
+        )
+    except ValueError:
+        penalty, calls, last_call, last_pause, login, status, wrapup = map(_int, raw)
     return MemberInfo(
-        interface=f.get("Interface") or f.get("Location") or "",
-        name=f.get("MemberName") or f.get("Name") or "",
-        state_interface=f.get("StateInterface", ""),
-        membership=f.get("Membership", "static"),
-        penalty=_int(f.get("Penalty")),
-        calls_taken=_int(f.get("CallsTaken")),
-        last_call=_int(f.get("LastCall")),
-        last_pause=_int(f.get("LastPause")),
-        login_time=_int(f.get("LoginTime")),
-        in_call=f.get("InCall") == "1",
-        status=_int(f.get("Status")),
-        paused=f.get("Paused") == "1",
-        paused_reason=f.get("PausedReason", ""),
-        ringinuse=f.get("Ringinuse") == "1",
-        wrapup_s=_int(f.get("Wrapuptime")),
+        get("Interface") or get("Location") or "",
+        get("MemberName") or get("Name") or "",
+        get("StateInterface", ""),
+        get("Membership", "static"),
+        penalty,
+        calls,
+        last_call,
+        last_pause,
+        login,
+        get("InCall") == "1",
+        status,
+        get("Paused") == "1",
+        get("PausedReason", ""),
+        get("Ringinuse") == "1",
+        wrapup,
     )
 
 
@@ -272,9 +285,9 @@ def queue_entry_info(f: Fields) -> QueueEntryInfo:
     )
 
 
-def _join(f: Fields, fb: float) -> CallerJoined:
+def _join(f: Fields, ts: float) -> CallerJoined:
     return CallerJoined(
-        _ts(f, fb),
+        ts,
         f["Queue"],
         f["Uniqueid"],
         f.get("Channel", ""),
@@ -284,13 +297,13 @@ def _join(f: Fields, fb: float) -> CallerJoined:
     )
 
 
-def _leave(f: Fields, fb: float) -> CallerLeft:
-    return CallerLeft(_ts(f, fb), f["Queue"], f["Uniqueid"], _int(f.get("Position"), 1))
+def _leave(f: Fields, ts: float) -> CallerLeft:
+    return CallerLeft(ts, f["Queue"], f["Uniqueid"], _int(f.get("Position"), 1))
 
 
-def _abandon(f: Fields, fb: float) -> CallerAbandoned:
+def _abandon(f: Fields, ts: float) -> CallerAbandoned:
     return CallerAbandoned(
-        _ts(f, fb),
+        ts,
         f["Queue"],
         f["Uniqueid"],
         _caller_id(f.get("CallerIDNum")),
@@ -301,9 +314,9 @@ def _abandon(f: Fields, fb: float) -> CallerAbandoned:
     )
 
 
-def _called(f: Fields, fb: float) -> AgentCalled:
+def _called(f: Fields, ts: float) -> AgentCalled:
     return AgentCalled(
-        _ts(f, fb),
+        ts,
         f["Queue"],
         f.get("Uniqueid", ""),
         f["Interface"],
@@ -312,9 +325,9 @@ def _called(f: Fields, fb: float) -> AgentCalled:
     )
 
 
-def _connect(f: Fields, fb: float) -> AgentConnected:
+def _connect(f: Fields, ts: float) -> AgentConnected:
     return AgentConnected(
-        _ts(f, fb),
+        ts,
         f["Queue"],
         f.get("Uniqueid", ""),
         _caller_id(f.get("CallerIDNum")),
@@ -326,9 +339,9 @@ def _connect(f: Fields, fb: float) -> AgentConnected:
     )
 
 
-def _complete(f: Fields, fb: float) -> AgentCompleted:
+def _complete(f: Fields, ts: float) -> AgentCompleted:
     return AgentCompleted(
-        _ts(f, fb),
+        ts,
         f["Queue"],
         f.get("Uniqueid", ""),
         f["Interface"],
@@ -339,9 +352,9 @@ def _complete(f: Fields, fb: float) -> AgentCompleted:
     )
 
 
-def _rna(f: Fields, fb: float) -> AgentRingNoAnswer:
+def _rna(f: Fields, ts: float) -> AgentRingNoAnswer:
     return AgentRingNoAnswer(
-        _ts(f, fb),
+        ts,
         f["Queue"],
         f.get("Uniqueid", ""),
         f["Interface"],
@@ -350,24 +363,25 @@ def _rna(f: Fields, fb: float) -> AgentRingNoAnswer:
     )
 
 
-def _dump(f: Fields, fb: float) -> AgentDumped:
-    return AgentDumped(_ts(f, fb), f["Queue"], f.get("Uniqueid", ""), f["Interface"], f.get("MemberName", ""))
+def _dump(f: Fields, ts: float) -> AgentDumped:
+    return AgentDumped(ts, f["Queue"], f.get("Uniqueid", ""), f["Interface"], f.get("MemberName", ""))
 
 
 def _member(change: MemberChange) -> Callable[[Fields, float], MemberChanged | None]:
-    def build(f: Fields, fb: float) -> MemberChanged | None:
+    def build(f: Fields, ts: float) -> MemberChanged | None:
         info = member_info(f)
         if not info.interface:
             return None
-        return MemberChanged(_ts(f, fb), f["Queue"], change, info)
+        return MemberChanged(ts, f["Queue"], change, info)
 
     return build
 
 
-def _hangup(f: Fields, fb: float) -> ChannelHungUp:
-    return ChannelHungUp(_ts(f, fb), f.get("Uniqueid", ""), f.get("Channel", ""))
+def _hangup(f: Fields, ts: float) -> ChannelHungUp:
+    return ChannelHungUp(ts, f.get("Uniqueid", ""), f.get("Channel", ""))
 
 
+# Each builder takes the frame and its event time (parsed once, in ``normalise``).
 _BUILDERS: dict[str, Callable[[Fields, float], Event | None]] = {
     "QueueCallerJoin": _join,
     "QueueCallerLeave": _leave,
@@ -396,8 +410,13 @@ def normalise(frame: Fields, fallback_ts: float) -> Event | None:
     builder = _BUILDERS.get(frame.get("Event", ""))
     if builder is None:
         return None
+    raw = frame.get("Timestamp")
     try:
-        return builder(frame, fallback_ts)
+        ts = float(raw) if raw else fallback_ts
+    except ValueError:
+        ts = fallback_ts
+    try:
+        return builder(frame, ts)
     except KeyError:
         return None  # a queue event without its Queue/Uniqueid/Interface: nothing to apply
 

@@ -45,7 +45,7 @@ from .events import (
     StatusSnapshot,
     Tick,
 )
-from .kpi import Counters, kpis
+from .kpi import Counters, KpiMemo, counters_and_kpis
 from .tenants import tenant_of
 
 DEFAULT_SERVICE_LEVEL_S = 30
@@ -156,6 +156,7 @@ class QueueState:
     outcomes: dict[str, str] = field(default_factory=dict)
     completed: set[str] = field(default_factory=set)
     seen_ring_no_answer: set[tuple[str, str, float]] = field(default_factory=set)
+    kpi_memo: KpiMemo = field(default_factory=KpiMemo, repr=False, compare=False)
 
     @property
     def service_level_s(self) -> int:
@@ -235,8 +236,7 @@ def longest_waiting_s(q: QueueState, now: float) -> float | None:
 def stats_view(q: QueueState, now: float) -> dict[str, Any]:
     """Counters and KPIs. Nothing in here depends on ``now``: the live longest wait ticks on the
     reader's clock, from ``waiting[].joined_at``."""
-    view: dict[str, Any] = q.counters.as_dict()
-    view.update(kpis(q.counters))
+    view = counters_and_kpis(q.counters, q.kpi_memo)
     view["waiting"] = len(q.callers)
     view["service_level_s"] = q.service_level_s
     view["short_abandon_s"] = q.settings.short_abandon_s
