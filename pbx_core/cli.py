@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -56,7 +57,6 @@ def _config_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ami = settings.ami_url
         print(f"  AMI:      {ami or 'not set (demo uses its simulator)'}")
         print(f"  Redis:    {settings.redis_url or 'embedded'}")
-        print(f"  database: {settings.database_url}")
         print(f"  web:      http://{settings.http_host}:{settings.http_port}")
         return 0
 
@@ -90,8 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Import only the module of the command being run; `--help` alone lists them all.
     parser = build_parser(only=command if command in COMMANDS else None)
     args = parser.parse_args(argv)
+    level = os.environ.get("PBX_LOG_LEVEL", "INFO").upper()  # validated with the rest by Settings
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else getattr(logging, level, logging.INFO),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )

@@ -7,6 +7,7 @@ two cannot drift apart. A bad value is a :class:`ConfigError` naming the variabl
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -118,6 +119,33 @@ def _log_level(value: str, name: str) -> str:
     return v
 
 
+THRESHOLD_KPIS = ("sl_pct", "waiting", "longest_wait_s")
+
+
+def _thresholds(value: str, name: str) -> dict[str, dict[str, dict[str, float]]]:
+    """Validated here, once, so a typo is a start-up error naming the queue and key, not a
+    silently grey wallboard."""
+    if not value.strip():
+        return {}
+    try:
+        data = json.loads(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name} must be a JSON object keyed by queue name")
+    for queue, kpis in data.items():
+        if not isinstance(kpis, dict):
+            raise ConfigError(f"{name}: {queue!r} must map KPIs to {{amber, red}}")
+        for kpi, levels in kpis.items():
+            if kpi not in THRESHOLD_KPIS:
+                raise ConfigError(f"{name}: {queue}.{kpi} is not one of {', '.join(THRESHOLD_KPIS)}")
+            if not isinstance(levels, dict) or set(levels) - {"amber", "red"} or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in levels.values()
+            ):
+                raise ConfigError(f"{name}: {queue}.{kpi} must be {{\"amber\": number, \"red\": number}}")
+    return data
+
+
 VARIABLES: tuple[Var[Any], ...] = (
     Var("PBX_AMI_URL", "", _ami_url, "Asterisk AMI to bridge: `ami://user:secret@host:5038`. Unset: "
         "`serve`/`bridge` refuse to start; `demo` runs its own simulator."),
@@ -148,15 +176,15 @@ VARIABLES: tuple[Var[Any], ...] = (
     Var("PBX_REDIS_BUFFER_MAX", "100000", _int_range(100, 100_000_000),
         "Deltas buffered in memory while Redis is down; beyond it the oldest are dropped and a "
         "snapshot is rewritten on recovery."),
-    Var("PBX_DATABASE_URL", "sqlite+aiosqlite:///./pbx-core.db", _str,
-        "SQLAlchemy URL for provisioning and reports, e.g. postgresql+asyncpg://user@host/db."),
-    Var("PBX_HTTP_HOST", "127.0.0.1", _str, "Address the web app (wallboard, REST API) listens on."),
+    Var("PBX_HTTP_HOST", "127.0.0.1", _str, "Address the web app (wallboard, metrics) listens on."),
     Var("PBX_HTTP_PORT", "8000", _int_range(1, 65535), "Port of the web app."),
     Var("PBX_WALLBOARD_TOKENS", "", _str,
         "Static wallboard tokens: `token=tenant[:queue,queue];token2=tenant2`. Scoped to a tenant "
         "and optionally to queues."),
-    Var("PBX_SECRET_KEY", "", _str,
-        "Key that signs short-lived wallboard tokens. Unset: a random key per process."),
+    Var("PBX_WALLBOARD_THRESHOLDS", "", _thresholds,
+        "Per-queue tile colours, JSON: `{\"acme-support\": {\"sl_pct\": {\"amber\": 85, \"red\": 70}, "
+        "\"waiting\": {\"amber\": 2, \"red\": 5}, \"longest_wait_s\": {\"amber\": 45, \"red\": 90}}}`. "
+        "Unset: SL below 80/60 %, 3/6 waiting, longest wait over the SL target/twice it."),
     Var("PBX_LOG_LEVEL", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR."),
 )
 

@@ -20,7 +20,7 @@ from .ami.client import AmiOptions
 from .bridge import Bridge, engine_settings
 from .bus import BusPublisher, redis_url_or_embedded
 from .config import AmiUrl, ConfigError, Settings
-from .web.app import create_app
+from .web.app import create_app, thresholds_for
 from .web.auth import TokenVerifier
 from .web.server import serving
 
@@ -73,7 +73,12 @@ async def running_stack(
         def stats() -> dict[str, Any]:  # read at scrape time by /metrics and /healthz
             return {**bridge.stats(), "bus": publisher.stats.as_dict()}
 
-        app = create_app(verifier=verifier, redis_url=redis_url, stats_provider=stats)
+        app = create_app(
+            verifier=verifier,
+            redis_url=redis_url,
+            stats_provider=stats,
+            thresholds=thresholds_for(settings.wallboard_thresholds),
+        )
         try:
             base_url = await exits.enter_async_context(serving(app, host, port))
         except OSError as exc:

@@ -11,7 +11,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from starlette.websockets import WebSocket
 from ..bus import BusReader, Entry, Snapshot, connect
 from ..bus.keys import TENANTS_KEY, snapshot_key
 from ..domain.board import Board
+from ..domain.tenants import tenant_of
 from .auth import CLOSE_FORBIDDEN, CLOSE_UNAUTHORISED, Forbidden, TokenVerifier
 from .hub import Client, FeedSource, Hub, ThresholdsFor
 from .metrics import CONTENT_TYPE, Metrics, StatsProvider
@@ -71,6 +72,16 @@ async def _boards(redis: Redis, hub: Hub) -> dict[str, Board]:
             with contextlib.suppress(ValueError, KeyError):
                 boards[tenant] = Snapshot.decode(tenant, raw).board
     return boards
+
+
+def thresholds_for(config: Mapping[str, Any]) -> ThresholdsFor | None:
+    """PBX_WALLBOARD_THRESHOLDS (queue name -> thresholds) as the hub's per-tenant lookup."""
+    if not config:
+        return None
+    by_tenant: dict[str, dict[str, Any]] = {}
+    for queue, levels in config.items():
+        by_tenant.setdefault(tenant_of(queue), {})[queue] = levels
+    return lambda tenant: by_tenant.get(tenant, {})
 
 
 def create_app(

@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .app import create_app
+    from .app import create_app, thresholds_for
     from .auth import StaticTokens
     from .server import uvicorn_config
 
@@ -49,7 +49,12 @@ def run(args: argparse.Namespace) -> int:
         log.warning("PBX_WALLBOARD_TOKENS is empty: every wallboard connection will be refused (4401)")
     host = args.host or settings.http_host
     port = args.port or settings.http_port
-    app = create_app(verifier=tokens, redis_url=settings.redis_url, wallboard_dir=args.wallboard_dir)
+    app = create_app(
+        verifier=tokens,
+        redis_url=settings.redis_url,
+        wallboard_dir=args.wallboard_dir,
+        thresholds=thresholds_for(settings.wallboard_thresholds),
+    )
     import uvicorn
 
     server = uvicorn.Server(uvicorn_config(app, host, port))

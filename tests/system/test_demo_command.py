@@ -19,11 +19,13 @@ import websockets
 from tests.conftest import ROOT
 
 HANG_GUARD_S = 60
+THRESHOLDS = {"t1-support": {"sl_pct": {"amber": 90, "red": 75}, "waiting": {"amber": 1, "red": 2}}}
 
 
 @pytest.fixture
 async def demo() -> AsyncIterator[tuple[asyncio.subprocess.Process, dict[str, str]]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_")}
+    env["PBX_WALLBOARD_THRESHOLDS"] = json.dumps(THRESHOLDS)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "pbx_core", "demo", "--port", "0", "--tenants", "2", "--warmup", "30",
         cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
@@ -70,6 +72,7 @@ async def test_demo_serves_a_live_board_per_tenant_and_stops_on_ctrl_c(
         async with websockets.connect(ws_url(urls["t1"])) as ws:
             snapshot = json.loads(await ws.recv())
             assert snapshot["type"] == "snapshot" and snapshot["tenant"] == "t1"
+            assert snapshot["thresholds"] == THRESHOLDS  # from PBX_WALLBOARD_THRESHOLDS
             queues = snapshot["board"]["queues"]
             assert set(queues) == {"t1-support", "t1-sales"}
             # The warm-up played 30 minutes of a morning: there is history on the board.
