@@ -25,6 +25,7 @@ from pbx_core.simulator.server import (
     caller_join_event,
     noise_event,
 )
+from tests import conftest
 
 HANG_GUARD_S = 15.0  # only ever a guard against a hang, never a measurement
 QUEUE = "t1-support"
@@ -47,13 +48,7 @@ async def ast() -> AsyncIterator[SimulatedAsterisk]:
 
 
 async def wait_until(predicate: Callable[[], bool], what: str) -> None:
-    try:
-        async with asyncio.timeout(HANG_GUARD_S):
-            # The simulator's state has no change signal to wait on: poll it.
-            while not predicate():  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        pytest.fail(f"gave up waiting for: {what}")
+    await conftest.wait_until(predicate, what, limit_s=HANG_GUARD_S)
 
 
 async def next_event(client: AmiClient, name: str) -> Frame:
@@ -209,8 +204,13 @@ async def test_eventlist_actions_return_their_items(ast: SimulatedAsterisk) -> N
         ]
         # A plain action on the same connection still works after the lists.
         reply = await client.action(
-            {"Action": "QueuePause", "Queue": QUEUE, "Interface": "Local/agent1@agents/n",
-             "Paused": "true", "Reason": "training"}
+            {
+                "Action": "QueuePause",
+                "Queue": QUEUE,
+                "Interface": "Local/agent1@agents/n",
+                "Paused": "true",
+                "Reason": "training",
+            }
         )
         assert reply.success
         assert ast.queues[QUEUE].members["Local/agent1@agents/n"].reason == "training"

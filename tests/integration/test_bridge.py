@@ -15,6 +15,7 @@ from pbx_core.ami.client import AmiOptions
 from pbx_core.bridge import Bridge, summary_lines
 from pbx_core.domain.queue_state import AVAILABLE, LOGGED_OUT, PAUSED, VANISHED, Delta, QueueState
 from pbx_core.simulator.server import SimMember, SimulatedAsterisk
+from tests import conftest
 
 HANG_GUARD_S = 20.0  # only ever a guard against a hang, never a measurement
 QUEUE = "t1-support"
@@ -61,13 +62,7 @@ async def bridge(ast: SimulatedAsterisk) -> AsyncIterator[tuple[Bridge, Collect]
 
 
 async def wait_until(predicate: Callable[[], bool], what: str) -> None:
-    try:
-        async with asyncio.timeout(HANG_GUARD_S):
-            # Neither the simulator nor the engine state has a change signal to wait on: poll.
-            while not predicate():  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        pytest.fail(f"gave up waiting for: {what}")
+    await conftest.wait_until(predicate, what, limit_s=HANG_GUARD_S)
 
 
 def consistent(q: QueueState) -> bool:
@@ -92,8 +87,9 @@ async def test_live_events_drive_the_engine_and_reach_the_sink(
     z = ast.join(QUEUE, "0209999999", "Piet")
     ast.leave(QUEUE, x.uniqueid, abandon=True)
     ast.leave(QUEUE, y.uniqueid)  # unanswered, not hung up: an other exit
-    await wait_until(lambda: QUEUE in b.state.queues and b.state.queues[QUEUE].counters.other_exits == 1,
-                     "the leave")
+    await wait_until(
+        lambda: QUEUE in b.state.queues and b.state.queues[QUEUE].counters.other_exits == 1, "the leave"
+    )
 
     q = b.state.queues[QUEUE]
     assert q.tenant == "t1"
@@ -112,8 +108,17 @@ async def test_live_events_drive_the_engine_and_reach_the_sink(
     assert q.members[AGENT2].state == AVAILABLE and not q.members[AGENT2].paused
 
     types = sink.types()
-    for kind in ("queue.resynced", "agent.added", "agent.paused", "caller.joined", "caller.abandoned",
-                 "caller.left", "agent.unpaused", "agent.removed", "queue.stats"):
+    for kind in (
+        "queue.resynced",
+        "agent.added",
+        "agent.paused",
+        "caller.joined",
+        "caller.abandoned",
+        "caller.left",
+        "agent.unpaused",
+        "agent.removed",
+        "queue.stats",
+    ):
         assert kind in types, kind
     joined = [d.data["uniqueid"] for d in sink.deltas if d.type == "caller.joined"]
     assert joined == [x.uniqueid, y.uniqueid, z.uniqueid]
@@ -197,8 +202,13 @@ def cli_env(url: str) -> dict[str, str]:
 
 async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pbx_core", *args,
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "pbx_core",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     async with asyncio.timeout(HANG_GUARD_S * 2):
         out, err = await proc.communicate()
@@ -217,8 +227,9 @@ async def test_cli_bridge_wrong_secret_exits_with_one_line(ast: SimulatedAsteris
     assert code == 1
     assert "Traceback" not in err
     errors = [line for line in err.splitlines() if "login refused" in line]
-    assert errors == [f"pbx-core bridge: AMI login refused for user 'pbx' at 127.0.0.1:{ast.port}: "
-                      "Authentication failed"]
+    assert errors == [
+        f"pbx-core bridge: AMI login refused for user 'pbx' at 127.0.0.1:{ast.port}: Authentication failed"
+    ]
     assert "wrong" not in err
 
 
@@ -235,9 +246,15 @@ async def test_cli_bridge_logs_a_summary_and_stops_cleanly_on_a_signal(
     ast.add_member(QUEUE, SimMember(AGENT1, "agent1"), emit=False)
     ast.join(QUEUE, "0201", waited_s=3, emit=False)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pbx_core", "bridge", "--summary-every", "0.2",
+        sys.executable,
+        "-m",
+        "pbx_core",
+        "bridge",
+        "--summary-every",
+        "0.2",
         env=cli_env(f"ami://pbx:s3cret@127.0.0.1:{ast.port}"),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     assert proc.stderr is not None
     seen: list[str] = []

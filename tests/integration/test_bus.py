@@ -8,7 +8,7 @@ import json
 import os
 import random
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from pbx_core.domain.events import Event, MemberChange
 from pbx_core.domain.queue_state import Delta, LiveState, apply
 from pbx_core.ingest import Ingest
 from tests.conftest import fixture_bytes
+from tests.conftest import wait_until as until
 from tests.unit.test_apply_properties import build
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -66,16 +67,6 @@ def process_gone(pid: int) -> bool:
             return f.read().split(") ", 1)[1].startswith("Z")  # reaped or a zombie: not running
     except FileNotFoundError:
         return True
-
-
-async def until(predicate: Callable[[], bool], what: str, limit_s: float = 30.0) -> None:
-    """Wait for a condition (a hang guard only; nothing is asserted about time)."""
-    try:
-        async with asyncio.timeout(limit_s):
-            while not predicate():  # noqa: ASYNC110 - polls plain counters, no event to wait on
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        pytest.fail(f"gave up waiting for {what}")
 
 
 async def flushed(publisher: BusPublisher) -> None:

@@ -23,6 +23,7 @@ from pbx_core.domain.queue_state import Delta
 from pbx_core.ingest import Ingest
 from pbx_core.web import StaticTokens, create_app, serving
 from pbx_core.web.hub import Hub
+from tests import conftest
 from tests.conftest import fixture_bytes
 
 TOKENS = "ta=t1;tb=t2;tq=t1:support"
@@ -72,12 +73,7 @@ async def stack(**app_options: Any) -> AsyncIterator[Stack]:
 
 
 async def until(predicate: Callable[[], bool], what: str) -> None:
-    try:
-        async with asyncio.timeout(GUARD_S):
-            while not predicate():  # noqa: ASYNC110 - polls plain counters
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        pytest.fail(f"gave up waiting for {what}")
+    await conftest.wait_until(predicate, what, limit_s=GUARD_S)
 
 
 @dataclass

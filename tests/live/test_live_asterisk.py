@@ -23,6 +23,7 @@ from pbx_core.bridge import Bridge
 from pbx_core.config import AmiUrl
 from pbx_core.domain.events import DEVICE_INVALID, DEVICE_UNAVAILABLE, StatusSnapshot, status_snapshot
 from pbx_core.domain.queue_state import Delta, LiveState
+from tests import conftest
 
 from .conftest import LIVE_URL, SKIP_REASON
 
@@ -33,12 +34,7 @@ OPTIONS = AmiOptions(ping_interval_s=0.5, ping_timeout_s=3.0, action_timeout_s=1
 
 
 async def wait_until(predicate: Callable[[], bool], what: str) -> None:
-    try:
-        async with asyncio.timeout(HANG_GUARD_S):
-            while not predicate():  # noqa: ASYNC110 - the engine state has no change signal
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        pytest.fail(f"gave up waiting for: {what}")
+    await conftest.wait_until(predicate, what, limit_s=HANG_GUARD_S, poll_s=0.05)
 
 
 @pytest.fixture
@@ -183,15 +179,25 @@ async def test_member_add_pause_remove_round_trips_through_events(
 
     try:
         await b.client.action(
-            {"Action": "QueueAdd", "Queue": live_queue, "Interface": iface, "MemberName": "pbx-core test",
-             "Paused": "false"}
+            {
+                "Action": "QueueAdd",
+                "Queue": live_queue,
+                "Interface": iface,
+                "MemberName": "pbx-core test",
+                "Paused": "false",
+            }
         )
         await wait_until(lambda: member() is not None and member().logged_in, "QueueMemberAdded")
         assert not member().paused
 
         await b.client.action(
-            {"Action": "QueuePause", "Queue": live_queue, "Interface": iface, "Paused": "true",
-             "Reason": reason}
+            {
+                "Action": "QueuePause",
+                "Queue": live_queue,
+                "Interface": iface,
+                "Paused": "true",
+                "Reason": reason,
+            }
         )
         await wait_until(lambda: member().paused, "QueueMemberPause (paused)")
         assert member().paused_reason == reason
