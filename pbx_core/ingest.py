@@ -39,30 +39,23 @@ class Ingest:
 
     def feed(self, data: bytes) -> list[Delta]:
         deltas: list[Delta] = []
-        state = self.state
-        listings = self.listings
         for frame in self.decoder.feed(data):
-            # ``frame`` inlined for the common case: an event that is not a Response and cannot
-            # be an item of an open listing (no ActionID, or no listing open) skips the assembler.
-            if "Response" in frame or ("ActionID" in frame and listings.open_count):
-                deltas.extend(self.frame(frame))
-                continue
-            event = normalise(frame, self.clock)
-            if event is None:
-                continue
-            if event.ts > self.clock:
-                self.clock = event.ts
-            deltas += apply(state, event)
+            deltas += self.frame(frame)
         return deltas
 
     def frame(self, frame: Frame) -> list[Delta]:
-        routed = self.listings.route(frame, self.clock)
-        if routed.event is not None:
-            event = normalise(routed.event, self.clock)
-        elif routed.listing is not None:
-            event = listing_event(routed.listing, self.clock)
+        # Most frames are plain events: only a Response, or an ActionID while a listing is open,
+        # can belong to an action's reply, so only those go through the listing assembler.
+        if "Response" in frame or ("ActionID" in frame and self.listings.open_count):
+            routed = self.listings.route(frame, self.clock)
+            if routed.event is not None:
+                event = normalise(routed.event, self.clock)
+            elif routed.listing is not None:
+                event = listing_event(routed.listing, self.clock)
+            else:
+                return []
         else:
-            return []
+            event = normalise(frame, self.clock)
         if event is None:
             return []
         if event.ts > self.clock:
