@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -42,6 +41,7 @@ from .domain.queue_state import (
     apply,
     longest_waiting_s,
 )
+from .signals import on_stop_signals
 
 log = logging.getLogger(__name__)
 
@@ -356,16 +356,13 @@ def run(args: argparse.Namespace) -> int:
 async def _run_until_signal(bridge: Bridge, settings: Settings) -> None:
     from .bus import BusPublisher  # only the CLI needs Redis; the Bridge class does not
 
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):  # not on Windows
-            loop.add_signal_handler(sig, bridge.stop)
     publisher = BusPublisher.from_settings(settings) if settings.redis_url else None
     if publisher is not None:
         await publisher.start()
         bridge.add_sink(publisher)
     try:
-        await bridge.run()
+        with on_stop_signals(bridge.stop):
+            await bridge.run()
     finally:
         if publisher is not None:
             await publisher.close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ from .ami.client import AmiOptions
 from .bridge import Bridge, engine_settings
 from .bus import BusPublisher, redis_url_or_embedded
 from .config import AmiUrl, ConfigError, Settings
+from .signals import on_stop_signals
 from .web.app import create_app, thresholds_for
 from .web.auth import TokenVerifier
 from .web.server import serving
@@ -97,11 +97,8 @@ async def _stop_bridge(bridge: Bridge, task: asyncio.Task[None]) -> None:
 
 async def until_signal_or(task: asyncio.Task[Any] | None = None) -> None:
     """Wait for SIGINT/SIGTERM (or for ``task`` to end, e.g. a bridge whose login was refused)."""
-    loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
+    with on_stop_signals(stop.set):
         waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(stop.wait())}
         if task is not None:
             waiters.add(task)
@@ -109,6 +106,3 @@ async def until_signal_or(task: asyncio.Task[Any] | None = None) -> None:
         for fut in pending:
             if fut is not task:
                 fut.cancel()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import sys
 
+from ..signals import on_stop_signals
 from .simulation import Simulation, SimulationConfig, start_at_local_time
 from .traffic import TrafficConfig
 
@@ -107,25 +107,22 @@ def config_from_args(args: argparse.Namespace) -> SimulationConfig:
 async def serve(config: SimulationConfig, status_every_s: float) -> None:
     """Run until cancelled or SIGINT/SIGTERM."""
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    async with Simulation(config) as sim:
-        cfg = config.traffic
-        print(f"AMI simulator listening: {sim.url_text}", flush=True)
-        print(
-            f"  {cfg.tenants} tenants x {cfg.queues} queues x {cfg.agents} agents, "
-            f"{cfg.rate:g} calls/h/queue at peak, seed {cfg.seed}, speed {config.speed:g}x",
-            flush=True,
-        )
-        print(f"  connect the bridge: PBX_AMI_URL={sim.url_text} pbx-core bridge", flush=True)
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), status_every_s if status_every_s > 0 else None)
-            if status_every_s > 0 and not stop.is_set():
-                print(sim.status_line(), flush=True)
-        print(f"stopping: {sim.status_line()}", flush=True)
+    with on_stop_signals(stop.set):
+        async with Simulation(config) as sim:
+            cfg = config.traffic
+            print(f"AMI simulator listening: {sim.url_text}", flush=True)
+            print(
+                f"  {cfg.tenants} tenants x {cfg.queues} queues x {cfg.agents} agents, "
+                f"{cfg.rate:g} calls/h/queue at peak, seed {cfg.seed}, speed {config.speed:g}x",
+                flush=True,
+            )
+            print(f"  connect the bridge: PBX_AMI_URL={sim.url_text} pbx-core bridge", flush=True)
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), status_every_s if status_every_s > 0 else None)
+                if status_every_s > 0 and not stop.is_set():
+                    print(sim.status_line(), flush=True)
+            print(f"stopping: {sim.status_line()}", flush=True)
 
 
 def run(args: argparse.Namespace) -> int:

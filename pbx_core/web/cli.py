@@ -9,11 +9,11 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, Settings
+from ..signals import on_stop_signals
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,5 @@ async def _serve_until_signal(server: Any) -> None:
     # Our own handlers instead of uvicorn's: it re-raises the signal after a graceful shutdown,
     # so a clean stop would exit with -15 and look like a crash to supervisors and tests.
     server.capture_signals = contextlib.nullcontext
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
-    await server.serve()
+    with on_stop_signals(lambda: setattr(server, "should_exit", True)):
+        await server.serve()
