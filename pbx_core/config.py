@@ -112,6 +112,29 @@ def _ami_url(value: str, name: str) -> AmiUrl | None:
     return parse_ami_url(value, name) if value else None
 
 
+def database_url(value: str) -> str:
+    """Accept the plain URLs people paste (``postgresql://``, ``sqlite:///``) and pick the async
+    driver we ship: asyncpg, aiosqlite."""
+    for plain, driver in (("postgresql://", "postgresql+asyncpg://"), ("postgres://", "postgresql+asyncpg://"),
+                          ("sqlite://", "sqlite+aiosqlite://")):
+        if value.startswith(plain):
+            return driver + value[len(plain):]
+    return value
+
+
+def _database_url(value: str, name: str) -> str:
+    url = database_url(value.strip())
+    if not url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        raise ConfigError(f"{name} must be a postgresql:// or sqlite:/// URL, got {value.split(':')[0]!r}")
+    return url
+
+
+def _rate(value: str, name: str) -> int:
+    """``600/min`` or ``600``: requests per minute per API key (0: unlimited)."""
+    number = value.strip().removesuffix("/min")
+    return _int_range(0, 1_000_000)(number, name)
+
+
 def _log_level(value: str, name: str) -> str:
     v = value.upper()
     if v not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -185,6 +208,17 @@ VARIABLES: tuple[Var[Any], ...] = (
         "Per-queue tile colours, JSON: `{\"acme-support\": {\"sl_pct\": {\"amber\": 85, \"red\": 70}, "
         "\"waiting\": {\"amber\": 2, \"red\": 5}, \"longest_wait_s\": {\"amber\": 45, \"red\": 90}}}`. "
         "Unset: SL below 80/60 %, 3/6 waiting, longest wait over the SL target/twice it."),
+    Var("PBX_DATABASE_URL", "sqlite:///pbx-core.db", _database_url,
+        "Provisioning database: `postgresql://user:pass@host/db` or `sqlite:///path.db`. Apply the "
+        "schema with `pbx-core db upgrade`."),
+    Var("PBX_SECRET_KEY", "", _opt_str,
+        "Signs short-lived wallboard tokens. Unset: a random key kept in the database, so every web "
+        "replica on the same database agrees."),
+    Var("PBX_API_RATE_LIMIT", "600/min", _rate,
+        "REST API requests per minute per API key (token bucket; 0 = unlimited). Over it: 429."),
+    Var("PBX_ASTERISK_CONFIG_DIR", "asterisk-config/pbx-core", _str,
+        "Where generated tenant config is written: the `pbx-core/` directory next to Asterisk's "
+        "base files (`/etc/asterisk/pbx-core` on a PBX)."),
     Var("PBX_LOG_LEVEL", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR."),
 )
 

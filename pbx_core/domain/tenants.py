@@ -10,7 +10,8 @@ OBJECT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
 
 # Objects that follow no tenant prefix (a lab Asterisk, a legacy queue) land here.
 UNSCOPED_TENANT = "default"
-RESERVED_SLUGS = frozenset({UNSCOPED_TENANT})
+# "pbx" prefixes the shared, tenant-less Asterisk objects (pbx-dids, pbx-outbound, ...).
+RESERVED_SLUGS = frozenset({UNSCOPED_TENANT, "pbx"})
 
 
 def tenant_of(name: str) -> str:
