@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import sys
+from pathlib import Path
 
 from ..signals import on_stop_signals
 from .simulation import Simulation, SimulationConfig, start_at_local_time
@@ -16,7 +17,7 @@ Run an AMI server on HOST:PORT that speaks like Asterisk 22 (same events, fields
 recorded from a real one) and generates call-centre traffic for several tenants:
 
   tenants t1, t2, ... each with queues {tenant}-support, {tenant}-sales, {tenant}-billing, ...
-  agents Local/{tenant}-201@agents/n, ... (device state Custom:{tenant}-201)
+  agents Local/201@{tenant}-agents/n, ... (state hint:201@{tenant}-internal), as provisioned
 
 Callers arrive as a Poisson process shaped by a daily profile (peaks around 10:00 and 14:00 in
 the tenants' timezone), wait with limited patience (some abandon, some within seconds), are
@@ -75,6 +76,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="print a status line this often, in real seconds (0: never; default 5)",
     )
     p.add_argument(
+        "--config-dir",
+        type=Path,
+        metavar="DIR",
+        help="a directory playing /etc/asterisk (e.g. asterisk-config/): loaded at start and on "
+        "`module reload`, so `pbx-core asterisk apply` and the live suite can run against the simulator",
+    )
+    p.add_argument(
         "--no-noise",
         action="store_true",
         help="send only queue events, not the channel/dialplan noise a real Asterisk sends",
@@ -101,6 +109,7 @@ def config_from_args(args: argparse.Namespace) -> SimulationConfig:
         username=args.username,
         secret=args.secret,
         noise=not args.no_noise,
+        config_dir=args.config_dir,
     )
 
 

@@ -16,9 +16,12 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
+from ..asterisk.files import Section
 from ..config import AmiUrl
 from . import frames as F
+from .asterisk_config import AsteriskConfig
 from .clock import SimClock
 from .frames import Headers, encode
 from .world import (
@@ -139,7 +142,10 @@ class SimulatedAsterisk(World):
         host: str = "127.0.0.1",
         port: int = 0,
         clock: SimClock | None = None,
+        config_dir: Path | None = None,
     ) -> None:
+        """``config_dir``: a directory playing /etc/asterisk. Its pjsip/queues/extensions/voicemail
+        files are loaded at start and on ``module reload`` (AMI ``Command``/``Reload``)."""
         super().__init__(clock=clock)
         self.username = username
         self.secret = secret
@@ -153,6 +159,8 @@ class SimulatedAsterisk(World):
         self.port = port
         self._server: asyncio.Server | None = None
         self._booted_at = time.time()
+        self.config = AsteriskConfig(config_dir, on_queues=self._queues_loaded)
+        self._config_queues: set[str] = set()
 
     @property
     def url(self) -> AmiUrl:
@@ -174,6 +182,8 @@ class SimulatedAsterisk(World):
         await self.close()
 
     async def start(self) -> None:
+        if self.config.root is not None:
+            self.config.load_all()
         self._server = await asyncio.start_server(self._serve, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -277,8 +287,12 @@ class SimulatedAsterisk(World):
             self._queue_status(s, a)
         elif name == "queuesummary":
             self._queue_summary(s, a)
-        elif name in ("queueadd", "queuepause", "queueremove"):
+        elif name in ("queueadd", "queuepause", "queueremove", "queuepenalty"):
             self._member_action(s, name, a)
+        elif name == "command":
+            self._command(s, a)
+        elif name == "reload":
+            self._reload_action(s, a)
         else:
             s.reply(
                 a,
@@ -475,7 +489,10 @@ class SimulatedAsterisk(World):
         q = self.queues.get(a.get("Queue", ""))
         iface = a.get("Interface", "")
         if name == "queueadd":
-            if q is None or iface in q.members:
+            if q is None:
+                s.reply(a, "Error", ("Message", "Unable to add interface to queue: No such queue"))
+                return
+            if iface in q.members:
                 s.reply(a, "Error", ("Message", "Unable to add interface: Already there"))
                 return
             s.reply(a, "Success", ("Message", "Added interface to queue"))
@@ -488,6 +505,17 @@ class SimulatedAsterisk(World):
                     penalty=int(a.get("Penalty", "0")),
                 ),
             )
+        elif name == "queuepenalty":
+            penalty = a.get("Penalty", "")
+            if q is None or iface not in q.members or not penalty.isdigit():
+                s.reply(a, "Error", ("Message", "Invalid interface, queuename or penalty"))
+                return
+            s.reply(a, "Success", ("Message", "Interface penalty set successfully"))
+            m = q.members[iface]
+            m.penalty = int(penalty)
+            self._publish(self.member_event("QueueMemberPenalty", q.name, m))
+        elif name == "queueremove" and q is None:
+            s.reply(a, "Error", ("Message", "Unable to remove interface from queue: No such queue"))
         elif q is None or iface not in q.members:
             s.reply(
                 a,
@@ -506,6 +534,121 @@ class SimulatedAsterisk(World):
         else:
             s.reply(a, "Success", ("Message", "Removed interface from queue"))
             self.remove_member(q.name, iface)
+
+
+    # ----------------------------------------------------------------- configuration
+
+    def fail_next_reload(self, module: str = "*") -> None:
+        """Fault hook: the next reload of ``module`` (``*``: any) fails and loads nothing."""
+        self.config.fail_next_reload(module)
+
+    def _queues_loaded(self, sections: dict[str, Section]) -> None:
+        """app_queue loaded queues.conf: its queues exist (members and callers of a queue that
+        stays are kept, as Asterisk keeps dynamic members); a queue gone from the file goes once
+        it has no callers."""
+        for name, sec in sections.items():
+            q = self.queue(name)
+            q.strategy = sec.get("strategy", "ringall") or "ringall"
+            sl = sec.get("servicelevel", "0") or "0"
+            q.service_level = int(sl) if sl.isdigit() else 0
+            timeout = sec.get("timeout", "") or ""
+            if timeout.isdigit():
+                q.ring_timeout_s = int(timeout)
+            wrapup = sec.get("wrapuptime", "") or ""
+            if wrapup.isdigit():
+                q.wrapup_s = int(wrapup)
+        for name in self._config_queues - set(sections):
+            if name in self.queues and not self.queues[name].callers:
+                del self.queues[name]
+        self._config_queues = set(sections)
+
+    def _command(self, s: AmiSession, a: dict[str, str]) -> None:
+        """The AMI ``Command`` action, shaped as Asterisk 22 answers it: ``Response: Success``
+        (``Error`` when the CLI command failed), ``Message: Command output follows``, then one
+        ``Output:`` header per line."""
+        ok, lines = self._cli(a.get("Command", "").strip())
+        s.reply(
+            a,
+            "Success" if ok else "Error",
+            ("Message", "Command output follows"),
+            *[("Output", line) for line in lines],
+        )
+
+    def _cli(self, command: str) -> tuple[bool, list[str]]:
+        words = command.split()
+        cfg = self.config
+        if words[:2] == ["module", "reload"] and len(words) > 2:
+            return True, [cfg.reload(m) for m in words[2:]]
+        if words == ["dialplan", "reload"]:
+            cfg.reload("pbx_config.so")
+            return True, ["Dialplan reloaded."]  # whatever happened, as pbx_config prints it
+        if words[:3] == ["pjsip", "show", "endpoints"]:
+            like = words[4] if len(words) == 5 and words[3] == "like" else None
+            return True, cfg.pjsip_show_endpoints(like)
+        if words[:3] == ["pjsip", "show", "endpoint"] and len(words) == 4:
+            return True, cfg.pjsip_show_endpoint(words[3])
+        if words[:2] == ["queue", "show"] and len(words) <= 3:
+            return True, self._queue_show(words[2] if len(words) == 3 else None)
+        if words[:2] == ["dialplan", "show"] and len(words) <= 3:
+            return cfg.dialplan_show(words[2] if len(words) == 3 else None)
+        if words == ["core", "show", "version"]:
+            return True, ["Asterisk 22.0.0 (pbx-core simulator)"]
+        return False, [
+            f"No such command '{command}' (type 'core show help {command}' for other possible commands)"
+        ]
+
+    def _queue_show(self, name: str | None) -> list[str]:
+        if name is not None and name not in self.queues:
+            return [f"No such queue: {name}."]
+        queues = [self.queues[name]] if name else [self.queues[n] for n in sorted(self.queues)]
+        if not queues:
+            return ["No queues."]
+        now = self.now()
+        out: list[str] = []
+        for q in queues:
+            t = self.truth_of(q.name)
+            hold, talk = _means(t)
+            out.append(
+                f"{q.name} has {len(q.callers)} calls (max unlimited) in '{q.strategy}' strategy "
+                f"({hold}s holdtime, {talk}s talktime), W:0, C:{t.completed}, A:{t.abandoned}, "
+                f"SL:0.0%, SL2:0.0% within {q.service_level}s"
+            )
+            if q.members:
+                out.append("   Members: ")
+                for m in q.members.values():
+                    state = m.state_interface or m.interface
+                    status = "In use" if m.in_call else "Not in use"
+                    paused = (f" (paused:{m.reason})" if m.reason else " (paused)") if m.paused else ""
+                    out.append(
+                        f"      {m.name} ({m.interface} from {state}) (ringinuse enabled) ({m.membership})"
+                        f"{paused} ({status}) has taken {m.calls_taken or 'no'} calls"
+                        f"{'' if m.calls_taken else ' yet'} (login was {int(now - m.login_time)} secs ago)"
+                    )
+            else:
+                out.append("   No Members")
+            if q.callers:
+                out.append("   Callers: ")
+                for pos, c in enumerate(q.callers, 1):
+                    waited = int(now - c.joined_at)
+                    out.append(f"      {pos}. {c.channel} (wait: {waited // 60}:{waited % 60:02d}, prio: 0)")
+            else:
+                out.append("   No Callers")
+            out.append("")
+        return out
+
+    def _reload_action(self, s: AmiSession, a: dict[str, str]) -> None:
+        """The AMI ``Reload`` action for one module (without Module: every simulated module)."""
+        module = a.get("Module", "").strip()
+        outcomes = [self.config.reload(m) for m in ([module] if module else list(_RELOADABLE))]
+        if any(o.startswith("No such module") for o in outcomes):
+            s.reply(a, "Error", ("Message", "No such module"))
+        elif all(o.endswith("reloaded successfully.") for o in outcomes):
+            s.reply(a, "Success", ("Message", "Module Reloaded"))
+        else:
+            s.reply(a, "Error", ("Message", "An unknown error occurred"))
+
+
+_RELOADABLE = ("res_pjsip.so", "app_voicemail.so", "app_queue.so", "pbx_config.so")
 
 
 def _means(t: QueueTruth) -> tuple[int, int]:

@@ -15,6 +15,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, time
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ..config import AmiUrl
@@ -35,6 +36,8 @@ class SimulationConfig:
     username: str = "pbx"
     secret: str = "s3cret"
     noise: bool = True  # send the channel/dialplan noise a real Asterisk sends
+    # A directory playing /etc/asterisk: `module reload` over AMI loads what apply wrote there.
+    config_dir: Path | None = None
 
 
 def start_at_local_time(hhmm: str, timezone: str, *, today: datetime | None = None) -> float:
@@ -50,7 +53,8 @@ class Simulation:
         self.config = cfg = config or SimulationConfig()
         self.clock = SimClock(cfg.start, speed=cfg.speed)
         self.server = SimulatedAsterisk(
-            username=cfg.username, secret=cfg.secret, host=cfg.host, port=cfg.port, clock=self.clock
+            username=cfg.username, secret=cfg.secret, host=cfg.host, port=cfg.port, clock=self.clock,
+            config_dir=cfg.config_dir,
         )
         self.server.noise = cfg.noise
         self.traffic = Traffic(self.server, cfg.traffic)

@@ -1,0 +1,144 @@
+"""Provisioning against a real Asterisk 22: generated files are loaded, verified and rolled back.
+
+Needs ``PBX_TEST_AMI_URL`` (see conftest.py; the AMI user also needs write ``command``, for the
+``Command`` action the applier reloads and checks with) and ``PBX_TEST_ASTERISK_CONFIG_DIR``: the
+directory this Asterisk reads as ``/etc/asterisk/pbx-core``, writable by the test, with the base
+files of asterisk-config/ installed in /etc/asterisk (they ``#tryinclude pbx-core/*.conf``).
+
+A throwaway tenant with a random slug is applied, checked in Asterisk's own CLI output, given a
+queue member (whose state must come from the hint), fed a queues.conf Asterisk cannot parse (the
+applier must notice although app_queue reports the reload as a success, and restore the files),
+and removed again, after which Asterisk must have forgotten it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from pbx_core.ami.client import AmiClient, AmiOptions
+from pbx_core.asterisk.apply import apply_files, apply_tenant, cli, remove_tenant, tenant_checks
+from pbx_core.asterisk.members import remove_member, sync_members
+from pbx_core.asterisk.render import render_tenant
+from pbx_core.config import AmiUrl
+from pbx_core.provisioning.schemas import (
+    DeviceConfig,
+    MemberConfig,
+    QueueConfig,
+    TenantConfig,
+    UserConfig,
+)
+
+from .conftest import LIVE_URL, SKIP_REASON
+
+pytestmark = [pytest.mark.live, pytest.mark.skipif(not LIVE_URL, reason=SKIP_REASON)]
+
+HANG_GUARD_S = 60.0
+OPTIONS = AmiOptions(resync_on_connect=False, event_filter=False, action_timeout_s=20.0)
+CONFIG_DIR_ENV = "PBX_TEST_ASTERISK_CONFIG_DIR"
+
+
+@pytest.fixture
+def config_dir() -> Path:
+    value = os.environ.get(CONFIG_DIR_ENV, "")
+    if not value:
+        pytest.skip(f"set {CONFIG_DIR_ENV} to the directory Asterisk reads as /etc/asterisk/pbx-core")
+    path = Path(value)
+    assert path.is_dir(), f"{CONFIG_DIR_ENV}={value} is not a directory"
+    return path
+
+
+@pytest.fixture
+async def ami(ami_url: AmiUrl) -> AsyncIterator[AmiClient]:
+    async with AmiClient(ami_url, OPTIONS) as client:
+        yield client
+
+
+def throwaway_tenant(slug: str, *members: MemberConfig) -> TenantConfig:
+    return TenantConfig(
+        slug=slug,
+        name="pbx-core live test",
+        users=(
+            UserConfig(
+                extension="201",
+                name="Live Tester",
+                devices=(DeviceConfig(name="desk", kind="desk", secret=secrets.token_urlsafe(24)),),
+            ),
+        ),
+        queues=(QueueConfig(name="support"),),
+        members=members,
+    )
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()
+    }
+
+
+async def test_apply_check_members_rollback_and_remove(ami: AmiClient, config_dir: Path) -> None:
+    slug = f"lt{secrets.token_hex(4)}"
+    queue, endpoint, iface = f"{slug}-support", f"{slug}-201-desk", f"Local/201@{slug}-agents/n"
+    config = throwaway_tenant(slug, MemberConfig(queue="support", extension="201", penalty=2))
+    async with asyncio.timeout(HANG_GUARD_S):
+        try:
+            applied = await apply_tenant(ami, config_dir, config)
+            assert applied.status == "ok", applied.error
+            assert {"res_pjsip.so", "app_queue.so", "pbx_config.so"} <= set(applied.reloads)
+
+            # Asterisk's own view, as an operator would ask for it.
+            shown = (await cli(ami, f"pjsip show endpoint {endpoint}")).output
+            assert f"Endpoint:  {endpoint}" in shown, shown
+            assert f"{slug}-201-desk" in (await cli(ami, f"pjsip show endpoints like ^{slug}-")).output
+            q = await cli(ami, f"queue show {queue}")
+            assert q.output.startswith(f"{queue} has 0 calls"), q.output
+            internal = await cli(ami, f"dialplan show {slug}-internal")
+            assert internal.ok and f"[ Context '{slug}-internal' created by 'pbx_config' ]" in internal.output
+            agents = await cli(ami, f"dialplan show {slug}-agents")
+            assert agents.ok and "'201' =>" in agents.output, agents.output
+            assert f"'{slug}-dids'" in (await cli(ami, "dialplan show pbx-dids")).output
+
+            # Membership: added with the hint as state interface, which Asterisk must resolve.
+            synced = await sync_members(ami, config)
+            assert synced.ok and synced.added == [(queue, iface)], synced.errors
+            items = await ami.listing({"Action": "QueueStatus", "Queue": queue})
+            member = next(i for i in items if i.get("Event") == "QueueMember" and i.get("Location") == iface)
+            assert member["StateInterface"] == f"hint:201@{slug}-internal"
+            assert member["Penalty"] == "2" and member["Membership"] == "dynamic"
+            # 4 is AST_DEVICE_INVALID: the hint did not resolve. An unregistered desk phone is 5.
+            assert member["Status"] != "4", member
+            again = await sync_members(ami, config)
+            assert again.ok and not again.changed
+
+            # A queues.conf Asterisk cannot parse: app_queue says "reloaded successfully" and keeps
+            # the old queues; the applier must see the new queue missing and restore the files.
+            before = snapshot(config_dir)
+            bigger = throwaway_tenant(slug).model_copy(
+                update={"queues": (QueueConfig(name="support"), QueueConfig(name="billing"))}
+            )
+            good = render_tenant(bigger)
+            broken = dict(good)
+            broken[f"{slug}/queues.conf"] = good[f"{slug}/queues.conf"].replace(
+                f"[{slug}-billing]".encode(), f"[{slug}-billing".encode()
+            )
+            failed = await apply_files(ami, config_dir, broken, checks=tenant_checks(slug, good))
+            assert failed.status == "failed"
+            assert failed.error is not None and f"queue {slug}-billing" in failed.error, failed.error
+            assert snapshot(config_dir) == before
+            assert (await cli(ami, f"queue show {queue}")).output.startswith(f"{queue} has ")
+
+            await remove_member(ami, slug, "support", "201")
+            items = await ami.listing({"Action": "QueueStatus", "Queue": queue})
+            assert not [i for i in items if i.get("Event") == "QueueMember" and i.get("Location") == iface]
+        finally:
+            removed = await remove_tenant(ami, config_dir, slug)
+        assert removed.status == "ok", removed.error
+        assert not (config_dir / slug).exists()
+        assert (await cli(ami, f"pjsip show endpoints like ^{slug}-")).output.startswith("No objects found")
+        assert (await cli(ami, f"queue show {queue}")).output.startswith(f"No such queue: {queue}")
+        assert not (await cli(ami, f"dialplan show {slug}-internal")).ok
