@@ -1,0 +1,61 @@
+"""The provisioning REST API: a FastAPI app mounted at /api/v1 on the web app.
+
+``build_api(ctx)`` is the only entry point; everything it talks to is in :class:`ApiContext`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import FastAPI
+from starlette.routing import Mount
+
+from . import errors
+from .context import ApiContext
+from .ratelimit import RateLimiter, RateLimitHeaders
+from .routes import routers
+from .wallboard import ApiKeyVerifier, TokenSigner
+
+DESCRIPTION = """Provision tenants, users, queues, IVR menus, business hours and DIDs of pbx-core.
+
+Authenticate with an API key: `Authorization: Bearer pbx_<id>_<secret>`. A key reaches its
+reseller's tenants (reseller keys) or one tenant (tenant-admin, supervisor, agent keys); anything
+else is 404. Every error has the shape `{"error": {"status", "code", "message", "fields"}}`.
+Items carry an `ETag`; send it back in `If-Match` to update safely.
+"""
+
+
+def build_api(ctx: ApiContext) -> FastAPI:
+    app = FastAPI(
+        title="pbx-core provisioning API",
+        version="1",
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        responses=errors.responses(401, 422, 429),
+    )
+    app.state.ctx = ctx
+    app.state.rate_limiter = RateLimiter(ctx.rate_limit_per_min) if ctx.rate_limit_per_min > 0 else None
+    app.state.auth_failures = RateLimiter(max(ctx.auth_failures_per_min, 1))
+    app.state.key_touched = {}
+    app.state.signer = TokenSigner(ctx.sessions, ctx.secret_key)
+    errors.install(app)
+    app.add_middleware(RateLimitHeaders)
+    for router in routers():
+        app.include_router(router)
+    return app
+
+
+def api_mount(ctx: ApiContext, path: str = "/api/v1") -> Mount:
+    """The API as a route for the web app: ``create_app(..., extra_routes=[api_mount(ctx)])``.
+
+    Starlette's Mount pattern does not match a path with an (encoded) newline in it; such a
+    request would fall through to the wallboard's plain-text 404. Matching every character keeps
+    all of /api/v1 answering in the API's own JSON error shape."""
+    mount = Mount(path, app=build_api(ctx))
+    mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
+    return mount
+
+
+__all__ = ["ApiContext", "ApiKeyVerifier", "api_mount", "build_api"]

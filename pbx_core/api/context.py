@@ -1,0 +1,25 @@
+"""What the REST API talks to, handed in by whoever mounts it (serve, demo, tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ..config import AmiUrl
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    sessions: async_sessionmaker[AsyncSession]
+    # Requests per minute per API key (token bucket, per process); 0 = unlimited.
+    rate_limit_per_min: int = 600
+    # Signs wallboard tokens; None: a random key kept in the server_secrets table.
+    secret_key: str | None = None
+    asterisk_config_dir: Path = Path("asterisk-config/pbx-core")
+    # None: config files are written, Asterisk is not reloaded (the response says so).
+    ami_url: AmiUrl | None = None
+    # Failed authentications (401) allowed per minute per client address before 429: key guessing
+    # is hopeless against 256-bit keys, but each guess still costs a database lookup.
+    auth_failures_per_min: int = 30

@@ -1,0 +1,154 @@
+"""/tenants/{slug}/apply, /apply-runs and /config: push a tenant's configuration to Asterisk.
+
+``POST /apply`` renders the tenant from the database, writes the files that changed and reloads
+the modules that read them (:func:`pbx_core.asterisk.apply.apply_tenant`), then makes the queue
+members in Asterisk equal the stored ones. Every run is recorded (``GET /apply-runs``). A run that
+Asterisk refuses is a 502 with Asterisk's message; the previous files are back in place.
+``GET /config`` previews the rendered files; they hold SIP secrets, so tenant admins and up only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request, Response
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ...ami.client import AmiClient, AmiOptions
+from ...ami.errors import AmiError
+from ...asterisk.apply import ApplyResult, apply_tenant
+from ...asterisk.members import sync_members
+from ...asterisk.render import render_tenant
+from ...provisioning.models import ApplyRun, Tenant, utcnow
+from ...provisioning.schemas import Model, TenantConfig
+from .. import audit
+from ..auth import Access, TenantReader, TenantWriter, api_context, tenant_access
+from ..candidate import current_config
+from ..errors import ApiError, responses
+from ..pagination import Page, Paging, paginate
+from ..util import utc, utc_opt
+
+router = APIRouter(prefix="/tenants/{slug}", tags=["apply"])
+
+RunStatus = Literal["running", "ok", "unchanged", "written", "failed"]
+# One short AMI session per apply: no event stream, no resync of queue state.
+AMI_OPTIONS = AmiOptions(resync_on_connect=False, event_filter=False)
+ConfigReader = Annotated[Access, Depends(tenant_access(
+    "tenant-admin", "read the rendered configuration (it holds the devices' SIP secrets)"))]
+
+
+class MemberSync(Model):
+    """What the apply changed in the queues' dynamic members (``queue/interface`` strings)."""
+
+    added: list[str]
+    removed: list[str]
+    penalties: list[str]
+    errors: list[str]
+
+
+class ApplyOut(Model):
+    """``ok``: written and reloaded; ``unchanged``: nothing to write; ``written``: written, but no
+    AMI connection is configured, so Asterisk was not reloaded (see ``note``)."""
+
+    run: int
+    status: Literal["ok", "unchanged", "written"]
+    changed: list[str]
+    reloads: list[str]
+    note: str | None = None
+    members: MemberSync | None = None
+
+
+class ApplyRunOut(Model):
+    id: int
+    status: RunStatus
+    started_at: datetime
+    finished_at: datetime | None
+    changed: list[str]
+    reloads: list[str]
+    error: str | None
+
+
+def run_out(r: ApplyRun) -> ApplyRunOut:
+    return ApplyRunOut(id=r.id, status=r.status, started_at=utc(r.started_at),  # type: ignore[arg-type]
+                       finished_at=utc_opt(r.finished_at), changed=list(r.changed_files or []),
+                       reloads=list(r.reloads or []), error=r.error)
+
+
+async def _all_slugs(session: AsyncSession) -> list[str]:
+    return sorted((await session.scalars(select(Tenant.slug))).all())
+
+
+async def _apply(request: Request, config: TenantConfig,
+                 all_slugs: list[str]) -> tuple[ApplyResult, MemberSync | None]:
+    """apply_tenant (+ member sync) on a short-lived AMI session, or without AMI when none is set."""
+    ctx = api_context(request)
+    if ctx.ami_url is None:
+        return await apply_tenant(None, ctx.asterisk_config_dir, config, all_slugs=all_slugs), None
+    try:
+        async with AmiClient(ctx.ami_url, AMI_OPTIONS) as ami:
+            result = await apply_tenant(ami, ctx.asterisk_config_dir, config, all_slugs=all_slugs)
+            if result.status not in ("ok", "unchanged"):
+                return result, None
+            synced = await sync_members(ami, config)
+    except AmiError as exc:
+        return ApplyResult("failed", error=f"cannot talk to Asterisk over AMI: {exc}"), None
+    members = MemberSync(added=[f"{q}/{i}" for q, i in synced.added],
+                         removed=[f"{q}/{i}" for q, i in synced.removed],
+                         penalties=[f"{q}/{i}={p}" for q, i, p in synced.penalties], errors=synced.errors)
+    return result, members
+
+
+@router.post("/apply", response_model=ApplyOut, summary="Apply the tenant's configuration to Asterisk",
+             responses=responses(403, 404, 409, 502))
+async def apply(request: Request, access: TenantWriter) -> ApplyOut:
+    """Renders, writes what changed, reloads the affected modules and syncs queue members. 502
+    (``apply_failed``) when Asterisk refuses the new files: the message is Asterisk's, the
+    previous files are restored, and the run is recorded as failed."""
+    session, tenant = access.session, access.tenant
+    try:
+        config = await current_config(session, tenant)
+    except ValueError as exc:  # a stored document that no longer validates
+        raise ApiError(409, f"the stored configuration of tenant {access.slug!r} is invalid: {exc}") from None
+    run = ApplyRun(tenant_id=tenant.id, status="running")
+    session.add(run)
+    await session.commit()
+    outcome, members = await _apply(request, config, await _all_slugs(session))
+    run.status, run.finished_at = outcome.status, utcnow()
+    run.changed_files, run.reloads = list(outcome.changed), list(outcome.reloads)
+    run.error = outcome.error
+    if members is not None and members.errors:
+        run.error = "queue members: " + "; ".join(members.errors)
+    audit.record(session, access.principal, tenant_id=tenant.id, action="apply", entity="tenant",
+                 key=access.slug, changes={"run": run.id, "status": outcome.status,
+                                           "changed": list(outcome.changed), "error": outcome.error})
+    await session.commit()
+    if outcome.status == "failed":
+        raise ApiError(502, f"Asterisk did not accept the configuration of tenant {access.slug!r}: "
+                            f"{outcome.error}")
+    return ApplyOut(run=run.id, status=outcome.status, changed=list(outcome.changed),  # type: ignore[arg-type]
+                    reloads=list(outcome.reloads), note=outcome.note, members=members)
+
+
+@router.get("/apply-runs", response_model=Page[ApplyRunOut], summary="The tenant's apply runs, newest first",
+            responses=responses(403, 404))
+async def list_runs(request: Request, response: Response, access: TenantReader, paging: Paging,
+                    status: RunStatus | None = None) -> Page[ApplyRunOut]:
+    stmt = (select(ApplyRun).where(ApplyRun.tenant_id == access.tenant.id)
+            .order_by(ApplyRun.started_at.desc(), ApplyRun.id.desc()))
+    if status is not None:
+        stmt = stmt.where(ApplyRun.status == status)
+    return await paginate(access.session, stmt, paging, run_out, request, response)
+
+
+@router.get("/config", response_model=dict[str, str],
+            summary="Preview the rendered Asterisk files ({path: text}); holds SIP secrets",
+            responses=responses(403, 404, 409))
+async def preview_config(access: ConfigReader) -> dict[str, str]:
+    try:
+        files = render_tenant(await current_config(access.session, access.tenant))
+    except ValueError as exc:  # UnsafeValue, or a stored document that no longer validates
+        raise ApiError(409, f"the configuration of tenant {access.slug!r} cannot be rendered: {exc}",
+                       ) from None
+    return {path: data.decode("utf-8", errors="replace") for path, data in sorted(files.items())}
