@@ -96,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    if not args.verbose:
+        # Library chatter (every migration step, every in-process HTTP request) is not status.
+        for noisy in ("alembic", "httpx"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()

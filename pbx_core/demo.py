@@ -9,16 +9,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import logging
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .config import ConfigError, Settings
+from .demo_seed import seed_demo
+from .provisioning.db import upgrade
 from .simulator.simulation import Simulation, SimulationConfig, start_at_local_time
 from .simulator.traffic import TrafficConfig, tenant_slugs
 from .stack import running_stack, until_signal_or
-from .web.auth import Scope, StaticTokens, TokenVerifier
+from .web.auth import FirstMatch, Scope, StaticTokens
+from .web.provisioning import API_PREFIX, provisioning
 
 log = logging.getLogger(__name__)
 
@@ -81,18 +89,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
 
-class FirstMatch:
-    """A TokenVerifier trying several in turn: the demo's tokens, then PBX_WALLBOARD_TOKENS."""
-
-    def __init__(self, *verifiers: TokenVerifier) -> None:
-        self.verifiers = verifiers
-
-    async def verify(self, token: str) -> Scope | None:
-        for verifier in self.verifiers:
-            scope = await verifier.verify(token)
-            if scope is not None:
-                return scope
-        return None
+def demo_asterisk_dir(workdir: Path) -> Path:
+    """The simulator's /etc/asterisk: base files that include what `apply` writes to pbx-core/,
+    so POST /api/v1/tenants/t1/apply in the demo renders, writes and reloads for real."""
+    etc = workdir / "asterisk"
+    (etc / "pbx-core").mkdir(parents=True)
+    for name in ("pjsip.conf", "queues.conf", "extensions.conf", "voicemail.conf"):
+        (etc / name).write_text(f"#tryinclude pbx-core/{name}\n")
+    return etc
 
 
 def demo_tokens(tenants: list[str]) -> StaticTokens:
@@ -104,12 +108,24 @@ async def _demo(
     settings: Settings, config: SimulationConfig, warmup_s: float, host: str | None, port: int | None
 ) -> int:
     tenants = tenant_slugs(config.traffic.tenants)
-    verifier = FirstMatch(demo_tokens(tenants), StaticTokens.parse(settings.wallboard_tokens))
     say("starting the simulator, an embedded Redis, the bridge and the web app ...")
-    sim = Simulation(config)
+    workdir = Path(tempfile.mkdtemp(prefix="pbx-core-demo-"))
+    etc_asterisk = demo_asterisk_dir(workdir)
+    sim = Simulation(dataclasses.replace(config, config_dir=etc_asterisk))
     await sim.start(traffic=False)
     try:
-        async with running_stack(settings, sim.url, verifier, host=host, port=port) as stack:
+        # The demo never touches PBX_DATABASE_URL: its tenants live in a throwaway SQLite file.
+        database_url = f"sqlite:///{workdir / 'demo.db'}"
+        await upgrade(database_url)
+        async with contextlib.AsyncExitStack() as exits:
+            prov = await exits.enter_async_context(provisioning(
+                settings, database_url=database_url, ami_url=sim.url, config_dir=etc_asterisk / "pbx-core"
+            ))
+            reseller_key = await seed_demo(prov.sessions, config.traffic)
+            verifier = FirstMatch(demo_tokens(tenants), prov.verifier)
+            stack = await exits.enter_async_context(running_stack(
+                settings, sim.url, verifier, host=host, port=port, extra_routes=prov.routes
+            ))
             async with asyncio.timeout(30):
                 await stack.bridge.client.wait_connected()
             if warmup_s > 0:
@@ -121,6 +137,9 @@ async def _demo(
             say("wallboards (one per tenant; add &tv=1 for TV mode):")
             for tenant in tenants:
                 say(f"  {tenant:<6} {stack.base_url}/?token=demo-{tenant}")
+            say(f"REST API              {stack.base_url}{API_PREFIX}/docs")
+            say(f"  reseller key        {reseller_key}")
+            say(f"  try: curl -H 'Authorization: Bearer {reseller_key}' {stack.base_url}{API_PREFIX}/tenants")
             say(f"metrics {stack.base_url}/metrics · health {stack.base_url}/healthz · Ctrl-C stops")
             status = asyncio.create_task(_status(sim, stack.stats))
             try:
@@ -129,6 +148,7 @@ async def _demo(
                 status.cancel()
     finally:
         await sim.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
     say("stopped")
     return 0
 

@@ -12,7 +12,7 @@ import logging
 
 from .config import ConfigError, Settings
 from .stack import running_stack, until_signal_or
-from .web.auth import StaticTokens
+from .web.provisioning import API_PREFIX, provisioning
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="bridge a real Asterisk (PBX_AMI_URL) and serve the wallboard, in one process",
         description="Connect to the Asterisk in PBX_AMI_URL, stream its queue state into the Redis "
         "in PBX_REDIS_URL (unset: a private embedded one) and serve the wallboard, /metrics and "
-        "/healthz on PBX_HTTP_HOST:PBX_HTTP_PORT. Wallboard tokens come from PBX_WALLBOARD_TOKENS. "
+        "/healthz on PBX_HTTP_HOST:PBX_HTTP_PORT, with the provisioning REST API at /api/v1 over "
+        "PBX_DATABASE_URL (run `pbx-core db upgrade` first). Wallboard tokens: supervisor API keys, "
+        "tokens minted by the API, or PBX_WALLBOARD_TOKENS. "
         "See `pbx-core config` for every setting.",
     )
     p.add_argument("--host", help="listen address (default PBX_HTTP_HOST)")
@@ -45,23 +47,25 @@ def run(args: argparse.Namespace) -> int:
             "PBX_AMI_URL is not set: serve needs ami://user:secret@host:5038 "
             "(or run `pbx-core demo` for the built-in simulator)"
         )
-    tokens = StaticTokens.parse(settings.wallboard_tokens)
-    if not len(tokens):
-        log.warning("PBX_WALLBOARD_TOKENS is empty: every wallboard connection will be refused (4401)")
     try:
-        return asyncio.run(_serve(settings, tokens, args))
+        return asyncio.run(_serve(settings, args))
     except KeyboardInterrupt:
         return 0
 
 
-async def _serve(settings: Settings, tokens: StaticTokens, args: argparse.Namespace) -> int:
+async def _serve(settings: Settings, args: argparse.Namespace) -> int:
     assert settings.ami_url is not None
     summary = args.summary_every or None
-    async with running_stack(
-        settings, settings.ami_url, tokens, host=args.host, port=args.port, summary_every_s=summary
-    ) as stack:
+    async with (
+        provisioning(settings, ami_url=settings.ami_url) as prov,
+        running_stack(
+            settings, settings.ami_url, prov.verifier, host=args.host, port=args.port,
+            summary_every_s=summary, extra_routes=prov.routes,
+        ) as stack,
+    ):
         print(
-            f"pbx-core serve: wallboard {stack.base_url}/?token=…  (metrics /metrics, health /healthz)",
+            f"pbx-core serve: wallboard {stack.base_url}/?token=…  "
+            f"REST API {stack.base_url}{API_PREFIX}/docs  (metrics /metrics, health /healthz)",
             flush=True,
         )
         await until_signal_or(stack.bridge_task)

@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from starlette.routing import BaseRoute
 
 from .ami.client import AmiOptions
 from .bridge import Bridge, engine_settings
@@ -50,6 +52,7 @@ async def running_stack(
     host: str | None = None,
     port: int | None = None,
     summary_every_s: float | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
 ) -> AsyncIterator[Stack]:
     """Start Redis (or use PBX_REDIS_URL), the bus publisher, the bridge and the web app; stop
     them in reverse order when the block ends."""
@@ -78,6 +81,7 @@ async def running_stack(
             redis_url=redis_url,
             stats_provider=stats,
             thresholds=thresholds_for(settings.wallboard_thresholds),
+            extra_routes=extra_routes,
         )
         try:
             base_url = await exits.enter_async_context(serving(app, host, port))

@@ -175,9 +175,11 @@ class Traffic:
                     n = next(ext)
                     name = f"{self.rng.choice(FIRST_NAMES)} {self.rng.choice(LAST_NAMES)}"
                     member = SimMember(
-                        f"Local/{slug}-{n}@agents/n",
+                        # The interfaces pbx-core's provisioning gives queue members, so an apply
+                        # from the demo's API finds the simulated agents already in place.
+                        f"Local/{n}@{slug}-agents/n",
                         name,
-                        f"Custom:{slug}-{n}",
+                        f"hint:{n}@{slug}-internal",
                         membership="dynamic",
                         wrapup_s=cfg.wrapup_s,
                     )

@@ -110,3 +110,17 @@ class StaticTokens:
                     raise ConfigError(f"{name}: {exc}") from None
             tokens[token] = Scope(tenant, queues)
         return cls(tokens)
+
+
+class FirstMatch:
+    """A TokenVerifier trying several in turn: e.g. API keys, then PBX_WALLBOARD_TOKENS."""
+
+    def __init__(self, *verifiers: TokenVerifier) -> None:
+        self.verifiers = verifiers
+
+    async def verify(self, token: str) -> Scope | None:
+        for verifier in self.verifiers:
+            scope = await verifier.verify(token)
+            if scope is not None:
+                return scope
+        return None

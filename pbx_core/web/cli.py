@@ -21,10 +21,11 @@ log = logging.getLogger(__name__)
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "web",
-        help="only the web app (wallboard, metrics) reading Redis",
-        description="Serve the wallboard, its websocket, /metrics and /healthz from the bus in "
-        "the Redis at PBX_REDIS_URL. Tokens come from PBX_WALLBOARD_TOKENS "
-        "(token=tenant[:queue,queue];token2=tenant2).",
+        help="only the web app (wallboard, REST API, metrics) reading Redis",
+        description="Serve the wallboard, its websocket, the provisioning REST API (/api/v1, over "
+        "PBX_DATABASE_URL), /metrics and /healthz, from the bus in the Redis at PBX_REDIS_URL. "
+        "Stateless: run as many as you like behind a load balancer. Wallboard tokens: supervisor "
+        "API keys, tokens minted by the API, or PBX_WALLBOARD_TOKENS (token=tenant[:queue,queue]).",
     )
     p.add_argument("--host", help="listen address (default: PBX_HTTP_HOST)")
     p.add_argument("--port", type=int, help="listen port (default: PBX_HTTP_PORT)")
@@ -33,10 +34,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .app import create_app, thresholds_for
-    from .auth import StaticTokens
-    from .server import uvicorn_config
-
     settings = Settings.from_env()
     if not settings.redis_url:
         # An embedded Redis here would be private and empty: nothing would ever show.
@@ -44,23 +41,36 @@ def run(args: argparse.Namespace) -> int:
             "PBX_REDIS_URL must point at the Redis the bridge writes to (pbx-core web "
             "has no bus of its own; `pbx-core demo` runs everything in one process)"
         )
-    tokens = StaticTokens.parse(settings.wallboard_tokens)
-    if not len(tokens):
-        log.warning("PBX_WALLBOARD_TOKENS is empty: every wallboard connection will be refused (4401)")
     host = args.host or settings.http_host
     port = args.port or settings.http_port
-    app = create_app(
-        verifier=tokens,
-        redis_url=settings.redis_url,
-        wallboard_dir=args.wallboard_dir,
-        thresholds=thresholds_for(settings.wallboard_thresholds),
-    )
+    asyncio.run(_serve(settings, host, port, args.wallboard_dir))
+    return 0
+
+
+async def _serve(settings: Settings, host: str, port: int, wallboard_dir: Path | None) -> None:
     import uvicorn
 
-    server = uvicorn.Server(uvicorn_config(app, host, port))
-    print(f"pbx-core web: http://{host}:{port}/?token=…  (metrics: /metrics, health: /healthz)", flush=True)
-    asyncio.run(_serve_until_signal(server))
-    return 0
+    from .app import create_app, thresholds_for
+    from .provisioning import API_PREFIX, provisioning
+    from .server import uvicorn_config
+
+    # PBX_AMI_URL is optional here: with it, "apply" and queue-membership changes made through
+    # the API reach Asterisk at once; without it they are written and wait for an apply.
+    async with provisioning(settings, ami_url=settings.ami_url) as prov:
+        app = create_app(
+            verifier=prov.verifier,
+            redis_url=settings.redis_url,
+            wallboard_dir=wallboard_dir,
+            thresholds=thresholds_for(settings.wallboard_thresholds),
+            extra_routes=prov.routes,
+        )
+        server = uvicorn.Server(uvicorn_config(app, host, port))
+        print(
+            f"pbx-core web: http://{host}:{port}/?token=…  REST API http://{host}:{port}{API_PREFIX}/docs "
+            "(metrics /metrics, health /healthz)",
+            flush=True,
+        )
+        await _serve_until_signal(server)
 
 
 async def _serve_until_signal(server: Any) -> None:

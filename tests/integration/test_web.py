@@ -126,7 +126,17 @@ class _StackView:
         return self.http.replace("http://", "ws://") + "/ws/wallboard?" + query
 
 
-async def test_the_web_command_serves_from_the_configured_redis() -> None:
+async def run_command(*args: str, env: dict[str, str]) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pbx_core", *args, env=env, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    async with asyncio.timeout(GUARD_S):
+        out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode()
+
+
+async def test_the_web_command_serves_from_the_configured_redis(tmp_path: Path) -> None:
     async with EmbeddedRedis() as redis:
         port = free_port()
         env = {
@@ -135,7 +145,13 @@ async def test_the_web_command_serves_from_the_configured_redis() -> None:
             "PBX_HTTP_HOST": "127.0.0.1",
             "PBX_HTTP_PORT": str(port),
             "PBX_WALLBOARD_TOKENS": "ta=t1",
+            "PBX_DATABASE_URL": f"sqlite:///{tmp_path / 'pbx.db'}",
         }
+        # A database without the schema is refused, naming the command that fixes it.
+        code, out = await run_command("web", env=env)
+        assert code == 2 and "run `pbx-core db upgrade` first" in out, out
+        code, out = await run_command("db", "upgrade", env=env)
+        assert code == 0, out
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "pbx_core", "web", env=env, cwd=ROOT,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
@@ -158,6 +174,10 @@ async def test_the_web_command_serves_from_the_configured_redis() -> None:
                 assert health is not None, (await proc.stdout.read()).decode() if proc.stdout else ""
                 assert health.status_code == 200 and health.json()["redis"] == "up"
                 assert (await http.get("/")).status_code == 200
+                # The provisioning API is served by the same process, in its JSON error shape.
+                api = await http.get("/api/v1/tenants")
+                assert api.status_code == 401 and api.json()["error"]["code"] == "unauthorized"
+                assert (await http.get("/api/v1/openapi.json")).json()["info"]["title"]
         finally:
             proc.terminate()
             async with asyncio.timeout(GUARD_S):
@@ -165,13 +185,8 @@ async def test_the_web_command_serves_from_the_configured_redis() -> None:
 
         # Without PBX_REDIS_URL it refuses to start rather than serve an empty private bus.
         env.pop("PBX_REDIS_URL")
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "pbx_core", "web", env=env, cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        async with asyncio.timeout(GUARD_S):
-            out, _ = await proc.communicate()
-        assert proc.returncode == 2 and b"PBX_REDIS_URL" in out
+        code, out = await run_command("web", env=env)
+        assert code == 2 and "PBX_REDIS_URL" in out
 
 
 @pytest.mark.parametrize(

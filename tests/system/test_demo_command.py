@@ -34,11 +34,13 @@ async def demo() -> AsyncIterator[tuple[asyncio.subprocess.Process, dict[str, st
     urls: dict[str, str] = {}
     try:
         async with asyncio.timeout(HANG_GUARD_S):
-            while len(urls) < 2:
+            while len(urls) < 3:
                 line = (await proc.stdout.readline()).decode()
-                assert line, "demo exited before printing its wallboard URLs"
+                assert line, "demo exited before printing its wallboard URLs and API key"
                 if m := re.search(r"\b(t\d)\s+(http://\S+/\?token=(\S+))", line):
                     urls[m.group(1)] = m.group(2)
+                if m := re.search(r"reseller key\s+(pbx_\S+)", line):
+                    urls["reseller_key"] = m.group(1)
         yield proc, urls
     finally:
         if proc.returncode is None:
@@ -61,7 +63,7 @@ async def test_demo_serves_a_live_board_per_tenant_and_stops_on_ctrl_c(
     demo: tuple[asyncio.subprocess.Process, dict[str, str]],
 ) -> None:
     proc, urls = demo
-    assert set(urls) == {"t1", "t2"}
+    assert set(urls) == {"t1", "t2", "reseller_key"}
     async with asyncio.timeout(HANG_GUARD_S):
         async with httpx.AsyncClient() as http:
             page = await http.get(urls["t1"])
@@ -95,3 +97,30 @@ async def test_demo_serves_a_live_board_per_tenant_and_stops_on_ctrl_c(
     proc.send_signal(signal.SIGINT)
     async with asyncio.timeout(HANG_GUARD_S):
         assert await proc.wait() == 0
+
+
+async def test_demo_api_key_provisions_and_applies_to_the_simulated_pbx(
+    demo: tuple[asyncio.subprocess.Process, dict[str, str]],
+) -> None:
+    """The printed reseller key works at once: the demo's tenants are there (seeded through the
+    API), and an apply renders the tenant, writes it and reloads the simulated Asterisk, whose
+    agents already are the provisioned members."""
+    _, urls = demo
+    base = urls["t1"].split("/?")[0] + "/api/v1"
+    auth = {"Authorization": f"Bearer {urls['reseller_key']}"}
+    async with asyncio.timeout(HANG_GUARD_S), httpx.AsyncClient(base_url=base, headers=auth) as api:
+        tenants = (await api.get("/tenants")).json()
+        assert [t["slug"] for t in tenants["items"]] == ["t1", "t2"]
+        queues = (await api.get("/tenants/t1/queues")).json()
+        assert sorted(q["asterisk_name"] for q in queues["items"]) == ["t1-sales", "t1-support"]
+        applied = await api.post("/tenants/t1/apply")
+        assert applied.status_code == 200, applied.text
+        body = applied.json()
+        assert body["status"] == "ok" and "t1/pjsip.conf" in body["changed"]
+        assert set(body["reloads"]) >= {"res_pjsip.so", "app_queue.so", "pbx_config.so"}
+        assert body["members"]["added"] == [] and body["members"]["removed"] == []
+        again = (await api.post("/tenants/t1/apply")).json()
+        assert again["status"] == "unchanged" and again["reloads"] == []
+        # Another reseller's view: a made-up key is refused, not shown the demo's tenants.
+        refused = await api.get("/tenants", headers={"Authorization": "Bearer pbx_0000_nope"})
+        assert refused.status_code == 401

@@ -1,6 +1,7 @@
 """The scale-out shape, as separate processes: one `pbx-core bridge` writing the Redis bus and
-two independent `pbx-core web` processes reading it. A caller who joins on the (simulated)
-Asterisk appears on a wallboard served by either web process."""
+two independent `pbx-core web` processes reading it and sharing one provisioning database. A
+tenant and a supervisor key created through the REST API of one replica open the wallboard on
+both, and a caller who joins on the (simulated) Asterisk appears on either."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import httpx
 import pytest
 import websockets
 
@@ -59,25 +62,57 @@ async def redis_url() -> AsyncIterator[str]:
         yield server.url
 
 
-async def test_one_bridge_feeds_two_independent_web_processes(redis_url: str) -> None:
+async def cli(*args: str, env: dict[str, str]) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pbx_core", *args, cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    return out.decode()
+
+
+async def wait_for_api(client: httpx.AsyncClient) -> None:
+    while True:
+        try:
+            await client.get("/openapi.json")
+            return
+        except httpx.TransportError:
+            await asyncio.sleep(0.1)
+
+
+async def test_one_bridge_feeds_two_independent_web_processes(redis_url: str, tmp_path: Path) -> None:
     async with SimulatedAsterisk() as ast, asyncio.timeout(HANG_GUARD_S):
         ast.add_member("acme-support", SimMember("Local/acme-201@agents/n", "Anna"), emit=False)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_")}
         env |= {
             "PBX_AMI_URL": ast.url_text,
             "PBX_REDIS_URL": redis_url,
-            "PBX_WALLBOARD_TOKENS": "wall-acme=acme;wall-other=other",
+            "PBX_DATABASE_URL": f"sqlite:///{tmp_path / 'pbx.db'}",
+            "PBX_WALLBOARD_TOKENS": "wall-other=other",
         }
+        await cli("db", "upgrade", env=env)
+        reseller_key = next(w for w in (await cli("keys", "create", "--reseller", "ACME", env=env)).split()
+                            if w.startswith("pbx_"))
         web_ports = [free_port(), free_port()]
         procs = [await start("bridge", "--summary-every", "0", env=env)]
         procs += [await start("web", "--port", str(p), env=env) for p in web_ports]
         try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{web_ports[0]}/api/v1") as api:
+                await wait_for_api(api)
+                as_reseller = {"Authorization": f"Bearer {reseller_key}"}
+                r = await api.put("/tenants/acme", json={"name": "Acme"}, headers=as_reseller)
+                assert r.status_code == 201, r.text
+                r = await api.post("/tenants/acme/api-keys", headers=as_reseller,
+                                   json={"name": "wallboard", "role": "supervisor"})
+                assert r.status_code == 201, r.text
+                supervisor_key = r.json()["key"]
             while ast.logins < 1:  # noqa: ASYNC110 - the simulator has no login signal
                 await asyncio.sleep(0.05)
             caller = ast.join("acme-support", "0612345678", "Zoë de Boer")
             for port in web_ports:
                 while True:
-                    snap = await board_via(port, "wall-acme")
+                    snap = await board_via(port, supervisor_key)
                     queue = snap["board"]["queues"].get("acme-support")  # type: ignore[index]
                     if queue and queue["waiting"]:
                         break

@@ -287,8 +287,8 @@ def test_naming_follows_the_tenant_convention() -> None:
         slug = q.name.split("-", 1)[0]
         assert len(q.members) == 2
         for m in q.members.values():
-            assert m.interface.startswith(f"Local/{slug}-") and m.state_interface.startswith(
-                f"Custom:{slug}-"
+            assert m.interface.endswith(f"@{slug}-agents/n") and m.state_interface.endswith(
+                f"@{slug}-internal"
             )
 
 

@@ -1,0 +1,77 @@
+"""The provisioning side of a web process: database, REST API mount and API-key wallboard tokens.
+
+``serve``, ``web`` and ``demo`` all open it the same way, so the API a reseller integrates with
+is the same object everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.routing import BaseRoute
+
+from ..config import AmiUrl, ConfigError, Settings
+from .auth import FirstMatch, StaticTokens, TokenVerifier
+
+API_PREFIX = "/api/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Provisioning:
+    routes: list[BaseRoute]
+    # API keys and minted wallboard tokens first, then PBX_WALLBOARD_TOKENS.
+    verifier: TokenVerifier
+    sessions: async_sessionmaker[AsyncSession]
+
+
+async def ensure_schema(url: str) -> None:
+    """Refuse to serve an uninitialised or outdated database, with the command that fixes it."""
+    from ..provisioning.db import current_revision, head_revision, safe_url
+
+    try:
+        current = await current_revision(url)
+    except (SQLAlchemyError, OSError) as exc:
+        raise ConfigError(f"PBX_DATABASE_URL: cannot open {safe_url(url)}: {exc}") from None
+    if current != head_revision():
+        state = "has no pbx-core schema" if current is None else f"is at schema {current}"
+        raise ConfigError(
+            f"database {safe_url(url)} {state}, this pbx-core needs {head_revision()}: "
+            "run `pbx-core db upgrade` first"
+        )
+
+
+@contextlib.asynccontextmanager
+async def provisioning(
+    settings: Settings,
+    *,
+    database_url: str | None = None,
+    ami_url: AmiUrl | None = None,
+    config_dir: Path | None = None,
+) -> AsyncIterator[Provisioning]:
+    """Open the provisioning database (checked to be at the current schema) and build the REST
+    API mounted at /api/v1. ``ami_url`` lets apply and queue-membership changes reach Asterisk."""
+    from ..api import ApiContext, ApiKeyVerifier, api_mount
+    from ..provisioning.db import make_engine, session_factory
+
+    url = database_url or settings.database_url
+    await ensure_schema(url)
+    engine = make_engine(url)
+    try:
+        sessions = session_factory(engine)
+        ctx = ApiContext(
+            sessions=sessions,
+            rate_limit_per_min=settings.api_rate_limit,
+            secret_key=settings.secret_key,
+            asterisk_config_dir=config_dir or Path(settings.asterisk_config_dir),
+            ami_url=ami_url,
+        )
+        keys = ApiKeyVerifier(sessions, settings.secret_key)
+        verifier = FirstMatch(keys, StaticTokens.parse(settings.wallboard_tokens))
+        yield Provisioning([api_mount(ctx, API_PREFIX)], verifier, sessions)
+    finally:
+        await engine.dispose()
