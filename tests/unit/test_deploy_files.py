@@ -1,0 +1,418 @@
+"""Static checks of the deployment files: compose.yaml, the Dockerfiles and Asterisk's base config.
+
+There is no Docker engine in CI, so the wiring is verified by reading the files: a missing
+health check, an unpinned image, a published AMI port, an over-privileged AMI user or a PBX_*
+typo fails here instead of in a customer's first `docker compose up`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import ipaddress
+import os
+import re
+import socket
+import stat
+import subprocess
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from pbx_core.ami.client import HANDLED_EVENTS
+from pbx_core.config import VARIABLES, parse_ami_url
+
+ROOT = Path(__file__).resolve().parents[2]
+ASTERISK_CONFIG = ROOT / "asterisk-config"
+GENERATED_DIR = "/etc/asterisk/pbx-core"
+LONG_RUNNING = ("asterisk", "redis", "postgres", "bridge", "web")
+# image:tag naming one release (major.minor.patch; PostgreSQL's releases are major.minor), with an
+# optional -variant and digest. A floating tag such as redis:7 or redis:7.4 does not match.
+PINNED_IMAGE = re.compile(r"^(postgres:\d+\.\d+|[\w./-]+:\d+\.\d+\.\d+)(-[\w.-]+)?(@sha256:[0-9a-f]{64})?$")
+DEFAULT = re.compile(r"\$\{(\w+):?-([^}]*)\}")
+SECRET_NAME = re.compile(r"SECRET|PASSWORD|TOKEN|KEY", re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "compose.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, Any]:
+    return compose["services"]
+
+
+def parse_conf(text: str) -> dict[str, list[tuple[str, str]]]:
+    """Asterisk config -> {section: [(key, value), ...]}; keeps duplicates (eventfilter, require)."""
+    sections: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] | None = None
+    for raw in text.splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith("#"):
+            assert current is not None, f"directive outside a section: {raw!r}"
+            current.append(("#" + line[1:].split()[0], line.split(None, 1)[1]))
+            continue
+        if line.startswith("["):
+            current = sections.setdefault(line.strip("[]"), [])
+            continue
+        assert current is not None, f"setting outside a section: {raw!r}"
+        key, sep, value = line.partition("=")
+        assert sep, f"not a key = value line: {raw!r}"
+        current.append((key.strip(), value.lstrip(">").strip()))
+    return sections
+
+
+def conf(name: str) -> dict[str, list[tuple[str, str]]]:
+    return parse_conf((ASTERISK_CONFIG / name).read_text())
+
+
+def one(items: list[tuple[str, str]], key: str) -> str:
+    values = [v for k, v in items if k == key]
+    assert len(values) == 1, f"expected exactly one {key!r}, got {values}"
+    return values[0]
+
+
+def env_of(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    assert isinstance(env, dict), "use the mapping form of environment"
+    return {k: str(v) for k, v in env.items()}
+
+
+def ports_of(service: dict[str, Any]) -> list[str]:
+    return [str(p) for p in service.get("ports", [])]
+
+
+def asterisk_ip(services: dict[str, Any]) -> ipaddress.IPv4Address:
+    return ipaddress.IPv4Address(services["asterisk"]["networks"]["pbx"]["ipv4_address"])
+
+
+def load_script(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ------------------------------------------------------------------------------------- compose
+
+
+def test_stack_has_every_service(services: dict[str, Any]) -> None:
+    assert set(services) == {"asterisk", "redis", "postgres", "migrate", "bridge", "web"}
+
+
+def test_migrate_runs_the_schema_upgrade_once_before_bridge_and_web(services: dict[str, Any]) -> None:
+    migrate = services["migrate"]
+    assert migrate["command"] == ["pbx-core", "db", "upgrade"]
+    assert migrate["restart"] == "no"
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in ("bridge", "web"):
+        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_every_long_running_service_has_a_health_check(services: dict[str, Any]) -> None:
+    for name in LONG_RUNNING:
+        check = services[name].get("healthcheck")
+        assert check and not check.get("disable"), f"{name} has no health check"
+        assert check["test"][0] in ("CMD", "CMD-SHELL") and len(check["test"]) > 1, name
+
+
+def test_dependencies_wait_for_health_not_just_start(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        deps = service.get("depends_on", {})
+        assert isinstance(deps, dict), f"{name}: depends_on must state a condition"
+        for dep, spec in deps.items():
+            expected = "service_completed_successfully" if dep == "migrate" else "service_healthy"
+            assert spec["condition"] == expected, f"{name} -> {dep}"
+            if expected == "service_healthy":
+                assert dep in LONG_RUNNING
+
+
+def test_bridge_waits_for_asterisk_and_redis(services: dict[str, Any]) -> None:
+    assert {"asterisk", "redis", "migrate"} <= set(services["bridge"]["depends_on"])
+    assert {"redis", "postgres", "migrate"} <= set(services["web"]["depends_on"])
+
+
+def test_images_are_pinned_to_exact_versions(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        image = service.get("image", "")
+        assert "latest" not in image, name
+        if "build" in service:  # built here: the tag names our own release
+            assert re.fullmatch(r"[\w.-]+:\d+\.\d+\.\d+", image), f"{name}: {image}"
+        else:
+            assert PINNED_IMAGE.match(image), f"{name}: {image!r} is not pinned to an exact version"
+
+
+def test_pbx_environment_uses_only_known_variables(services: dict[str, Any]) -> None:
+    known = {var.name for var in VARIABLES}
+    for name in ("migrate", "bridge", "web"):
+        env = env_of(services[name])
+        unknown = {k for k in env if k.startswith("PBX_")} - known
+        assert not unknown, f"{name}: unknown settings {unknown} (typo?)"
+        assert env["PBX_REDIS_URL"] == "redis://redis:6379/0"
+        assert env["PBX_DATABASE_URL"].startswith("postgresql://pbx:")
+        assert env["PBX_DATABASE_URL"].endswith("@postgres:5432/pbx")
+        assert env["PBX_ASTERISK_CONFIG_DIR"] == GENERATED_DIR
+
+
+def test_ami_url_points_at_the_asterisk_service_and_manager_user(services: dict[str, Any]) -> None:
+    ami = parse_ami_url(env_of(services["bridge"])["PBX_AMI_URL"])
+    assert (ami.username, ami.host, ami.port) == ("pbx-core", "asterisk", 5038)
+    assert "pbx-core" in conf("manager.conf")
+    # The same secret variable feeds Asterisk's entrypoint and the bridge's URL.
+    assert env_of(services["asterisk"])["AMI_SECRET"] == ami.secret
+
+
+def test_web_listens_on_all_interfaces_inside_its_container(services: dict[str, Any]) -> None:
+    env = env_of(services["web"])
+    assert env["PBX_HTTP_HOST"] == "0.0.0.0"
+    assert env["PBX_HTTP_PORT"] == "8000"
+    assert ports_of(services["web"]) == ["${PBX_WEB_BIND:-127.0.0.1}:${PBX_WEB_PORT:-8000}:8000"]
+
+
+def test_secrets_are_never_hard_coded(compose: dict[str, Any]) -> None:
+    text = (ROOT / "compose.yaml").read_text()
+    for var, default in DEFAULT.findall(text):
+        if SECRET_NAME.search(var) and default:
+            assert default.startswith("dev-") and default.endswith("-change-me"), (
+                f"${{{var}}} has a default {default!r} that is not clearly a development value"
+            )
+    for name, service in compose["services"].items():
+        for key, value in env_of(service).items():
+            if SECRET_NAME.search(key) and value:
+                assert value.startswith("${"), f"{name}: {key} is hard-coded"
+
+
+def test_ami_is_never_published(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        for port in ports_of(service):
+            assert "5038" not in port, f"{name} publishes AMI: {port}"
+
+
+def test_plain_websocket_is_published_on_loopback_only(services: dict[str, Any]) -> None:
+    ports = ports_of(services["asterisk"])
+    assert "8089:8089/tcp" in ports
+    assert [p for p in ports if "8088" in p] == ["127.0.0.1:8088:8088/tcp"]
+
+
+def test_asterisk_gets_every_base_file_read_only(services: dict[str, Any]) -> None:
+    volumes = services["asterisk"]["volumes"]
+    base_files = sorted(p.name for p in ASTERISK_CONFIG.glob("*.conf"))
+    assert {"manager.conf", "http.conf", "modules.conf"} <= set(base_files)
+    for name in base_files:
+        assert f"./asterisk-config/{name}:/etc/asterisk/{name}:ro" in volumes, f"{name} is not mounted"
+
+
+def test_generated_config_is_shared_written_by_web_read_by_asterisk(services: dict[str, Any]) -> None:
+    assert f"asterisk-generated:{GENERATED_DIR}:ro" in services["asterisk"]["volumes"]
+    assert f"asterisk-generated:{GENERATED_DIR}" in services["web"]["volumes"]
+    assert env_of(services["web"])["PBX_ASTERISK_CONFIG_DIR"] == GENERATED_DIR
+
+
+# ----------------------------------------------------------------------------------- Dockerfiles
+
+
+def dockerfile(path: str) -> str:
+    return (ROOT / path).read_text()
+
+
+def instructions(text: str, keyword: str) -> list[str]:
+    joined = re.sub(r"\\\n", " ", text)
+    return [line.split(None, 1)[1] for line in joined.splitlines() if line.startswith(keyword + " ")]
+
+
+def test_pbx_core_image_is_multi_stage_slim_pinned_and_non_root() -> None:
+    text = dockerfile("Dockerfile")
+    assert "latest" not in text
+    (base,) = [a.split("=", 1)[1] for a in instructions(text, "ARG") if a.startswith("PYTHON_IMAGE=")]
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base), base
+    assert len(instructions(text, "FROM")) >= 2
+    users = instructions(text, "USER")
+    assert users and users[-1] not in ("root", "0")
+    assert "/healthz" in " ".join(instructions(text, "HEALTHCHECK"))
+    assert instructions(text, "WORKDIR")[-1] == "/app"
+    assert instructions(text, "CMD")[-1].startswith('["pbx-core", "web"')
+    installs = " ".join(i for i in instructions(text, "RUN") if "pip" in i)
+    assert "[test]" not in installs and "-e " not in installs
+
+
+def test_asterisk_image_is_pinned_to_asterisk_22_and_non_root() -> None:
+    text = dockerfile("docker/asterisk/Dockerfile")
+    (base,) = [a.split("=", 1)[1] for a in instructions(text, "ARG") if a.startswith("ASTERISK_IMAGE=")]
+    assert re.fullmatch(r"andrius/asterisk:22\.\d+\.\d+_debian-\w+(@sha256:[0-9a-f]{64})?", base), base
+    assert instructions(text, "USER")[-1] == "asterisk"
+    assert "core waitfullybooted" in " ".join(instructions(text, "HEALTHCHECK"))
+
+
+# ----------------------------------------------------------------------------- Asterisk config
+
+
+def test_manager_listens_on_the_private_compose_network_only(compose: dict[str, Any]) -> None:
+    general = conf("manager.conf")["general"]
+    ip = asterisk_ip(compose["services"])
+    subnet = ipaddress.IPv4Network(compose["networks"]["pbx"]["ipam"]["config"][0]["subnet"])
+    assert ip in subnet and subnet.is_private
+    assert one(general, "enabled") == "yes"
+    assert one(general, "webenabled") == "no"
+    assert one(general, "bindaddr") == str(ip)
+    assert one(general, "displayconnects") == "no"
+
+
+def test_manager_user_has_least_privilege_and_an_acl(compose: dict[str, Any]) -> None:
+    user = conf("manager.conf")["pbx-core"]
+    read = set(one(user, "read").split(","))
+    write = set(one(user, "write").split(","))
+    # agent: queue events; call: Hangup / OriginateResponse.
+    assert read == {"agent", "call"}
+    # agent: QueueAdd/Remove/Pause/Penalty; originate: callbacks; command: module reloads.
+    assert write == {"agent", "originate", "command"}
+    assert not (read | write) & {"all", "system", "config", "user", "dialplan"}
+    assert [v for k, v in user if k == "deny"] == ["0.0.0.0/0.0.0.0"]
+    (permit,) = [v for k, v in user if k == "permit"]
+    network = ipaddress.IPv4Network(permit, strict=True)
+    subnet = ipaddress.IPv4Network(compose["networks"]["pbx"]["ipam"]["config"][0]["subnet"])
+    assert network == subnet and network.is_private
+    # The secret is not in the file: it is included from the runtime directory.
+    assert not [v for k, v in user if k == "secret"]
+    assert ("#include", "/var/run/asterisk/manager-secret.conf") in user
+
+
+def test_manager_event_filter_passes_every_event_the_bridge_handles() -> None:
+    user = conf("manager.conf")["pbx-core"]
+    names = set()
+    for key, _ in user:
+        match = re.fullmatch(r"eventfilter\(action\(include\),name\((\w+)\)\)", key)
+        if key.startswith("eventfilter"):
+            assert match, f"unexpected filter {key!r}"
+            names.add(match.group(1))
+    missing = HANDLED_EVENTS - names
+    assert not missing, f"manager.conf would drop events the bridge needs: {sorted(missing)}"
+
+
+def test_http_serves_websockets_with_tls_on_the_compose_address(compose: dict[str, Any]) -> None:
+    general = conf("http.conf")["general"]
+    ip = str(asterisk_ip(compose["services"]))
+    assert one(general, "enabled") == "yes"
+    assert one(general, "bindaddr") == ip
+    assert one(general, "bindport") == "8088"
+    assert one(general, "tlsenable") == "yes"
+    assert one(general, "tlsbindaddr") == f"{ip}:8089"
+    assert one(general, "tlscertfile").startswith("/etc/asterisk/keys/")
+    assert one(general, "tlsprivatekey").startswith("/etc/asterisk/keys/")
+    assert one(general, "enablestatic") == "no"
+
+
+def test_modules_require_what_a_call_centre_needs() -> None:
+    mods = conf("modules.conf")["modules"]
+    assert one(mods, "autoload") == "yes"
+    required = {v for k, v in mods if k == "require"}
+    assert {
+        "chan_pjsip.so", "res_pjsip.so", "res_pjsip_transport_websocket.so", "res_http_websocket.so",
+        "res_srtp.so", "pbx_config.so", "app_queue.so", "app_voicemail.so",
+    } <= required
+    noload = {v for k, v in mods if k == "noload"}
+    assert not required & noload
+    # Removed in Asterisk 21: a line naming them would be dead config.
+    assert not {"chan_sip.so", "chan_skinny.so", "chan_mgcp.so"} & (required | noload)
+
+
+# -------------------------------------------------------------------------- Asterisk entrypoint
+
+ENTRYPOINT = ROOT / "docker" / "asterisk" / "entrypoint.sh"
+
+
+def run_entrypoint(tmp_path: Path, secret: str | None) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": os.environ["PATH"], "ASTERISK_RUN_DIR": str(tmp_path / "run")}
+    if secret is not None:
+        env["AMI_SECRET"] = secret
+    return subprocess.run(
+        ["sh", str(ENTRYPOINT), "sh", "-c", 'echo "started; AMI_SECRET=${AMI_SECRET:-unset}"'],
+        env=env, capture_output=True, text=True, check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [
+        (None, "AMI_SECRET is not set"),
+        ("", "AMI_SECRET is not set"),
+        ("short-secret", "at least 16 characters"),
+        ("good-length-but;comment", "may only contain"),
+        ("line\nsecret = other", "may only contain"),
+    ],
+)
+def test_entrypoint_refuses_a_missing_or_unsafe_secret(
+    tmp_path: Path, secret: str | None, message: str
+) -> None:
+    result = run_entrypoint(tmp_path, secret)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not (tmp_path / "run" / "manager-secret.conf").exists()
+
+
+def test_entrypoint_writes_the_secret_privately_and_hides_it_from_asterisk(tmp_path: Path) -> None:
+    result = run_entrypoint(tmp_path, "dev-ami-secret-change-me")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "started; AMI_SECRET=unset"
+    written = tmp_path / "run" / "manager-secret.conf"
+    assert written.read_text() == "secret = dev-ami-secret-change-me\n"
+    assert stat.S_IMODE(written.stat().st_mode) == 0o600
+    parsed = parse_conf("[pbx-core]\n" + written.read_text())["pbx-core"]
+    assert parsed == [("secret", "dev-ami-secret-change-me")]
+
+
+# ------------------------------------------------------------------------ bridge health check
+
+HEALTH = load_script(ROOT / "docker" / "healthcheck_bridge.py")
+TABLE_HEADER = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid\n"
+
+
+def tcp_line(remote_port: int, state: str) -> str:
+    return f"   0: 0A1E390B:A2C4 0A1E390A:{remote_port:04X} {state} 00000000:00000000 00:00000000 0  1000\n"
+
+
+BRIDGE_ENV = {"PBX_AMI_URL": "ami://pbx-core:s@asterisk:5038", "PBX_REDIS_URL": "redis://redis:6379/0"}
+
+
+def test_bridge_is_healthy_with_ami_and_redis_connections() -> None:
+    table = TABLE_HEADER + tcp_line(5038, "01") + tcp_line(6379, "01")
+    assert HEALTH.check(BRIDGE_ENV, [table]) == []
+
+
+def test_bridge_without_ami_connection_is_unhealthy_and_says_why() -> None:
+    table = TABLE_HEADER + tcp_line(5038, "02") + tcp_line(6379, "01")  # SYN_SENT: still connecting
+    assert HEALTH.check(BRIDGE_ENV, [table]) == ["no connection to Asterisk AMI (PBX_AMI_URL) (port 5038)"]
+
+
+def test_bridge_health_needs_an_ami_url() -> None:
+    assert HEALTH.check({}, [TABLE_HEADER]) == ["PBX_AMI_URL is not set: the bridge cannot run"]
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
+def test_bridge_health_reads_real_established_sockets() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            peer, _ = server.accept()
+            with peer:
+                tables = [Path("/proc/net/tcp").read_text()]
+                assert port in HEALTH.remote_ports_established(tables)
+                assert client.fileno() >= 0
+    assert HEALTH.wanted_ports({"PBX_AMI_URL": f"ami://u:s@h:{port}"}) == {"Asterisk AMI (PBX_AMI_URL)": port}
+
+
+@pytest.mark.parametrize("service", ["bridge", "web"])
+def test_service_commands_parse_with_the_real_cli(services: dict[str, Any], service: str) -> None:
+    from pbx_core.cli import build_parser
+
+    program, *argv = services[service]["command"]
+    assert program == "pbx-core"
+    args = build_parser(only=argv[0]).parse_args(argv)
+    assert callable(args.func), f"`pbx-core {' '.join(argv)}` is not a runnable command"
+    if service == "web":
+        assert str(args.wallboard_dir) == "/app/wallboard"
