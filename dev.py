@@ -90,7 +90,7 @@ def cmd_test(args: list[str]) -> int:
         say("PostgreSQL found on 127.0.0.1:5432: the PostgreSQL tests run too")
     say("ruff ...")
     run([str(BIN / "ruff"), "check", "."], cwd=ROOT)
-    say("mypy (pbx_core/domain) ...")
+    say("mypy (the functional core) ...")
     run([str(BIN / "mypy")], cwd=ROOT)
     say("pytest ...")
     return subprocess.call([str(BIN / "pytest"), *args], cwd=ROOT, env=env)

@@ -13,6 +13,7 @@ import importlib
 BENCHMARKS: dict[str, str] = {
     "ingest": "bench.ingest",
     "wallboard": "bench.wallboard",
+    "callbacks": "bench.callbacks",
 }
 
 

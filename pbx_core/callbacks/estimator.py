@@ -1,0 +1,99 @@
+"""An honest expected wait: position x smoothed AHT / staffed agents.
+
+Asterisk's own ``holdtime`` announcement is an average of past waits, which lags badly when a
+queue fills up; what the caller wants to know is how long the work ahead of them takes. With
+``n`` staffed agents each finishing a call every AHT seconds on average, the line moves one
+place every AHT / n seconds, so the caller at position ``p`` waits about ``p x AHT / n``.
+AHT (talk + wrap-up) is smoothed with an exponentially weighted moving average so one long
+call does not swing the announcement.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class WaitEstimator:
+    alpha: float = 0.2  # weight of the newest handled call
+    aht_s: float | None = None  # smoothed AHT; None until a call was handled or a prior is given
+    samples: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.alpha <= 1.0:
+            raise ValueError("alpha must be in (0, 1]")
+
+    def observe(self, handle_s: float) -> None:
+        """One handled call's talk + wrap-up seconds."""
+        if handle_s < 0:
+            return  # a clock step; not a call length
+        self.aht_s = handle_s if self.aht_s is None else self.aht_s + self.alpha * (handle_s - self.aht_s)
+        self.samples += 1
+
+    def expected_wait(self, position: int, staffed_agents: int) -> float | None:
+        """Seconds until the caller at ``position`` (1 = next) reaches an agent.
+
+        None when nothing honest can be said: no staffed agent, or no AHT known yet.
+        """
+        if staffed_agents <= 0 or self.aht_s is None or position < 1:
+            return None
+        return position * self.aht_s / staffed_agents
+
+
+def announce_minutes(expected_wait_s: float | None) -> int | None:
+    """Whole minutes to announce, rounded up (never promise less than the estimate); None: say nothing."""
+    if expected_wait_s is None:
+        return None
+    return max(1, int(-(-expected_wait_s // 60)))
+
+
+@dataclass(slots=True)
+class RollingServiceLevel:
+    """The queue's live service level over the last ``window_s`` seconds (DESIGN.md KPI: answered
+    within T / (answered + abandoned - short abandons)), for pacing fill-work callbacks.
+
+    The day's SL reacts too slowly to tell whether agents have room right now; a short rolling
+    window does. Callers who left to be called back are not fed in (they are other exits)."""
+
+    service_level_s: float = 30.0
+    short_abandon_s: float = 5.0
+    window_s: float = 900.0
+    # (time, counts as within T): answered and abandoned callers, oldest first.
+    _calls: deque[tuple[float, bool]] = field(default_factory=deque)
+
+    def answered(self, at: float, waited_s: float) -> None:
+        self._calls.append((at, waited_s <= self.service_level_s))
+
+    def abandoned(self, at: float, waited_s: float) -> None:
+        if waited_s >= self.short_abandon_s:  # a short abandon counts nowhere
+            self._calls.append((at, False))
+
+    def pct(self, now: float) -> float | None:
+        """SL % of the calls that ended in the window; None when none did (nothing to pace by)."""
+        while self._calls and self._calls[0][0] <= now - self.window_s:
+            self._calls.popleft()
+        if not self._calls:
+            return None
+        return 100.0 * sum(within for _, within in self._calls) / len(self._calls)
+
+
+@dataclass(slots=True)
+class RollingLoad:
+    """Recent offered load as a share of the staffed agents: arrivals in the last ``window_s`` x
+    smoothed AHT / (window x staffed agents). Above 1 the queue is in overload and any fill work
+    only pushes live callers back; well below it there is room to catch up."""
+
+    window_s: float = 900.0
+    _arrivals: deque[float] = field(default_factory=deque)
+
+    def arrived(self, at: float) -> None:
+        self._arrivals.append(at)
+
+    def share(self, now: float, aht_s: float | None, staffed_agents: int) -> float | None:
+        """None when nothing honest can be said (no AHT yet, no staffed agent)."""
+        while self._arrivals and self._arrivals[0] <= now - self.window_s:
+            self._arrivals.popleft()
+        if aht_s is None or staffed_agents <= 0:
+            return None
+        return len(self._arrivals) * aht_s / (self.window_s * staffed_agents)

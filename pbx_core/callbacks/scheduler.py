@@ -1,0 +1,335 @@
+"""The callback scheduler's pure decisions.
+
+Like the live queue state, this is a functional core: every function takes the state, the time
+and what happened, changes the state and returns the commands the shell must carry out. No
+clock, no I/O, no randomness inside.
+
+Commands, in the order returned:
+
+- :class:`Save` -- persist this record (every change of a callback is one).
+- :class:`Dial` -- persist the record (now ``dialling``), *then* originate: agent first, and when
+  the agent answers the dialplan dials the customer. The callback id and the originate id travel
+  as channel variables and the originate id is also the ActionID and ChannelId, so every event of
+  the call resolves to its record, and a restarted scheduler recognises a call it already placed.
+- :class:`Hangup` -- a dialling callback was cancelled: hang up the channel carrying its id.
+
+The rules:
+
+- place in line: a callback is dialled only when it is among the first ``free agents`` places
+  of the virtual line (``queue_order``); live callers who joined earlier are served first;
+- pacing: each dial reserves one free agent, so callbacks in flight never exceed the free agents
+  and no customer is dialled without an agent already on the line for them; fill callbacks
+  (behind everyone in line) go out only on spare capacity: a reserve of agents stays free, the
+  queue's rolling SL is above target with margin (or an agent has idled a while), one at a time
+  (``policy.fill_allowance``);
+- business hours: nothing is dialled while the queue's schedule is closed;
+- de-duplication: one open callback per (tenant, queue, number);
+- retries: no answer / busy / failed -> back to waiting after a back-off, up to ``max_attempts``;
+  then the last result is the final outcome;
+- deadlines: a waiting callback past its due-by is ``overdue`` (still served, reported late);
+  past due-by + ``expire_after_s`` it is ``expired``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .hours import is_open, next_opening
+from .model import SOURCES, WAITING, AttemptResult, Callback, Source, Status, normalise_number
+from .policy import QueuePolicy, backoff_s, due_by, fill_allowance, tier
+from .queue_order import callbacks_first_in_line
+
+QueueKey = tuple[str, str]  # (tenant, queue)
+
+_FINAL_FOR: dict[AttemptResult, Status] = {
+    "no_answer": Status.NO_ANSWER,
+    "busy": Status.BUSY,
+    "failed": Status.FAILED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Save:
+    callback: Callback
+    change: str  # created, overdue, dialling, retry, requeued, completed, ..., restored
+
+
+@dataclass(frozen=True, slots=True)
+class Dial:
+    callback: Callback  # already ``dialling`` with ``agent`` and ``originate_id`` set
+    agent: str
+    originate_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    callback: Callback
+    originate_id: str
+
+
+Command = Save | Dial | Hangup
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLoad:
+    """What the live state says about one queue right now."""
+
+    free_agents: Sequence[str] = ()  # interfaces of agents idle and ready for a call
+    live_waiting: Sequence[float] = ()  # join times of live callers still waiting
+    # The queue's rolling service level (estimator.RollingServiceLevel); None: no call ended in
+    # the window. Paces fill callbacks (policy.fill_allowance).
+    recent_sl_pct: float | None = None
+    # Since when each free agent has been idle (agent interface -> epoch seconds), if known.
+    idle_since: Mapping[str, float] = field(default_factory=dict)
+    # Recent offered load / staffed agents (estimator.RollingLoad); None: unknown.
+    recent_load: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackRequest:
+    id: str  # chosen by the shell (unique); the scheduler never invents identities
+    tenant: str
+    queue: str
+    number: str
+    source: Source
+    requested_at: float
+    joined_at: float | None = None  # queue offers: when the caller joined the queue
+
+
+@dataclass(slots=True)
+class SchedulerState:
+    policies: dict[QueueKey, QueuePolicy] = field(default_factory=dict)
+    callbacks: dict[str, Callback] = field(default_factory=dict)
+    open_by_key: dict[tuple[str, str, str], str] = field(default_factory=dict)
+
+    def policy(self, tenant: str, queue: str) -> QueuePolicy:
+        return self.policies.get((tenant, queue)) or QueuePolicy()
+
+    def put(self, callback: Callback) -> None:
+        self.callbacks[callback.id] = callback
+        if callback.is_open:
+            self.open_by_key[callback.key] = callback.id
+        elif self.open_by_key.get(callback.key) == callback.id:
+            del self.open_by_key[callback.key]
+
+    def open_for(self, tenant: str, queue: str, number: str) -> Callback | None:
+        cb_id = self.open_by_key.get((tenant, queue, normalise_number(number)))
+        return None if cb_id is None else self.callbacks[cb_id]
+
+    def in_flight(self) -> list[Callback]:
+        return [c for c in self.callbacks.values() if c.status is Status.DIALLING]
+
+
+def _save(state: SchedulerState, callback: Callback, change: str) -> Save:
+    state.put(callback)
+    return Save(callback, change)
+
+
+def _waiting_status(callback: Callback, now: float) -> Status:
+    return Status.OVERDUE if now > callback.due_by else Status.PENDING
+
+
+# --- requests -----------------------------------------------------------------------------------
+
+
+def request(state: SchedulerState, req: CallbackRequest) -> tuple[Callback, list[Command]]:
+    """Book a callback, or return the open one for the same number and queue (no commands then).
+
+    A queue offer keeps the caller's join time as their place in line; every other source takes
+    its place at the request. While the queue is closed the callback waits for the next opening.
+    """
+    if req.source not in SOURCES:
+        raise ValueError(f"callback source must be one of {', '.join(SOURCES)}, not {req.source!r}")
+    if not normalise_number(req.number).lstrip("+"):
+        raise ValueError(f"callback number {req.number!r} has no digits")
+    if req.id in state.callbacks:
+        return state.callbacks[req.id], []  # the same request delivered twice
+    existing = state.open_for(req.tenant, req.queue, req.number)
+    if existing is not None:
+        return existing, []
+    policy = state.policy(req.tenant, req.queue)
+    opens = next_opening(policy.hours, req.requested_at)
+    if opens is None:
+        raise ValueError(f"queue {req.tenant}-{req.queue} has no opening time in its business hours")
+    place = req.joined_at if req.source == "queue_offer" and req.joined_at is not None else req.requested_at
+    callback = Callback(
+        id=req.id,
+        tenant=req.tenant,
+        queue=req.queue,
+        number=req.number,
+        source=req.source,
+        requested_at=req.requested_at,
+        place_at=min(place, req.requested_at),
+        due_by=due_by(policy, req.requested_at),
+        tier=tier(policy, req.source),
+        not_before=opens,
+    )
+    return callback, [_save(state, callback, "created")]
+
+
+def cancel(state: SchedulerState, callback_id: str, at: float) -> list[Command]:
+    """Withdraw an open callback (customer, supervisor, REST). A dial in flight is hung up."""
+    callback = state.callbacks.get(callback_id)
+    if callback is None or not callback.is_open:
+        return []
+    commands: list[Command] = []
+    if callback.status is Status.DIALLING and callback.originate_id is not None:
+        commands.append(Hangup(callback, callback.originate_id))
+    closed = callback.evolve(status=Status.CANCELLED, closed_at=at, agent=None)
+    return [_save(state, closed, "cancelled"), *commands]
+
+
+def on_live_answer(state: SchedulerState, tenant: str, queue: str, number: str, at: float) -> list[Command]:
+    """The customer called again and reached an agent live: their waiting callback is moot."""
+    callback = state.open_for(tenant, queue, number)
+    if callback is None or callback.status not in WAITING:
+        return []
+    return cancel(state, callback.id, at)
+
+
+# --- the scheduling decision --------------------------------------------------------------------
+
+
+def _deadlines(state: SchedulerState, now: float) -> list[Command]:
+    commands: list[Command] = []
+    for callback in list(state.callbacks.values()):
+        if callback.status not in WAITING:
+            continue
+        policy = state.policy(callback.tenant, callback.queue)
+        if now > callback.due_by + policy.expire_after_s:
+            expired = callback.evolve(status=Status.EXPIRED, closed_at=now)
+            commands.append(_save(state, expired, "expired"))
+        elif callback.status is Status.PENDING and now > callback.due_by:
+            commands.append(_save(state, callback.evolve(status=Status.OVERDUE), "overdue"))
+    return commands
+
+
+def decide(state: SchedulerState, now: float, loads: Mapping[QueueKey, QueueLoad]) -> list[Command]:
+    """Mark deadlines, then dial the callbacks whose turn it is on the free agents of each open queue."""
+    commands = _deadlines(state, now)
+    reserved = {c.agent for c in state.in_flight() if c.agent is not None}
+    waiting: dict[QueueKey, list[Callback]] = {}
+    last_fill: dict[QueueKey, float] = {}
+    for callback in state.callbacks.values():
+        key = (callback.tenant, callback.queue)
+        if callback.status in WAITING and callback.not_before <= now:
+            waiting.setdefault(key, []).append(callback)
+        if callback.tier > 0 and callback.dialled_at is not None:
+            last_fill[key] = max(last_fill.get(key, callback.dialled_at), callback.dialled_at)
+    for key in sorted(loads):
+        ready = waiting.get(key)
+        if not ready or not is_open(state.policy(*key).hours, now):
+            continue
+        load, policy = loads[key], state.policy(*key)
+        free = [a for a in dict.fromkeys(load.free_agents) if a not in reserved]
+        idle = [now - load.idle_since[a] for a in free if a in load.idle_since]
+        allowance = fill_allowance(
+            policy, now, load.recent_sl_pct, max(idle, default=None), last_fill.get(key), load.recent_load
+        )
+        turn = callbacks_first_in_line(
+            load.live_waiting, ready, len(free), policy.fill_reserve_agents, max_fill=allowance
+        )
+        free.sort(key=lambda a: load.idle_since.get(a, now))  # the agent idle longest first
+        for callback, agent in zip(turn, free, strict=False):
+            dials = callback.attempts_dialled + 1
+            originate_id = f"{callback.id}:{dials}"
+            dialling = callback.evolve(
+                status=Status.DIALLING,
+                agent=agent,
+                originate_id=originate_id,
+                dialled_at=now,
+                attempts_dialled=dials,
+            )
+            state.put(dialling)
+            reserved.add(agent)
+            commands.append(Dial(dialling, agent, originate_id))
+    return commands
+
+
+def next_wakeup(state: SchedulerState, now: float) -> float | None:
+    """The earliest future time at which :func:`decide` could act without any new event: a retry
+    or opening time coming due, or a deadline passing. The shell sleeps until then (or an event)."""
+    times: list[float] = []
+    for callback in state.callbacks.values():
+        if callback.status not in WAITING:
+            continue
+        policy = state.policy(callback.tenant, callback.queue)
+        for t in (callback.not_before, callback.due_by, callback.due_by + policy.expire_after_s):
+            if t > now:
+                times.append(t)
+        if callback.not_before <= now and not is_open(policy.hours, now):
+            opens = next_opening(policy.hours, now)
+            if opens is not None:
+                times.append(opens)
+    return min(times, default=None)
+
+
+# --- results of attempts ------------------------------------------------------------------------
+
+
+def on_result(
+    state: SchedulerState, callback_id: str, originate_id: str, result: AttemptResult, at: float
+) -> list[Command]:
+    """Resolve the attempt ``originate_id`` of a callback. Events of an older attempt, repeats and
+    unknown ids change nothing, so replaying events after a restart is safe."""
+    callback = state.callbacks.get(callback_id)
+    if callback is None or callback.status is not Status.DIALLING or callback.originate_id != originate_id:
+        return []
+    if result == "answered":
+        done = callback.evolve(status=Status.COMPLETED, closed_at=at, agent=None, last_result=result)
+        return [_save(state, done, "completed")]
+    if result == "agent_unavailable":
+        # Not the customer's doing: back in line at the same place, no attempt used.
+        back = callback.evolve(
+            status=_waiting_status(callback, at),
+            agent=None,
+            originate_id=None,
+            not_before=at,
+            last_result=result,
+        )
+        return [_save(state, back, "requeued")]
+    policy = state.policy(callback.tenant, callback.queue)
+    attempts = callback.attempts + 1
+    if attempts >= policy.max_attempts:
+        final = callback.evolve(
+            status=_FINAL_FOR[result], attempts=attempts, closed_at=at, agent=None, last_result=result
+        )
+        return [_save(state, final, final.status.value)]
+    retry = callback.evolve(
+        status=_waiting_status(callback, at),
+        attempts=attempts,
+        agent=None,
+        originate_id=None,
+        not_before=at + backoff_s(policy, attempts),
+        last_result=result,
+    )
+    return [_save(state, retry, "retry")]
+
+
+# --- restart ------------------------------------------------------------------------------------
+
+
+def restore(records: Iterable[Callback], policies: Mapping[QueueKey, QueuePolicy]) -> SchedulerState:
+    """Rebuild the state from persisted records. Callbacks that were ``dialling`` stay dialling
+    with their agent reserved: they are never dialled again until :func:`reconcile` or an event
+    resolves them."""
+    state = SchedulerState(policies=dict(policies))
+    for callback in sorted(records, key=lambda c: c.requested_at):
+        state.put(callback)
+    return state
+
+
+def reconcile(state: SchedulerState, now: float, live_callback_ids: Collection[str]) -> list[Command]:
+    """After a restart (and after replaying the events missed): a ``dialling`` callback whose call
+    is still up (its id is on a live channel) is left alone; one with no channel and no result for
+    ``dial_timeout_s`` since it was dialled counts as a failed attempt (retried with back-off)."""
+    commands: list[Command] = []
+    for callback in state.in_flight():
+        if callback.id in live_callback_ids or callback.originate_id is None:
+            continue
+        policy = state.policy(callback.tenant, callback.queue)
+        if callback.dialled_at is not None and now - callback.dialled_at < policy.dial_timeout_s:
+            continue
+        commands.extend(on_result(state, callback.id, callback.originate_id, "failed", now))
+    return commands
