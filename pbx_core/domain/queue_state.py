@@ -398,7 +398,9 @@ def _stop_ringing(q: QueueState, uniqueid: str, ts: float, out: list[Delta], kee
 def _on_join(state: LiveState, e: CallerJoined) -> list[Delta]:
     out: list[Delta] = []
     q = _queue(state, e.queue, e.ts, out)
-    if e.uniqueid in q.outcomes:
+    previous = q.outcomes.get(e.uniqueid)
+    rejoined = previous == EXITED
+    if previous is not None and not rejoined:
         return out  # already seen today: a duplicate
     caller = Caller(e.uniqueid, e.channel, e.number, e.name, e.ts, e.position)
     if e.position > len(q.callers):
@@ -411,7 +413,12 @@ def _on_join(state: LiveState, e: CallerJoined) -> list[Delta]:
         _renumber(q)
     q.outcomes[e.uniqueid] = WAITING
     state.waiting_index[e.uniqueid] = q.name
-    q.counters.offered += 1
+    if rejoined:
+        # Back in line on the same channel (the dialplan re-enters the queue after an exit key,
+        # e.g. a callback offer that had closed): still one offered call, no longer an exit.
+        q.counters.other_exits -= 1
+    else:
+        q.counters.offered += 1
     out.append(Delta("caller.joined", q.tenant, q.name, e.ts, caller_view(caller)))
     _stats(q, e.ts, out)
     return out

@@ -182,3 +182,18 @@ def test_resync_logs_out_members_missing_from_the_listing() -> None:
     state = run(member(T0))
     apply(state, StatusSnapshot(T0 + 10, T0 + 9, (QueueStatusInfo(Q, "ringall", 30, (), ()),)))
     assert state.queues[Q].members[AGENT].state == "logged_out"
+
+
+def test_rejoin_on_the_same_channel_is_back_in_line_not_a_second_call() -> None:
+    """The callback dialplan sends a caller who pressed 1 while the offer had closed back into
+    the queue on the same channel: one offered call, visible as waiting again, not an exit."""
+    left = CallerLeft(T0 + 40, Q, "c1", 1)
+    state = run(join("c1", T0), left, join("c1", T0 + 42, position=1))
+    q = state.queues[Q]
+    assert [c.uniqueid for c in q.callers.values()] == ["c1"]
+    assert q.counters.offered == 1 and q.counters.other_exits == 0
+    apply(state, AgentConnected(T0 + 60, Q, "c1", "", "", AGENT, "Anna", 18, 0))
+    assert q.counters.answered == 1 and q.counters.other_exits == 0 and not q.callers
+    # A second join of an answered caller is still a duplicate, not a new call.
+    apply(state, join("c1", T0 + 70))
+    assert q.counters.offered == 1 and not q.callers
