@@ -22,7 +22,8 @@ class Problem:
     msg: str
 
 
-_WHAT = {"extension": "user", "voicemail": "user", "queue": "queue", "menu": "menu", "hours": "schedule"}
+_WHAT = {"extension": "user", "voicemail": "user", "queue": "queue", "callback": "queue", "menu": "menu",
+         "hours": "schedule"}
 
 
 def _destinations(config: TenantConfig) -> Iterator[tuple[Loc, Destination]]:
@@ -46,10 +47,12 @@ def _destinations(config: TenantConfig) -> Iterator[tuple[Loc, Destination]]:
 
 def _targets(config: TenantConfig) -> dict[str, set[str]]:
     users = {u.extension for u in config.users}
+    queues = {q.name for q in config.queues}
     return {
         "extension": users,
         "voicemail": users,
-        "queue": {q.name for q in config.queues},
+        "queue": queues,
+        "callback": queues,  # book a callback from that queue
         "menu": {m.name for m in config.menus},
         "hours": {h.name for h in config.hours},
     }
@@ -65,6 +68,9 @@ def _dangling(config: TenantConfig) -> list[Problem]:
     for loc, dest in _destinations(config):
         if dest.type in known and dest.target not in known[dest.type]:
             problems.append(_missing((*loc, "target"), _WHAT[dest.type], dest.target))
+    for q in config.queues:
+        if q.hours is not None and q.hours not in known["hours"]:
+            problems.append(_missing(("queues", q.name, "hours"), "schedule", q.hours))
     for m in config.menus:
         if m.hours is not None and m.hours not in known["hours"]:
             problems.append(_missing(("menus", m.name, "hours"), "schedule", m.hours))

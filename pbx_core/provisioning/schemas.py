@@ -88,9 +88,11 @@ class Model(BaseModel):
 
 # --- destinations -------------------------------------------------------------------------------
 
-DestinationType = Literal["extension", "queue", "menu", "hours", "voicemail", "external", "hangup"]
+DestinationType = Literal["extension", "queue", "menu", "hours", "voicemail", "external", "hangup",
+                          "callback"]
 _TARGET_PATTERN: dict[str, str | None] = {
     "extension": EXTENSION_PATTERN,
+    "callback": NAME_PATTERN,
     "voicemail": EXTENSION_PATTERN,
     "queue": NAME_PATTERN,
     "menu": NAME_PATTERN,
@@ -102,8 +104,10 @@ _TARGET_PATTERN: dict[str, str | None] = {
 
 class Destination(Model):
     """Where a call goes. ``target`` is an extension (``extension``, ``voicemail``), a short name
-    (``queue``, ``menu``, ``hours`` = a business-hours schedule), a number (``external``), or
-    absent (``hangup``). Whether the target exists in the tenant is checked by the API."""
+    (``queue``, ``menu``, ``hours`` = a business-hours schedule, ``callback`` = book a callback
+    from that queue, e.g. after hours: the caller confirms the number and is called back once the
+    queue's schedule opens), a number (``external``), or absent (``hangup``). Whether the target
+    exists in the tenant is checked by the API."""
 
     type: DestinationType
     target: str | None = Field(default=None, max_length=32, examples=["support"])
@@ -249,8 +253,18 @@ class QueueIn(Model):
     overflow: Destination | None = None
     announce_position: bool = True
     announce_expected_wait: bool = True
+    # The queue's opening hours: callbacks are dialled only while this schedule is open.
+    hours: Name | None = None
+    # "Press 1 to be called back, you keep your place", once the expected wait passes this.
     callback_offer: bool = False
     callback_offer_after_s: int = Field(default=120, ge=0, le=7200)
+    # Callers who hang up after waiting longer than short_abandon_s get a callback task.
+    callback_on_abandon: bool = False
+    callback_due_within_s: int = Field(default=3600, ge=60, le=7 * 86400,
+                                       description="a callback is overdue this long after it was "
+                                       "requested (or after the next opening, if requested while closed)")
+    callback_max_attempts: int = Field(default=3, ge=1, le=10)
+    callback_retry_s: int = Field(default=300, ge=30, le=86400, description="first retry delay; doubles")
     thresholds: WallboardThresholds = WallboardThresholds()
 
     @model_validator(mode="after")

@@ -43,8 +43,9 @@ def dest(type_: str, target: str | None = None) -> Destination:
 
 
 def acme_config() -> TenantConfig:
-    """Two queues, a two-level IVR behind business hours with holidays, 3 DIDs, 4 users of
-    which two use a browser (WebRTC), and an operator."""
+    """Two queues (support offers callbacks), a two-level IVR behind business hours with holidays
+    and an after-hours menu that books callbacks, 3 DIDs, 4 users of which two use a browser
+    (WebRTC), and an operator."""
     secret = "S3cret-{}-0123456789abcdef".format
     return TenantConfig(
         slug="acme",
@@ -70,7 +71,8 @@ def acme_config() -> TenantConfig:
             QueueConfig(name="sales", strategy="ringall", ring_timeout_s=20, service_level_s=60,
                         announce_position=False),
             QueueConfig(name="support", display_name="Support", strategy="rrmemory", wrapup_s=10,
-                        max_wait_s=300, overflow=dest("voicemail", "201")),
+                        max_wait_s=300, overflow=dest("voicemail", "201"), hours="office",
+                        callback_offer=True, callback_offer_after_s=90, callback_on_abandon=True),
         ),
         members=(
             MemberConfig(queue="sales", extension="202"),
@@ -98,6 +100,13 @@ def acme_config() -> TenantConfig:
                 operator_enabled=False,
                 timeout_destination=dest("menu", "main"),
             ),
+            MenuCreate(
+                name="closed",
+                prompt=Prompt(kind="recording", recording="custom/acme-closed"),
+                options={"1": dest("callback", "support"), "2": dest("voicemail", "201")},
+                operator_enabled=False,
+                timeout_destination=dest("voicemail", "201"),
+            ),
         ),
         hours=(
             HoursCreate(
@@ -109,7 +118,7 @@ def acme_config() -> TenantConfig:
                 holidays=[Holiday(date=date(2025, 12, 25), name="Kerstmis"),
                           Holiday(date=date(2026, 1, 1), name="Nieuwjaarsdag")],
                 open_destination=dest("menu", "main"),
-                closed_destination=dest("voicemail", "201"),
+                closed_destination=dest("menu", "closed"),
                 closed_message=Prompt(kind="tts", text="We zijn gesloten."),
             ),
         ),
@@ -203,10 +212,14 @@ def test_menu_options_to_a_person_are_closed_with_the_schedule() -> None:
 
 
 def test_queue_overflow_and_tenant_variables() -> None:
-    ext = render_tenant(acme_config())["acme/extensions.conf"].decode()
-    assert _context(ext, "acme-queue-support") == [
+    config = acme_config()
+    # Without the announcement and the offer (test_render_callbacks.py covers those).
+    plain = config.queues[1].model_copy(update={"announce_expected_wait": False, "callback_offer": False})
+    ext = render_tenant(config.model_copy(update={"queues": (config.queues[0], plain)}))
+    assert _context(ext["acme/extensions.conf"].decode(), "acme-queue-support") == [
         "exten => s,1,Set(__PBX_TENANT=acme)",
         " same => n,Set(__PBX_QUEUE=support)",
+        " same => n,Set(__PBX_JOINED=${EPOCH})",
         " same => n,Answer()",
         " same => n,Queue(acme-support,t,,,300)",
         " same => n,VoiceMail(201@acme,u)",

@@ -166,6 +166,12 @@ def _replace_device(config: TenantConfig, **update: object) -> TenantConfig:
     return _replace_user(config, devices=(device, *u.devices[1:]))
 
 
+def _replace_option(config: TenantConfig, menu: str, digit: str, type_: str, target: str) -> TenantConfig:
+    menus = tuple(m.model_copy(update={"options": {**m.options, digit: Destination.model_construct(
+        type=type_, target=target)}}) if m.name == menu else m for m in config.menus)
+    return config.model_copy(update={"menus": menus})
+
+
 IDENTIFIER_CASES = {
     "slug": (lambda c, v: c.model_copy(update={"slug": v}), "slug"),
     "extension": (lambda c, v: _replace_user(c, extension=v), "users.0.extension"),
@@ -176,12 +182,14 @@ IDENTIFIER_CASES = {
     "did": (lambda c, v: c.model_copy(update={"dids": (c.dids[0].model_copy(update={"number": v}),)}),
             "dids.0.number"),
     "recording": (lambda c, v: c.model_copy(update={"menus": (c.menus[0].model_copy(update={
-        "prompt": Prompt.model_construct(kind="recording", recording=v, text=None)}), c.menus[1])}),
+        "prompt": Prompt.model_construct(kind="recording", recording=v, text=None)}), *c.menus[1:])}),
                   "menus.main.prompt.recording"),
     "target": (
         lambda c, v: c.model_copy(update={"operator": Destination.model_construct(type="queue", target=v)}),
         "operator.target",
     ),
+    "callback_target": (lambda c, v: _replace_option(c, "closed", "1", "callback", v),
+                        "menus.closed.options.1.target"),
     "queue": (lambda c, v: c.model_copy(update={"queues": (c.queues[0].model_copy(update={"name": v}),)}),
               "queues.0.name"),
 }
@@ -231,6 +239,11 @@ def test_wrong_types_from_model_construct_are_refused() -> None:
     with pytest.raises(UnsafeValue, match=r"hours.office.weekly.0.open"):
         render_tenant(config.model_copy(update={"hours": (config.hours[0].model_copy(update={"weekly": [
             config.hours[0].weekly[0].model_copy(update={"open": "18:00"})]}),)}))
+    support = config.queues[1]
+    for key in ("callback_offer", "announce_expected_wait"):
+        with pytest.raises(UnsafeValue, match=rf"queues.support.{key}"):
+            render_tenant(config.model_copy(update={"queues": (
+                config.queues[0], support.model_copy(update={key: "yes\ncontext=evil"}))}))
     good = DeviceConfig(name="phone", kind="webrtc", secret="x" * 16)
     assert render_tenant(_replace_device(config, **good.model_dump()))  # the harmless twin renders
 
@@ -239,3 +252,57 @@ def test_index_refuses_injected_slugs() -> None:
     for bad in INJECTIONS:
         with pytest.raises(UnsafeValue):
             render_index([bad])
+
+
+# --- the callbacks' contexts (issue 5) -----------------------------------------------------------
+
+NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40) | st.sampled_from([*INJECTIONS, "sales", "support_2"]))
+def test_any_queue_name_with_the_offer_renders_cleanly_or_raises(value: str) -> None:
+    """The queue name reaches context names, queues.conf ``context=``, GLOBAL(PBX_EWT_/PBX_OFFER_)
+    names and UserEvent headers: it renders only if it is a strict short name."""
+    config = acme_config()
+    offered = config.queues[1].model_copy(update={"name": value, "callback_offer": True})
+    try:
+        files = render_tenant(config.model_copy(update={"queues": (config.queues[0], offered)}))
+    except UnsafeValue as exc:
+        # "sales" is a valid name, but the other queue's: a duplicate.
+        assert str(exc).startswith("queues:" if value == "sales" else "queues.1.name:")
+        assert not NAME.fullmatch(value) or value == "sales"
+        return
+    assert NAME.fullmatch(value)
+    lines = parse(files["acme/extensions.conf"])
+    assert (f"acme-queue-{value}-exit", "[section]", "") in lines
+    assert (f"acme-callback-book-{value}", "[section]", "") in lines
+    assert ("acme-" + value, "context", f"acme-queue-{value}-exit") in parse(files["acme/queues.conf"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40) | st.sampled_from(INJECTIONS))
+def test_any_callback_target_renders_cleanly_or_raises(value: str) -> None:
+    config = _replace_option(acme_config(), "closed", "1", "callback", value)
+    try:
+        files = render_tenant(config)
+    except UnsafeValue as exc:
+        assert str(exc).startswith("menus.closed.options.1.target:")
+        assert not NAME.fullmatch(value)
+        return
+    assert NAME.fullmatch(value)
+    assert ("acme-ivr-closed", "exten", f"1,1,Goto(acme-callback-book-{value},s,1)") in parse(
+        files["acme/extensions.conf"])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=20) | st.sampled_from(INJECTIONS))
+def test_any_outbound_caller_id_in_the_callback_context_renders_cleanly_or_raises(value: str) -> None:
+    try:
+        files = render_tenant(acme_config().model_copy(update={"outbound_caller_id": value}))
+    except UnsafeValue as exc:
+        assert str(exc).startswith("outbound_caller_id:")
+        assert not re.fullmatch(r"\+?[0-9]{3,15}", value)
+        return
+    assert re.fullmatch(r"\+?[0-9]{3,15}", value)
+    assert ("acme-callback", "same", f"n,Set(CALLERID(num)={value})") in parse(files["acme/extensions.conf"])

@@ -128,3 +128,32 @@ def test_operator_counts_as_a_menu_edge_only_where_enabled() -> None:
     off = config.model_copy(update={"menus": (menu("a").model_copy(update={"operator_enabled": False}),
                                               menu("b").model_copy(update={"operator_enabled": False}))})
     assert check(off, TenantLimits(max_menu_depth=1)) == []
+
+
+def test_callback_destinations_name_an_existing_queue() -> None:
+    config = tenant(
+        queues=(QueueConfig(name="support"),),
+        menus=(menu("night", d1=dest("callback", "support"), d2=dest("callback", "sales")),),
+    )
+    assert check(config, LIMITS) == [
+        Problem(("menus", "night", "options", "2", "target"), "there is no queue 'sales' in this tenant"),
+    ]
+    operator = config.model_copy(update={"operator": dest("callback", "gone")})
+    assert [p.loc for p in check(operator, LIMITS)] == [("operator", "target"),
+                                                         ("menus", "night", "options", "2", "target")]
+
+
+def test_queue_hours_must_be_a_schedule_of_the_tenant() -> None:
+    office = HoursCreate(name="office", weekly=[OpeningSpan(days=["mon"], open="09:00", close="17:00")],
+                         open_destination=dest("queue", "support"))
+    config = tenant(hours=(office,), queues=(QueueConfig(name="support", hours="office"),
+                                             QueueConfig(name="sales", hours="weekend")))
+    assert check(config, LIMITS) == [
+        Problem(("queues", "sales", "hours"), "there is no schedule 'weekend' in this tenant"),
+    ]
+
+
+def test_a_callback_option_is_not_a_menu_level() -> None:
+    config = tenant(queues=(QueueConfig(name="support"),),
+                    menus=(menu("a", d1=dest("menu", "b")), menu("b", d1=dest("callback", "support"))))
+    assert check(config, TenantLimits(max_menu_depth=2)) == []
