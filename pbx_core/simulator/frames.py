@@ -323,3 +323,14 @@ def agent_complete(
         ("TalkTime", str(talk_s)),
         ("Reason", reason),
     ]
+
+
+# --------------------------------------------------------------------------- dialplan UserEvent
+
+
+def user_event(ts: float, c: Chan, name: str, body: Iterable[tuple[str, str]]) -> Headers:
+    """``UserEvent(name,Key: value,...)`` from a channel's dialplan, as Asterisk 22 documents the
+    AMI event (class USER): the channel's snapshot, ``UserEvent: <name>``, then the body's headers
+    in the order written. A body key that repeats a snapshot header (``Uniqueid``) appears twice,
+    as Asterisk sends it."""
+    return [*_head("UserEvent", "user,all", ts), *chan_fields(c), ("UserEvent", name), *body]

@@ -15,6 +15,7 @@ import contextlib
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from .world import (
     SimQueue,
     SimRing,
     World,
+    _local_parts,
     compile_filter,
 )
 from .world import (
@@ -128,6 +130,34 @@ class AmiSession:
 Handler = Callable[[AmiSession, dict[str, str]], None]
 
 
+@dataclass
+class CallbackPlan:
+    """How a simulated callback call goes, per customer number (``callback_plans``)."""
+
+    customer: str = "answer"  # the customer leg: answer | noanswer | busy | failed
+    agent_answers: bool = True  # False: the agent leg rings out (OriginateResponse Failure)
+    agent_ring_s: float = 1.0
+    ring_s: float = 3.0  # the customer's phone rings this long before the outcome
+    talk_s: float = 60.0
+
+
+@dataclass
+class SimCallbackCall:
+    action_id: str
+    interface: str
+    context: str
+    number: str
+    variables: dict[str, str]
+    plan: CallbackPlan
+    started: float = 0.0
+    leg1: F.Chan | None = None
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+_DIALSTATUS = {"answer": "ANSWER", "noanswer": "NOANSWER", "busy": "BUSY", "failed": "CHANUNAVAIL"}
+_CAUSE = {"ANSWER": 16, "NOANSWER": 19, "BUSY": 17, "CHANUNAVAIL": 0}
+
+
 class SimulatedAsterisk(World):
     """``async with SimulatedAsterisk() as ast: client = AmiClient(ast.url, ...)``.
 
@@ -161,6 +191,11 @@ class SimulatedAsterisk(World):
         self._booted_at = time.time()
         self.config = AsteriskConfig(config_dir, on_queues=self._queues_loaded)
         self._config_queues: set[str] = set()
+        # Callback originates (context ``{slug}-callback``): how each customer number's call goes,
+        # and the calls in progress by their agent channel (for ``Status``/``Hangup``).
+        self.callback_plans: dict[str, CallbackPlan] = {}
+        self.default_callback_plan = CallbackPlan()
+        self.callback_calls: dict[str, SimCallbackCall] = {}
 
     @property
     def url(self) -> AmiUrl:
@@ -293,6 +328,12 @@ class SimulatedAsterisk(World):
             self._command(s, a)
         elif name == "reload":
             self._reload_action(s, a)
+        elif name == "status":
+            self._status(s, a)
+        elif name == "hangup":
+            self._hangup_action(s, a)
+        elif name == "setvar":
+            self._setvar(s, a)
         else:
             s.reply(
                 a,
@@ -326,6 +367,9 @@ class SimulatedAsterisk(World):
             return
         variables = dict(v.split("=", 1) for v in a.get("Variable", "").split(",") if "=" in v)
         variables = {k.lstrip("_"): v for k, v in variables.items()}
+        if a.get("Context", "").endswith("-callback"):
+            self._originate_callback(s, a, variables)
+            return
         queue = variables.get("QNAME") or a.get("Exten", "")
         cid = a.get("CallerID", "")
         match = re.fullmatch(r'\s*"?([^"<]*?)"?\s*<([^>]*)>\s*', cid)
@@ -365,6 +409,183 @@ class SimulatedAsterisk(World):
         )
         if self.driver is not None:
             self.driver.caller_joined(queue, caller, patience_s)
+
+    def _setvar(self, s: AmiSession, a: dict[str, str]) -> None:
+        """AMI ``Setvar`` as manager.c answers it. Without a Channel the variable is global (the
+        callback worker's ``PBX_EWT_*``/``PBX_OFFER_*``); ``GLOBAL(NAME)`` means the same."""
+        variable = a.get("Variable", "").strip()
+        if not variable:
+            s.reply(a, "Error", ("Message", "No variable specified"))
+            return
+        channel = a.get("Channel", "").strip()
+        chan = self.find_channel(channel) if channel else None
+        if channel and chan is None:
+            s.reply(a, "Error", ("Message", "No such channel"))
+            return
+        # The reply first: Asterisk's VarSet event goes out through stasis, after the ack.
+        s.reply(a, "Success", ("Message", "Variable Set"))
+        match = re.fullmatch(r"GLOBAL\((.+)\)", variable)
+        value = a.get("Value", "")
+        if chan is None or match is not None:
+            self.set_global(match.group(1) if match else variable, value)
+        elif self.noise:
+            self._publish(F.varset(self._stamp(), chan, variable, value))
+
+    # ----------------------------------------------------------------- callback originates
+
+    def _originate_callback(self, s: AmiSession, a: dict[str, str], variables: dict[str, str]) -> None:
+        """A callback (Originate into ``{slug}-callback``): agent first, then the customer, as the
+        rendered dialplan runs it. The call plays out in simulated time in its own task."""
+        iface = a.get("Channel", "")
+        if _local_parts(iface) is None:
+            s.reply(a, "Error", ("Message", "Originate failed"))
+            return
+        s.reply(a, "Success", ("Message", "Originate successfully queued"))
+        number = variables.get("PBX_CALLBACK_NUMBER", "")
+        call = SimCallbackCall(
+            action_id=a.get("ActionID", ""),
+            interface=iface,
+            context=a.get("Context", ""),
+            number=number,
+            variables=variables,
+            plan=self.callback_plans.get(number, self.default_callback_plan),
+            started=self.now(),
+        )
+        call.task = asyncio.create_task(self._callback_call(call), name=f"sim-callback {call.action_id}")
+
+    def _callback_members(self, iface: str) -> list[tuple[str, SimMember]]:
+        return [(q.name, q.members[iface]) for q in self.queues.values() if iface in q.members]
+
+    def _agent_busy(self, iface: str) -> bool:
+        """In a call or being rung (a queue call, or another callback)."""
+        if any(m.in_call for _, m in self._callback_members(iface)):
+            return True
+        if any(r.member.interface == iface for r in self.rings.values()):
+            return True
+        return any(c.interface == iface for c in self.callback_calls.values())
+
+    def _agent_status(self, iface: str, status: int, in_call: bool) -> None:
+        # The member's device state as app_queue reports it in every queue it belongs to. InCall
+        # stays set for the whole callback so queue calls pass the agent by (the traffic model).
+        for queue, m in self._callback_members(iface):
+            self.set_member_status(queue, m, status, in_call)
+
+    async def _until(self, t: float) -> None:
+        """Wait for simulated time ``t`` (stepped clocks are moved on by the test)."""
+        while self.clock.now() < t:  # noqa: ASYNC110 - SimClock has no change signal to wait on
+            await asyncio.sleep(max(0.002, min(0.05, self.clock.real_delay(t))))
+
+    async def _callback_call(self, call: SimCallbackCall) -> None:
+        plan = call.plan
+        exten, context = _local_parts(call.interface) or ("", "")
+        slug = call.context.removesuffix("-callback")
+        tag = next(self._tag)
+        uid1 = call.action_id or self._new_uid()
+        name1 = f"Local/{exten}@{context}-{tag:08x};1"
+        cid = (call.number, "Callback")
+        call.leg1 = leg1 = F.Chan(name1, uid1, uid1, call.context, "s", 1, 0, *cid, *cid)
+        leg2 = F.Chan(name1[:-1] + "2", self._new_uid(), uid1, context, exten, 1, 4, *cid, *cid)
+        busy = self._agent_busy(call.interface)
+        self.callback_calls[name1] = call
+        customer: F.Chan | None = None
+        try:
+            self._publish(F.newchannel(self._stamp(), leg1), F.newchannel(self._stamp(), leg2))
+            if not busy and plan.agent_answers:
+                self._agent_status(call.interface, 6, True)  # ringing
+            await self._until(self.now() + plan.agent_ring_s)
+            if busy or not plan.agent_answers:
+                del self.callback_calls[name1]
+                self._publish(
+                    F.hangup(self._stamp(), leg2, 17 if busy else 19),
+                    F.hangup(self._stamp(), leg1, 17 if busy else 19),
+                    F.originate_response(
+                        self._stamp(), call.action_id, "Failure", leg1, call.context, "s", 5 if busy else 3
+                    ),
+                )
+                if not busy:
+                    self._agent_status(call.interface, 1, False)
+                return
+            leg1.state = leg2.state = 6
+            self._agent_status(call.interface, 2, True)
+            ev: list[Headers] = [F.newstate(self._stamp(), leg2), F.newstate(self._stamp(), leg1)]
+            ok = F.originate_response(self._stamp(), call.action_id, "Success", leg1, call.context, "s", 4)
+            ev.append(ok)
+            if self.noise:
+                for var, value in call.variables.items():
+                    ev.append(F.varset(self._stamp(), leg1, var, value))
+                ev.append(F.newexten(self._stamp(), leg1, "Playback", "pbx/callback-announce"))
+            leg1.priority = 3
+            ev.append(F.newexten(self._stamp(), leg1, "Dial", f"Local/{call.number}@{slug}-outbound,30"))
+            self._publish(*ev)
+            tag2 = next(self._tag)
+            customer = F.Chan(
+                f"Local/{call.number}@{slug}-outbound-{tag2:08x};1", self._new_uid(), uid1,
+                f"{slug}-outbound", call.number, 1, 0, call.number, "", *cid,
+            )
+            self._publish(
+                F.newchannel(self._stamp(), customer),
+                F.dial_begin(self._stamp(), leg1, customer, f"Local/{call.number}@{slug}-outbound"),
+            )
+            await self._until(self.now() + plan.ring_s)
+            dialstatus = _DIALSTATUS[plan.customer]
+            self._publish(F.dial_end(self._stamp(), leg1, customer, dialstatus))
+            if dialstatus == "ANSWER":
+                customer.state = 6
+                self._publish(F.newstate(self._stamp(), customer))
+                await self._until(self.now() + plan.talk_s)
+            self._publish(F.hangup(self._stamp(), customer, _CAUSE[dialstatus]))
+            customer = None
+            leg1.priority = 4
+            body = [
+                ("CallbackId", call.variables.get("PBX_CALLBACK_ID", "")),
+                ("OriginateId", call.variables.get("PBX_ORIGINATE_ID", "")),
+                ("DialStatus", dialstatus),
+            ]
+            self._publish(F.user_event(self._stamp(), leg1, "PbxCallbackResult", body))
+        finally:
+            # Also when hung up over AMI (the task is cancelled): the channels go, the agent is free.
+            if self.callback_calls.pop(name1, None) is not None:
+                ev = [F.hangup(self._stamp(), customer, 16)] if customer is not None else []
+                self._publish(*ev, F.hangup(self._stamp(), leg2, 16), F.hangup(self._stamp(), leg1, 16))
+                self._agent_status(call.interface, 1, False)
+
+    def _status(self, s: AmiSession, a: dict[str, str]) -> None:
+        """AMI ``Status``: one ``Status`` event per channel, with ``Variable: NAME=value`` for the
+        requested ``Variables`` the channel has. Lists the callback calls' agent channels."""
+        wanted = [v.strip() for v in a.get("Variables", "").split(",") if v.strip()]
+        aid = ("ActionID", a.get("ActionID", ""))
+        s.reply(a, "Success", ("EventList", "start"), ("Message", "Channel status will follow"))
+        now = self.now()
+        calls = [c for c in self.callback_calls.values() if c.leg1 is not None]
+        for c in calls:
+            assert c.leg1 is not None
+            headers: Headers = [("Event", "Status"), ("Privilege", "Call"), *F.chan_fields(c.leg1)]
+            headers += [("Type", "Local"), ("DNID", ""), ("EffectiveConnectedLineNum", c.number)]
+            headers += [("EffectiveConnectedLineName", "Callback"), ("TimeToHangup", "0"), ("BridgeID", "")]
+            headers += [("Application", "Dial"), ("Data", f"Local/{c.number}")]
+            headers += [("Seconds", str(int(now - c.started)))]
+            headers += [("Variable", f"{v}={c.variables[v]}") for v in wanted if v in c.variables]
+            s.send(encode([*headers, aid]))
+        s.send(
+            encode(
+                [
+                    ("Event", "StatusComplete"),
+                    aid,
+                    ("EventList", "Complete"),
+                    ("ListItems", str(len(calls))),
+                    ("Items", str(len(calls))),
+                ]
+            )
+        )
+
+    def _hangup_action(self, s: AmiSession, a: dict[str, str]) -> None:
+        """AMI ``Hangup`` of a callback call's channel (exact name)."""
+        call = self.callback_calls.get(a.get("Channel", ""))
+        if call is None or call.task is None:
+            s.reply(a, "Error", ("Message", "No such channel"))
+            return
+        s.reply(a, "Success", ("Message", "Channel Hungup"))
+        call.task.cancel()
 
     def _selected(self, a: dict[str, str]) -> list[SimQueue]:
         wanted = a.get("Queue")

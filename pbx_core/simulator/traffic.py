@@ -10,6 +10,11 @@
   sometimes followed by an autopause ("Auto-Pause") that the agent clears later.
 - Answered calls have a talk time, then the member's wrap-up time.
 - Agents take pauses with reasons (lunch around noon; break, training, meeting, admin).
+- Callback offer: while the queue's global ``PBX_OFFER_{slug}_{queue}`` is 1 (the callback worker
+  sets it with AMI Setvar), a waiting caller hears the offer a few seconds after joining and then
+  every ``callback_offer_every_s``; a share (``callback_accept_share``, drawn once per caller)
+  presses 1 and leaves with a callback request instead of waiting on (``World.callback_request``).
+  These draws use their own random stream, so traffic without an open offer is unchanged.
 
 Same seed, same config, same start time: the same sequence of events, byte for byte, because
 everything runs off one ``random.Random`` and a heap ordered by (time, sequence number).
@@ -81,6 +86,8 @@ class TrafficConfig:
     retry_s: int = 2
     pauses_per_agent_hour: float = 0.35
     service_level_s: int = 30
+    callback_accept_share: float = 0.5  # callers who press 1 when they hear an open callback offer
+    callback_offer_every_s: float = 60.0  # the queue's periodic announcement (the offer) interval
 
     def __post_init__(self) -> None:
         if self.tenants < 1 or self.queues < 1 or self.agents < 0:
@@ -89,6 +96,10 @@ class TrafficConfig:
             raise ValueError("rate must be >= 0")
         if self.profile not in ("daily", "flat"):
             raise ValueError("profile must be 'daily' or 'flat'")
+        if not 0.0 <= self.callback_accept_share <= 1.0:
+            raise ValueError("callback_accept_share must be between 0 and 1")
+        if self.callback_offer_every_s <= 0:
+            raise ValueError("callback_offer_every_s must be > 0 seconds")
 
 
 def tenant_slugs(n: int) -> list[str]:
@@ -133,6 +144,7 @@ class _Call:
     token: int = 0
     not_before: float = 0.0
     done: bool = False
+    takes_callback: bool = False  # presses 1 when offered a callback
 
 
 @dataclass(order=True)
@@ -149,6 +161,8 @@ class Traffic:
         self.world = world
         self.config = config or TrafficConfig()
         self.rng = random.Random(self.config.seed)
+        # The callback offer's draws: a stream of their own keeps every other draw unchanged.
+        self.callback_rng = random.Random(f"callbacks-{self.config.seed}")
         self.t = world.now()  # the time of the job being run
         self.arrivals = True
         self.jobs_run = 0
@@ -307,6 +321,11 @@ class Traffic:
         call = _Call(queue, caller)
         self._calls[caller.uniqueid] = call
         self._at(self.t + patience_s, lambda: self._give_up(call))
+        cb = self.callback_rng
+        call.takes_callback = cb.random() < self.config.callback_accept_share
+        if call.takes_callback:
+            # The first offer comes once Queue() plays its opening announcement.
+            self._at(self.t + cb.uniform(3.0, 8.0), lambda: self._offer(call))
         self._dispatch(queue)
 
     def _caller_id(self) -> tuple[str, str]:
@@ -341,6 +360,28 @@ class Traffic:
         call.done = True
         self._calls.pop(call.caller.uniqueid, None)
         self._dispatch(call.queue)
+
+    def _offer(self, call: _Call) -> None:
+        """An offer moment for a caller who takes callbacks: press 1 if the offer is open now.
+
+        No announcement plays while the caller's agent is being rung (app_queue skips them then),
+        so a ringing caller waits for the next moment."""
+        if not self._waiting(call):
+            return
+        if call.ring is None and self.world.offer_open(call.queue):
+            caller = call.caller
+            cid = "".join(ch for ch in caller.number if ch.isdigit() or ch == "+")
+            number = cid if len(cid) >= 3 else self._typed_number()  # the dialplan asks below 3
+            call.done = True
+            self._calls.pop(caller.uniqueid, None)
+            self.world.callback_request(call.queue, caller, number)
+            self._dispatch(call.queue)
+            return
+        self._at(self.t + self.config.callback_offer_every_s, lambda: self._offer(call))
+
+    def _typed_number(self) -> str:
+        """No caller ID: the caller types a number at the dialplan's Read()."""
+        return "06" + "".join(str(self.callback_rng.randrange(10)) for _ in range(8))
 
     # ----------------------------------------------------------------- hunting
 

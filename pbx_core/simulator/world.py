@@ -7,6 +7,10 @@ Each method is one step of a queue call as Asterisk 22 reports it (see the fixtu
   complete: QueueMemberStatus (free), AgentComplete, hangups, bridge teardown
   abandon:  ring legs hung up, QueueCallerAbandon, QueueCallerLeave, hangups
   no answer: AgentRingNoAnswer, agent legs hung up (optionally an autopause)
+  callback: the caller presses 1 at the offer: QueueCallerLeave (no Abandon: an exit by key is
+            not an abandon), the exit context's dialplan, UserEvent PbxCallbackRequest, hangups
+Global variables set over AMI (``Setvar`` without a Channel) live in ``globals``; the callback
+offer reads ``PBX_OFFER_{slug}_{queue}`` there, as the rendered dialplan does.
 The world keeps ground-truth counters per queue with DESIGN.md's KPI definitions, so a test can
 hold the engine's result against what really happened. Time comes only from ``self.clock``.
 """
@@ -24,6 +28,7 @@ from .clock import SimClock
 from .frames import Chan, Headers, encode
 
 DEFAULT_SHORT_ABANDON_S = 5
+CALLBACK_EVENT = "PbxCallbackRequest"
 
 
 @dataclass
@@ -77,6 +82,7 @@ class QueueTruth:
     short_abandoned: int = 0
     answered_within_sl: int = 0
     other_exits: int = 0
+    callback_requests: int = 0  # callers who left by pressing 1 at the offer (also other_exits)
     ring_no_answer: int = 0
     completed: int = 0
     answered_wait_s: int = 0
@@ -130,6 +136,7 @@ class World:
         self.taps: list[Tap] = []  # every published event frame, before any per-session filter
         self.driver: Driver | None = None
         self.rings: dict[str, SimRing] = {}  # leg1 channel -> ring
+        self.globals: dict[str, str] = {}  # Asterisk's global channel variables
         self._uid = itertools.count(1)
         self._tag = itertools.count(0x100)
         self._last_stamp = 0.0
@@ -561,6 +568,77 @@ class World:
         """Pure noise, as in the recordings' set-up phase."""
         self._publish(F.varset(self._stamp(), None, variable, value))
 
+    # ----------------------------------------------------------------- globals and the callback offer
+
+    def set_global(self, variable: str, value: str) -> None:
+        """A global variable (AMI ``Setvar`` without a Channel). An empty value removes it, as
+        Asterisk does; the VarSet event (``Channel: none``) goes out either way."""
+        if value:
+            self.globals[variable] = value
+        else:
+            self.globals.pop(variable, None)
+        if self.noise:
+            self.global_varset(variable, value)
+
+    def offer_open(self, queue: str) -> bool:
+        """Whether the queue's dialplan offers a callback now: ``PBX_OFFER_{slug}_{queue}`` = 1."""
+        return self.globals.get(offer_variable(queue), "").strip() == "1"
+
+    def callback_request(self, queue: str, c: SimCaller, number: str, rings: Sequence[SimRing] = ()) -> None:
+        """The caller pressed 1 at the offer: Queue() ends with an exit by key (QueueCallerLeave,
+        no QueueCallerAbandon), the dialplan goes on in ``{slug}-queue-{name}-exit`` exten 1,
+        confirms the number, sends ``UserEvent(PbxCallbackRequest,...)`` and hangs up."""
+        q = self.queues[queue]
+        position = next(i for i, x in enumerate(q.callers, 1) if x is c)
+        q.callers.remove(c)
+        truth = self.truth_of(queue)
+        truth.other_exits += 1
+        truth.callback_requests += 1
+        caller = self.caller_chan(c)
+        slug, short = split_queue(queue)
+        ev: list[Headers] = []
+        for r in rings:
+            if self.noise:
+                ev.append(F.dial_end(self._stamp(), caller, r.leg1, "CANCEL"))
+            ev += self._hangup_leg(r, 0)
+        if self.noise and not q.callers:
+            ev.append(F.device_state(self._stamp(), f"Queue:{queue}", "NOT_INUSE"))
+        ev.append(F.queue_caller_leave(self._stamp(), caller, queue, position, len(q.callers)))
+        caller.context, caller.exten = f"{slug}-queue-{short}-exit", "1"
+        body = [
+            ("Tenant", slug),
+            ("Queue", short),
+            ("Number", number),
+            ("Source", "queue_offer"),
+            ("JoinedAt", str(int(c.joined_at))),  # ${PBX_JOINED}, set from ${EPOCH} before Queue()
+            ("Uniqueid", c.uniqueid),
+        ]
+        for priority, (app, data) in enumerate(_booking_steps(c.number, number, body), 1):
+            caller.priority = priority
+            if self.noise:
+                ev.append(F.newexten(self._stamp(), caller, app, data))
+            if app == "UserEvent":
+                ev.append(F.user_event(self._stamp(), caller, CALLBACK_EVENT, body))
+        if self.noise:
+            ev.append(F.soft_hangup_request(self._stamp(), caller, 16))
+        ev.append(F.hangup(self._stamp(), caller, 16))
+        ev.append(F.hangup(self._stamp(), self._patience_chan(c), 16))
+        if self.noise:
+            ev.append(F.device_state(self._stamp(), "Local/wait@patience", "NOT_INUSE"))
+        self._publish(*ev)
+
+    def find_channel(self, channel: str) -> Chan | None:
+        """A live channel by name (a waiting caller, or an agent leg being rung or talking)."""
+        for q in self.queues.values():
+            for c in q.callers:
+                if c.channel == channel:
+                    return self.caller_chan(c)
+        for r in self.rings.values():
+            for leg in (r.leg1, r.leg2):
+                if leg is not None and leg.channel == channel:
+                    return leg
+        return None
+
     def snapshot(self) -> dict[str, Any]:
         """The world as plain data (tests compare it with QueueStatus and the engine)."""
         now = self.now()
@@ -574,6 +652,62 @@ class World:
             }
             for q in self.queues.values()
         }
+
+
+def _booking_steps(caller_id: str, number: str, body: Headers) -> list[tuple[str, str]]:
+    """The exit context's applications with their expanded AppData (pbx_core.asterisk.dialplan's
+    offer_exit): read the caller ID back (or have a number typed), "1" to confirm, the UserEvent,
+    the goodbye, Hangup. Channel noise only: nothing reads it but a human."""
+    cid = "".join(ch for ch in caller_id if ch.isdigit() or ch == "+")
+    joined = dict(body).get("JoinedAt", "")
+    steps = [
+        ("GotoIf", '$["1"="1"]?book'),
+        ("Set", f"PBX_CB_JOINED={joined}"),
+        ("Set", f"PBX_CB_NUMBER={cid}"),
+        ("Set", "PBX_CB_ROUNDS=0"),
+        ("Set", "PBX_CB_ROUNDS=1"),
+        ("GotoIf", "$[1>3]?failed"),
+        ("GotoIf", f"$[{len(cid)}<3]?ask"),
+    ]
+    rounds = 1
+    if len(cid) < 3:  # no usable caller ID: the caller types the number
+        rounds = 2
+        steps += [
+            ("Read", "PBX_CB_TYPED,pbx-core/callback-enter-number,15,,1,10"),
+            ("Set", f"PBX_CB_NUMBER={number}"),
+            ("Goto", "confirm"),
+            ("Set", f"PBX_CB_ROUNDS={rounds}"),
+            ("GotoIf", f"$[{rounds}>3]?failed"),
+            ("GotoIf", f"$[{len(number)}<3]?ask"),
+        ]
+    steps += [
+        ("Playback", "pbx-core/callback-number"),
+        ("SayDigits", number),
+        ("Read", "PBX_CB_KEY,pbx-core/callback-confirm,1,,1,6"),
+        ("GotoIf", '$["1"="1"]?request'),
+        ("UserEvent", f"{CALLBACK_EVENT}," + ",".join(f"{k}: {v}" for k, v in body)),
+        ("Playback", "pbx-core/callback-booked"),
+        ("Hangup", ""),
+    ]
+    return steps
+
+
+def split_queue(queue: str) -> tuple[str, str]:
+    """``acme-support`` -> ("acme", "support"): the tenant is the prefix before the first hyphen."""
+    slug, _, short = queue.partition("-")
+    return slug, short
+
+
+def offer_variable(queue: str) -> str:
+    """The global the callback worker keeps fresh: ``PBX_OFFER_{slug}_{queue}``."""
+    slug, short = split_queue(queue)
+    return f"PBX_OFFER_{slug}_{short}"
+
+
+def ewt_variable(queue: str) -> str:
+    """``PBX_EWT_{slug}_{queue}``: expected wait in seconds of a caller joining now."""
+    slug, short = split_queue(queue)
+    return f"PBX_EWT_{slug}_{short}"
 
 
 def member_fields(queue: str, m: SimMember, ts: float) -> Headers:

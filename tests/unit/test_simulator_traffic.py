@@ -325,3 +325,160 @@ def test_cli_options_and_help() -> None:
                    "--username", "--secret"):  # fmt: skip
         assert option in helptext
     assert "calls per hour per queue" in helptext
+
+
+# --------------------------------------------------------------------------- callback offer
+
+OFFER = "PBX_OFFER_t1_support"
+
+
+def offer_traffic(
+    seed: int = 5, *, offer: str | None = "1", hours: float = 2.0, **overrides: object
+) -> tuple[World, Traffic, list[bytes]]:
+    """One queue nobody answers, callers who wait long: everyone is in line at an offer moment."""
+    settings: dict[str, object] = dict(
+        tenants=1, queues=1, agents=0, rate=240, profile="flat", short_patience_share=0.0,
+        mean_patience_s=3600.0,
+    )  # fmt: skip
+    settings.update(overrides)
+    world = SimulatedAsterisk(clock=SimClock.stepped(t_local(9)))
+    out: list[bytes] = []
+    world.taps.append(out.append)
+    traffic = Traffic(world, TrafficConfig(seed=seed, **settings))  # type: ignore[arg-type]
+    traffic.setup()
+    if offer is not None:
+        world.set_global(OFFER, offer)
+    traffic.advance(hours * 3600)
+    return world, traffic, out
+
+
+def user_events(out: list[bytes]) -> list[list[tuple[str, str]]]:
+    return [f for f in split_frames(b"".join(out)) if f[0] == ("Event", "UserEvent")]
+
+
+@pytest.mark.parametrize("share", [0.2, 0.5, 0.8])
+def test_callers_take_the_open_offer_at_about_the_configured_share(share: float) -> None:
+    world, _, out = offer_traffic(callback_accept_share=share)
+    truth = world.truth["t1-support"]
+    assert truth.offered > 300
+    requests = user_events(out)
+    assert len(requests) == truth.callback_requests == truth.other_exits
+    assert abs(truth.callback_requests / truth.offered - share) < 0.08
+    # Who accepted left by key: never also counted as abandoned.
+    abandoned = {dict(f)["Uniqueid"] for f in split_frames(b"".join(out)) if f[0][1] == "QueueCallerAbandon"}
+    assert len(abandoned) == truth.abandoned
+    assert not abandoned & {dict(f)["Uniqueid"] for f in requests}
+
+
+@pytest.mark.parametrize("offer", [None, "0", ""])
+def test_no_callback_requests_while_the_offer_is_closed_or_unset(offer: str | None) -> None:
+    world, _, out = offer_traffic(offer=offer, callback_accept_share=1.0)
+    assert world.truth["t1-support"].offered > 300
+    assert world.truth["t1-support"].callback_requests == 0
+    assert not user_events(out)
+    assert not any(b"-exit" in f for f in out)
+
+
+def test_callback_offers_are_deterministic_per_seed() -> None:
+    _, _, a = offer_traffic(seed=12, hours=1)
+    _, _, b = offer_traffic(seed=12, hours=1)
+    _, _, c = offer_traffic(seed=13, hours=1)
+    assert user_events(a) and a == b
+    assert user_events(a) != user_events(c)
+
+
+def test_the_offer_draws_leave_traffic_without_an_offer_unchanged() -> None:
+    """The offer has its own random stream: with no offer open, any share gives the same bytes."""
+    _, _, none = run_traffic(seed=42, hours=2, callback_accept_share=0.0)
+    _, _, half = run_traffic(seed=42, hours=2, callback_accept_share=0.5)
+    assert len(none) > 1000 and none == half
+
+
+def test_an_offer_opened_later_reaches_callers_already_waiting() -> None:
+    world, traffic, out = offer_traffic(offer=None, hours=0.5, callback_accept_share=1.0)
+    waiting = {c.uniqueid for c in world.queues["t1-support"].callers}
+    assert len(waiting) > 50 and not user_events(out)
+    world.set_global(OFFER, "1")
+    traffic.advance(traffic.config.callback_offer_every_s)  # one periodic announcement later
+    taken = {dict(f)["Uniqueid"] for f in user_events(out)}
+    gave_up = {dict(f)["Uniqueid"] for f in split_frames(b"".join(out)) if f[0][1] == "QueueCallerAbandon"}
+    assert taken and waiting - gave_up <= taken  # every one still there hears it within one interval
+    world.set_global(OFFER, "0")
+    before = len(user_events(out))
+    traffic.advance(600)
+    assert len(user_events(out)) == before  # closed again: nobody more
+
+
+def test_a_callback_request_is_what_asterisk_sends_for_an_exit_by_key() -> None:
+    """Leave without Abandon (app_queue only records an abandon on hangup), the exit context's
+    dialplan, the UserEvent with the contract's fields, then the caller hangs up."""
+    first, _ = fixture_shapes()
+    _, _, out = offer_traffic(hours=0.5)
+    frames = split_frames(b"".join(out))
+    joins = {dict(f)["Uniqueid"]: dict(f) for f in frames if f[0][1] == "QueueCallerJoin"}
+    requests = user_events(out)
+    assert requests
+    for ev in requests:
+        d = dict(ev)
+        uid = d["Uniqueid"]
+        # Documented shape (AMI_Events/UserEvent, class USER): snapshot, UserEvent, then the body.
+        names = [k for k, _ in ev]
+        assert names[:3] == ["Event", "Privilege", "Timestamp"] and d["Privilege"] == "user,all"
+        assert names[3:17] == list(first["Newchannel"][3:])  # the channel snapshot
+        assert names[17:] == ["UserEvent", "Tenant", "Queue", "Number", "Source", "JoinedAt", "Uniqueid"]
+        assert [v for k, v in ev if k == "Uniqueid"] == [uid, uid]
+        join = joins[uid]
+        assert d["UserEvent"] == "PbxCallbackRequest" and d["Tenant"] == "t1" and d["Queue"] == "support"
+        assert d["Number"] == join["CallerIDNum"] and d["Source"] == "queue_offer"
+        assert d["JoinedAt"].isdigit() and 0 <= float(join["Timestamp"]) - int(d["JoinedAt"]) < 2
+        assert d["Context"] == "t1-queue-support-exit" and d["Exten"] == "1"
+        mine = [dict(f) for f in frames if dict(f).get("Uniqueid") == uid]
+        kinds = [f["Event"] for f in mine]
+        queue_kinds = [k for k in kinds if k.startswith("Queue")]
+        assert queue_kinds == ["QueueCallerJoin", "QueueCallerLeave"]
+        assert kinds.index("QueueCallerLeave") < kinds.index("UserEvent") < kinds.index("Hangup")
+        assert "QueueCallerAbandon" not in kinds
+
+
+async def test_the_engine_counts_callback_requests_as_other_exits_not_abandons() -> None:
+    world, traffic, out = offer_traffic(
+        seed=9, agents=2, mean_patience_s=150.0, short_patience_share=0.08, hours=2
+    )
+    await traffic.drain_calls()
+    truth = world.truth["t1-support"]
+    assert truth.callback_requests > 10 and truth.abandoned > 0 and truth.answered > 0
+    ingest = Ingest()
+    ingest.feed(b"Asterisk Call Manager/11.0.0\r\n" + b"".join(out))
+    q = ingest.state.queues["t1-support"]
+    c = q.counters
+    assert (c.offered, c.answered, c.abandoned, c.short_abandoned, c.other_exits) == (
+        truth.offered, truth.answered, truth.abandoned, truth.short_abandoned, truth.callback_requests
+    )  # fmt: skip
+    assert truth.offered == truth.answered + truth.abandoned + truth.callback_requests
+    taken = {dict(f)["Uniqueid"] for f in user_events(out)}
+    assert not taken & {a.uniqueid for a in q.abandoned}
+    assert c.is_consistent(len(q.callers)) and not q.callers
+
+
+def test_callback_settings_are_validated() -> None:
+    with pytest.raises(ValueError, match="callback_accept_share"):
+        TrafficConfig(callback_accept_share=1.5)
+    with pytest.raises(ValueError, match="callback_offer_every_s"):
+        TrafficConfig(callback_offer_every_s=0)
+
+
+def test_callers_without_caller_id_type_a_number() -> None:
+    world = World(clock=SimClock.stepped(t_local(9)))
+    out: list[bytes] = []
+    world.taps.append(out.append)
+    config = TrafficConfig(seed=1, tenants=1, queues=1, agents=0, rate=0, callback_accept_share=1)
+    traffic = Traffic(world, config)
+    traffic.setup()
+    world.set_global(OFFER, "1")
+    caller = world.arrive("t1-support", "", "")
+    traffic.caller_joined("t1-support", caller, 600.0)
+    traffic.advance(60)
+    (ev,) = user_events(out)
+    number = dict(ev)["Number"]
+    assert number.isdigit() and len(number) == 10
+    assert not world.queues["t1-support"].callers
