@@ -306,7 +306,8 @@ settings (environment):
   (`pbx-core config --markdown` lists them all)
 
 The AMI user needs read permission for `agent` (queue events) and `call` (Hangup), and write
-`system` if PBX_AMI_EVENT_FILTER is on (without it the bridge filters locally).
+`system` if PBX_AMI_EVENT_FILTER is on (without it the bridge filters locally). With
+--callbacks also read `user` and write `originate,call,agent` (see asterisk-config/manager.conf).
 
 An unreachable Asterisk is retried with capped backoff (it may still be starting); a refused
 first login is not (fix the user or secret).
@@ -329,6 +330,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="SECONDS",
         help="log a per-queue summary this often (0: never; default 10)",
     )
+    p.add_argument(
+        "--callbacks",
+        action="store_true",
+        help="also run the callback worker (dials booked callbacks, keeps the dialplan's wait "
+        "estimates fresh) in this process, with its counts on the wallboard; needs PBX_DATABASE_URL",
+    )
     p.set_defaults(func=run)
 
 
@@ -346,25 +353,40 @@ def run(args: argparse.Namespace) -> int:
     if not settings.redis_url:
         log.warning("PBX_REDIS_URL is not set: the live state is not published (summary only)")
     try:
-        asyncio.run(_run_until_signal(bridge, settings))
+        asyncio.run(_run_until_signal(bridge, settings, callbacks=args.callbacks))
     except AmiAuthError as exc:
         print(f"pbx-core bridge: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
-async def _run_until_signal(bridge: Bridge, settings: Settings) -> None:
+async def _run_until_signal(bridge: Bridge, settings: Settings, *, callbacks: bool = False) -> None:
     from .bus import BusPublisher  # only the CLI needs Redis; the Bridge class does not
 
     publisher = BusPublisher.from_settings(settings) if settings.redis_url else None
     if publisher is not None:
         await publisher.start()
         bridge.add_sink(publisher)
-    try:
-        with on_stop_signals(bridge.stop):
-            await bridge.run()
-    finally:
-        if publisher is not None:
-            await publisher.close()
+    async with contextlib.AsyncExitStack() as exits:
+        stops = [bridge.stop]
+        if callbacks:
+            # In the bridge's process so its callback counts go through the same publisher: one
+            # writer per tenant stream keeps sequence numbers and snapshots whole.
+            from .callbacks.cli import running_worker
+
+            worker, _ = await exits.enter_async_context(
+                running_worker(settings, summary_sink=publisher.publish if publisher else None)
+            )
+            stops.append(worker.stop)
+        try:
+            def stop_all() -> None:
+                for stop in stops:
+                    stop()
+
+            with on_stop_signals(stop_all):
+                await bridge.run()
+        finally:
+            if publisher is not None:
+                await publisher.close()
     for line in summary_lines(bridge.state, bridge.stats()):
         log.info("%s", line)

@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "db": "pbx_core.provisioning.cli",
     "keys": "pbx_core.provisioning.keys_cli",
     "asterisk": "pbx_core.asterisk.cli",
+    "worker": "pbx_core.callbacks.cli",
 }
 
 DESCRIPTION = """\

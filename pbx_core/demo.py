@@ -124,7 +124,8 @@ async def _demo(
             reseller_key = await seed_demo(prov.sessions, config.traffic)
             verifier = FirstMatch(demo_tokens(tenants), prov.verifier)
             stack = await exits.enter_async_context(running_stack(
-                settings, sim.url, verifier, host=host, port=port, extra_routes=prov.routes
+                settings, sim.url, verifier, host=host, port=port, extra_routes=prov.routes,
+                callback_requester=prov.callback_requester, callback_sessions=prov.sessions,
             ))
             async with asyncio.timeout(30):
                 await stack.bridge.client.wait_connected()

@@ -51,6 +51,8 @@ async def seed_demo(sessions: async_sessionmaker[AsyncSession], traffic: Traffic
                 await _put(api_client, f"/tenants/{slug}/queues/{queue}", {
                     "strategy": "rrmemory", "service_level_s": traffic.service_level_s,
                     "wrapup_s": traffic.wrapup_s, "ring_timeout_s": traffic.ring_timeout_s,
+                    # The demo shows callbacks: simulated callers press 1 when offered.
+                    "callback_offer": True, "callback_offer_after_s": 60, "callback_on_abandon": True,
                 })
                 for _ in range(traffic.agents):
                     await _put(api_client, f"/tenants/{slug}/users/{extension}", {

@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.routing import BaseRoute
 
 from .ami.client import AmiOptions
 from .bridge import Bridge, engine_settings
 from .bus import BusPublisher, redis_url_or_embedded
+from .callbacks.cli import running_worker
+from .callbacks.worker import CallbackWorker
 from .config import AmiUrl, ConfigError, Settings
 from .signals import on_stop_signals
-from .web.app import create_app, thresholds_for
+from .web.app import CallbackRequester, create_app, thresholds_for
 from .web.auth import TokenVerifier
 from .web.server import serving
 
@@ -38,6 +42,7 @@ class Stack:
     publisher: BusPublisher
     redis_url: str
     base_url: str
+    worker: CallbackWorker | None = None
 
     def stats(self) -> dict[str, Any]:
         return {**self.bridge.stats(), "bus": self.publisher.stats.as_dict()}
@@ -53,9 +58,13 @@ async def running_stack(
     port: int | None = None,
     summary_every_s: float | None = None,
     extra_routes: Sequence[BaseRoute] = (),
+    callback_requester: CallbackRequester | None = None,
+    callback_sessions: async_sessionmaker[AsyncSession] | None = None,
 ) -> AsyncIterator[Stack]:
-    """Start Redis (or use PBX_REDIS_URL), the bus publisher, the bridge and the web app; stop
-    them in reverse order when the block ends."""
+    """Start Redis (or use PBX_REDIS_URL), the bus publisher, the bridge, the callback worker
+    (with ``callback_sessions``: the provisioning database) and the web app; stop them in reverse
+    order when the block ends. The worker publishes its per-queue callback counts through the
+    bridge's publisher: one writer per tenant stream keeps sequence numbers and snapshots whole."""
     host = host or settings.http_host
     port = settings.http_port if port is None else port
     async with contextlib.AsyncExitStack() as exits:
@@ -72,9 +81,15 @@ async def running_stack(
         )
         bridge_task = asyncio.create_task(bridge.run(fail_fast_auth=True), name="bridge")
         exits.push_async_callback(_stop_bridge, bridge, bridge_task)
+        worker: CallbackWorker | None = None
+        if callback_sessions is not None:
+            worker, _ = await exits.enter_async_context(running_worker(
+                settings, ami_url=ami_url, sessions=callback_sessions, summary_sink=publisher.publish
+            ))
 
         def stats() -> dict[str, Any]:  # read at scrape time by /metrics and /healthz
-            return {**bridge.stats(), "bus": publisher.stats.as_dict()}
+            extra = {"callbacks": dataclasses.asdict(worker.counters)} if worker is not None else {}
+            return {**bridge.stats(), "bus": publisher.stats.as_dict(), **extra}
 
         app = create_app(
             verifier=verifier,
@@ -82,6 +97,7 @@ async def running_stack(
             stats_provider=stats,
             thresholds=thresholds_for(settings.wallboard_thresholds),
             extra_routes=extra_routes,
+            callback_requester=callback_requester,
         )
         try:
             base_url = await exits.enter_async_context(serving(app, host, port))
@@ -90,7 +106,7 @@ async def running_stack(
                 f"cannot listen on {host}:{port}: {exc.strerror or exc} (choose another with --port "
                 "or PBX_HTTP_PORT)"
             ) from None
-        yield Stack(bridge, bridge_task, publisher, redis_url, base_url)
+        yield Stack(bridge, bridge_task, publisher, redis_url, base_url, worker)
 
 
 async def _stop_bridge(bridge: Bridge, task: asyncio.Task[None]) -> None:

@@ -10,6 +10,7 @@
 import {
   applyDelta, emptyBoard, sortedQueueNames, earliestJoin, agentCounts, aggregateAgents,
   waitingCallers, abandonedCallers, thresholdsFor, levelHigherWorse, levelHigherBetter,
+  callbacksOf, isCallable,
 } from "./board.js";
 import { WallboardConnection } from "./connection.js";
 import { pickLanguage, makeI18n, duration } from "./i18n.js";
@@ -22,6 +23,8 @@ const { t } = i18n;
 const TV_PAGE_MS = Math.max(2, Number(params.get("rotate")) || 10) * 1000;
 const TV_PER_PAGE = Math.max(0, Math.floor(Number(params.get("per_page")) || 0));
 const LEVEL_RANK = { none: 0, good: 1, warn: 2, bad: 3 };
+// A booking the server never answered (socket lost meanwhile) gives the button back after this.
+const CALLBACK_ACK_TIMEOUT_MS = 15000;
 
 const S = {
   board: null,
@@ -33,7 +36,10 @@ const S = {
   tv: params.get("tv") === "1",
   page: 0,
   rendered: false,      // after the first render, new rows get an entrance highlight
-  callbackHandler: null,
+  callbackHandler: null, // a test/embedding override of the "call back" action
+  features: {},           // what the server can do (snapshot "features"), e.g. callbacks
+  callbacks: new Map(),   // "queue|number" -> {state: pending|ok|error, message, ref}
+  nextRef: 1,
 };
 
 const $ = (sel) => document.querySelector(sel);
@@ -206,12 +212,46 @@ function createTile(name) {
     h("footer.tile-stats", null,
       h("div.stat", null, h("span.stat-label", { text: t("asa") }), r.asa),
       h("div.stat", null, h("span.stat-label", { text: t("answered") }), r.answered),
-      h("div.stat", null, h("span.stat-label", { text: t("abandoned") }), r.abandoned, r.abandonPct)));
+      h("div.stat", null, h("span.stat-label", { text: t("abandoned") }), r.abandoned, r.abandonPct)),
+    createCallbacksLine(r));
   tile._r = r;
   r.waiting.value.dataset.testid = "waiting-count-value";
   r.longest.value.dataset.testid = "longest-wait-value";
   r.slValue.dataset.testid = "sl-value";
   return tile;
+}
+
+/** The tile's compact callbacks line: pending · in progress · overdue · on time today. Hidden
+ *  until the callbacks worker has published a summary for the queue. */
+function createCallbacksLine(r) {
+  const count = (cls, testid, label) => {
+    const value = h("b", { "data-testid": testid });
+    return { el: h(`span.cb.${cls}`, null, value, h("span.cb-label", { text: label })), value };
+  };
+  r.cbPending = count("cb-pending", "callbacks-pending", t("cbPending"));
+  r.cbProgress = count("cb-progress", "callbacks-in-progress", t("cbInProgress"));
+  r.cbOverdue = count("cb-overdue", "callbacks-overdue", t("cbOverdue"));
+  r.cbOnTime = h("b", { "data-testid": "callbacks-on-time" });
+  r.callbacks = h("div.tile-callbacks", { "data-testid": "callbacks-line" },
+    h("span.cb-title", { text: t("callbacks") }),
+    r.cbPending.el, r.cbProgress.el, r.cbOverdue.el,
+    h("span.cb.cb-ontime", null, h("span.cb-label", { text: t("cbOnTimeToday") }), r.cbOnTime));
+  r.callbacks.hidden = true;
+  return r.callbacks;
+}
+
+function updateCallbacksLine(r, summary) {
+  r.callbacks.hidden = !summary;
+  if (!summary) return;
+  setText(r.cbPending.value, i18n.int(summary.pending ?? 0));
+  setText(r.cbProgress.value, i18n.int(summary.in_progress ?? 0));
+  const overdue = summary.overdue ?? 0;
+  setText(r.cbOverdue.value, i18n.int(overdue));
+  setAttr(r.cbOverdue.el, "data-level", overdue > 0 ? "bad" : "none");
+  const done = summary.completed_today ?? 0;
+  const pct = summary.on_time_pct ?? null;
+  setText(r.cbOnTime, done ? `${i18n.int(summary.on_time_today ?? 0)}/${i18n.int(done)} (${i18n.pct(pct)})` : "–");
+  setAttr(r.cbOnTime, "data-level", pct === null ? "none" : pct >= 80 ? "good" : pct >= 60 ? "warn" : "bad");
 }
 
 function updateTile(tile, name) {
@@ -245,6 +285,8 @@ function updateTile(tile, name) {
   setText(r.answered, i18n.int(st.answered ?? 0));
   setText(r.abandoned, i18n.int(st.abandoned ?? 0));
   setText(r.abandonPct, st.abandon_pct === null || st.abandon_pct === undefined ? "" : i18n.pct(st.abandon_pct));
+
+  updateCallbacksLine(r, callbacksOf(q));
 
   tile._levels = { waiting: waiting === 0 ? "none" : wl, sl: levelHigherBetter(sl, th.sl_pct) };
   updateTileLevel(tile);
@@ -344,12 +386,14 @@ function createAbandoned() {
   r.queue = h("span.chip");
   r.waited = h("span.waited");
   r.when = h("span.when");
-  // The call-back action is not built yet; the button is the hook for it. It stays hidden until
-  // window.__wallboard.enableCallback(fn) installs a handler.
-  r.callback = h("button.callback", { type: "button", "data-action": "callback", text: t("callBack") });
-  r.callback.hidden = !S.callbackHandler;
+  // Shown only when the server can book callbacks (snapshot features) and the caller left a
+  // number; window.__wallboard.enableCallback(fn) may install another handler.
+  r.callback = h("button.callback", { type: "button", "data-action": "callback", "data-testid": "callback-button" });
+  r.callback.hidden = true;
+  r.cbStatus = h("div.callback-status", { "data-testid": "callback-status", role: "status" });
+  r.cbStatus.hidden = true;
   const el = h("li.caller.abandoned", null, r.id.el, r.queue,
-    h("span.abandon-times", null, r.waited, r.when), r.callback);
+    h("span.abandon-times", null, r.waited, r.when), r.callback, r.cbStatus);
   el._r = r;
   return el;
 }
@@ -367,7 +411,55 @@ function updateAbandoned(el, a) {
   setText(r.waited, duration(a.waited_s));
   setAttr(r.waited, "title", t("waited"));
   setText(r.when, i18n.time(a.at));
-  r.callback.hidden = !S.callbackHandler;
+  const can = callbacksAvailable() && isCallable(a.number);
+  r.callback.hidden = !can;
+  const booking = S.callbacks.get(callbackKey(a.queue, a.number));
+  const pending = booking !== undefined && booking.state === "pending";
+  r.callback.disabled = pending;
+  setAttr(r.callback, "aria-busy", pending ? "true" : null);
+  setText(r.callback, pending ? t("cbBooking") : t("callBack"));
+  const shown = can && booking !== undefined && booking.state !== "pending";
+  r.cbStatus.hidden = !shown;
+  setAttr(r.cbStatus, "data-ok", shown ? (booking.state === "ok" ? "1" : "0") : null);
+  setText(r.cbStatus, shown ? booking.message : "");
+}
+
+// --------------------------------------------------------------------------- callbacks
+
+const callbackKey = (queue, number) => `${queue}|${number}`;
+
+function callbacksAvailable() {
+  return Boolean(S.callbackHandler || (S.features && S.features.callbacks));
+}
+
+/** Ask the server to book a callback; the row shows "booking…" until its callback.ack. */
+function requestCallback(conn, caller) {
+  const key = callbackKey(caller.queue, caller.number);
+  const current = S.callbacks.get(key);
+  if (current && current.state === "pending") return;
+  const ref = `cb${S.nextRef++}`;
+  const booking = { state: "pending", message: "", ref };
+  S.callbacks.set(key, booking);
+  conn.send({ type: "callback", queue: caller.queue, number: caller.number, ref });
+  booking.timer = setTimeout(() => {
+    if (S.callbacks.get(key) !== booking || booking.state !== "pending") return;
+    S.callbacks.set(key, { state: "error", message: t("cbNoAnswer") });
+    scheduleRender();
+  }, CALLBACK_ACK_TIMEOUT_MS);
+  scheduleRender();
+}
+
+function onCallbackAck(msg) {
+  let key = null;
+  for (const [k, b] of S.callbacks) if (b.ref !== undefined && b.ref === msg.ref) key = k;
+  if (key === null && msg.queue && msg.number) key = callbackKey(msg.queue, msg.number);
+  if (key === null) return;
+  clearTimeout((S.callbacks.get(key) || {}).timer);
+  // A booking is confirmed in the page's language; a refusal (already open, not allowed,
+  // server trouble) is the server's own explanation.
+  S.callbacks.set(key, { state: msg.ok ? "ok" : "error",
+    message: msg.ok ? t("cbBooked") : (msg.message || t("cbFailed")), id: msg.id ?? null });
+  scheduleRender();
 }
 
 // --------------------------------------------------------------------------- layout & paging
@@ -579,6 +671,7 @@ function main() {
     onSnapshot(msg) {
       S.board = msg.board || emptyBoard(msg.tenant);
       S.thresholds = msg.thresholds || {};
+      S.features = msg.features || {};
       S.lastDataAt = new Date();
       scheduleRender();
     },
@@ -595,13 +688,18 @@ function main() {
       S.connDetail = detail;
       renderConnection();
     },
+    onReply(msg) {
+      if (msg.type === "callback.ack") onCallbackAck(msg);
+    },
   });
   els.retry.addEventListener("click", () => conn.connectNow());
 
   els.abandoned.addEventListener("click", (ev) => {
     const btn = ev.target.closest("button[data-action=callback]");
-    if (!btn || !S.callbackHandler) return;
-    S.callbackHandler({ uniqueid: btn.dataset.uniqueid, number: btn.dataset.number, queue: btn.dataset.queue });
+    if (!btn || btn.disabled || !callbacksAvailable()) return;
+    const caller = { uniqueid: btn.dataset.uniqueid, number: btn.dataset.number, queue: btn.dataset.queue };
+    if (S.callbackHandler) S.callbackHandler(caller);
+    else requestCallback(conn, caller);
   });
 
   // Debug/test surface. Getters, so a console user always sees the live values.
@@ -610,13 +708,15 @@ function main() {
     get seq() { return conn.seq; },
     get state() { return S.conn; },
     get thresholds() { return S.thresholds; },
+    get features() { return S.features; },
+    get callbacks() { return Object.fromEntries([...S.callbacks].map(([k, b]) => [k, { state: b.state, message: b.message }])); },
     get stats() { return conn.stats; },
     get tv() { return S.tv; },
     get page() { return visibleQueues(); },
     serverNow,
     enableCallback(fn) {
       S.callbackHandler = fn;
-      for (const b of els.abandoned.querySelectorAll("button[data-action=callback]")) b.hidden = !fn;
+      scheduleRender();
     },
     reconnect: () => conn.forceReconnect(),
   };

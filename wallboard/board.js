@@ -3,6 +3,7 @@
 // suite can run them in the browser against the Python reducer's output and demand equality.
 
 export const ABANDONED_LIST_MAX = 500;
+export const CALLBACKS_SUMMARY = "callbacks.summary";
 
 // Agent states ordered from most to least "engaged". An agent who is a member of several
 // queues has one row on the board; it shows the most engaged of its per-queue states.
@@ -34,7 +35,11 @@ export function applyDelta(board, delta) {
   const data = delta.data;
   const queues = board.queues;
   if (kind === "queue.resynced") {
+    const old = queues[name];
     queues[name] = data;
+    // The engine's resync knows nothing of callbacks (the callbacks worker owns them): keep the
+    // last summary rather than blanking it until the worker's next one.
+    if (old !== undefined && "callbacks" in old && !("callbacks" in data)) data.callbacks = old.callbacks;
     return;
   }
   let q = queues[name];
@@ -54,6 +59,8 @@ export function applyDelta(board, delta) {
   } else if (kind === "caller.abandoned") {
     q.abandoned_callers.unshift(data);
     q.abandoned_callers.length = Math.min(q.abandoned_callers.length, ABANDONED_LIST_MAX);
+  } else if (kind === CALLBACKS_SUMMARY) {
+    q.callbacks = data;
   } else if (kind.startsWith("agent.")) {
     const i = q.members.findIndex((m) => m.interface === data.interface);
     if (i >= 0) q.members[i] = data;
@@ -143,6 +150,16 @@ export function abandonedCallers(board, queueNames) {
   }
   out.sort((a, b) => b.at - a.at || a.uniqueid.localeCompare(b.uniqueid));
   return out;
+}
+
+/** The callbacks summary of one queue (worker's callbacks.summary), or null before the first. */
+export function callbacksOf(queue) {
+  return (queue && queue.callbacks) || null;
+}
+
+/** Whether a number can be called back: it has digits (not "anonymous", "<unknown>", ""). */
+export function isCallable(number) {
+  return typeof number === "string" && /\d/.test(number);
 }
 
 // --------------------------------------------------------------------------- thresholds

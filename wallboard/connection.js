@@ -24,7 +24,8 @@ export function backoffDelayS(attempt, random = Math.random) {
 export class WallboardConnection {
   /**
    * @param {string} url  full ws:// or wss:// URL including token and queues
-   * @param {object} handlers  onSnapshot(msg), onDelta(msg), onServerTime(t), onStatus(state, detail)
+   * @param {object} handlers  onSnapshot(msg), onDelta(msg), onServerTime(t), onStatus(state, detail),
+   *                            onReply(msg) (optional: answers to our requests, e.g. callback.ack)
    */
   constructor(url, handlers) {
     this.url = url;
@@ -111,6 +112,10 @@ export class WallboardConnection {
       case "ping":
         this.sawPing = true;
         this.send({ type: "pong" });
+        break;
+      case "callback.ack":
+        // Outside the delta sequence: it never causes a gap, and arrives even mid-resync.
+        if (this.h.onReply) this.h.onReply(msg);
         break;
       default:
         break; // newer server, older page: ignore what we do not know

@@ -43,7 +43,7 @@ from .errors import (
     AmiError,
     AmiTimeout,
 )
-from .framing import DEFAULT_MAX_FRAME_BYTES, Frame
+from .framing import DEFAULT_MAX_FRAME_BYTES, QUEUE_EVENTS, Frame
 from .listings import Listing
 from .protocol import ActionHeaders, AmiProtocol, Pending, Reply
 from .stats import AmiCounters
@@ -55,9 +55,16 @@ EngineItem = Frame | StatusSnapshot
 
 Listener = Callable[[Frame], None]
 
-# One regex filter rather than one per event: Asterisk has no "remove filter", so a whitelist
-# that was only partly accepted would silently lose events. One action is all or nothing.
-EVENT_FILTER = "Event: (" + "|".join(sorted(HANDLED_EVENTS)) + ")"
+
+def event_filter(extra_events: frozenset[str] = frozenset()) -> str:
+    """The Filter action's regex: the queue events plus ``extra_events``.
+
+    One regex filter rather than one per event: Asterisk has no "remove filter", so a whitelist
+    that was only partly accepted would silently lose events. One action is all or nothing."""
+    return "Event: (" + "|".join(sorted(HANDLED_EVENTS | extra_events)) + ")"
+
+
+EVENT_FILTER = event_filter()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +79,10 @@ class AmiOptions:
     queue_size: int = 100_000
     event_filter: bool = True
     resync_on_connect: bool = True
+    # Events to deliver on ``events`` besides the queue events (e.g. UserEvent, OriginateResponse).
+    # They are in the decoder's keep-list and the Filter regex from the first byte of every
+    # session, and never dropped on overflow: no QueueStatus resync could bring them back.
+    extra_events: frozenset[str] = frozenset()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AmiOptions:
@@ -308,6 +319,7 @@ class AmiClient:
             counters=self.counters,
             clock=self.clock,
             max_frame_bytes=self.options.max_frame_bytes,
+            wanted=QUEUE_EVENTS | self.options.extra_events,
             peer=self.peer,
         )
         deadline = loop.time() + timeout
@@ -337,7 +349,8 @@ class AmiClient:
         return proto
 
     async def _install_filter(self, proto: AmiProtocol) -> None:
-        filter_action = {"Action": "Filter", "Operation": "Add", "Filter": EVENT_FILTER}
+        regex = event_filter(self.options.extra_events)
+        filter_action = {"Action": "Filter", "Operation": "Add", "Filter": regex}
         try:
             reply = await self._request(proto, filter_action, self.options.action_timeout_s)
         except AmiTimeout as exc:
@@ -410,6 +423,9 @@ class AmiClient:
         name = frame.get("Event", "")
         if name in HANDLED_EVENTS:
             self._put(frame)
+        elif name in self.options.extra_events:
+            self.counters.events_queued += 1
+            self.events.put_nowait(frame)  # in stream order, past the bound (see AmiOptions)
         elif name == "Shutdown":
             log.warning("Asterisk at %s is shutting down (%s)", self.peer, frame.get("Shutdown", ""))
 

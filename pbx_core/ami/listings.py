@@ -50,7 +50,10 @@ class ListingAssembler:
 
     def route(self, frame: Frame, now: float) -> Routed:
         action_id = frame.get("ActionID")
-        if "Response" in frame:
+        # A frame with an ``Event:`` header is an event even when it also has ``Response:``:
+        # OriginateResponse carries both (and the Originate's ActionID), and it is the outcome
+        # of an Async Originate, not the action's reply (that came earlier as "Response: Success").
+        if "Response" in frame and "Event" not in frame:
             if action_id and frame.get("EventList", "").lower() == "start":
                 self._open[action_id] = Listing(action_id, frame, now)
                 return _CONSUMED

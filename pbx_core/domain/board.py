@@ -7,11 +7,13 @@ per-tenant boards with it, and the browser runs the same rules in JavaScript; th
 that snapshot + stream equals the engine's own ``tenant_board``.
 
 A board is plain JSON: ``{"tenant": str, "queues": {queue name: queue view}}`` where a queue
-view is ``queue_state.queue_view``.
+view is ``queue_state.queue_view``, plus ``"callbacks"`` once the callbacks worker has published
+a ``callbacks.summary`` for the queue (pending / in progress / overdue / on time today).
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from .queue_state import Delta, LiveState, queue_view
@@ -20,6 +22,7 @@ Board = dict[str, Any]
 DeltaDict = dict[str, Any]
 
 ABANDONED_LIST_MAX = 500
+CALLBACKS_SUMMARY = "callbacks.summary"
 BUS_VERSION = 1
 
 
@@ -73,6 +76,8 @@ def _own_queue(view: dict[str, Any]) -> dict[str, Any]:
     q["waiting"] = [dict(c) for c in view["waiting"]]
     q["members"] = [dict(m) for m in view["members"]]
     q["abandoned_callers"] = [dict(a) for a in view["abandoned_callers"]]
+    if "callbacks" in view:
+        q["callbacks"] = copy.deepcopy(view["callbacks"])
     return q
 
 
@@ -85,7 +90,12 @@ def apply_delta(board: Board, delta: DeltaDict) -> None:
     data = delta["data"]
     queues = board["queues"]
     if kind == "queue.resynced":
-        queues[name] = _own_queue(data)
+        old = queues.get(name)
+        q = queues[name] = _own_queue(data)
+        # The engine's resync knows nothing of callbacks (another producer, the callbacks worker,
+        # owns them): keep the last summary rather than blanking it until the worker's next one.
+        if old is not None and "callbacks" in old and "callbacks" not in q:
+            q["callbacks"] = old["callbacks"]
         return
     q = queues.get(name)
     if q is None:
@@ -104,6 +114,8 @@ def apply_delta(board: Board, delta: DeltaDict) -> None:
     elif kind == "caller.abandoned":
         q["abandoned_callers"].insert(0, dict(data))
         del q["abandoned_callers"][ABANDONED_LIST_MAX:]
+    elif kind == CALLBACKS_SUMMARY:
+        q["callbacks"] = copy.deepcopy(data)  # holds a list of dicts ("next")
     elif kind.startswith("agent."):
         members = q["members"]
         member = dict(data)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
 
@@ -56,7 +58,7 @@ class Timestamped:
 
     @declared_attr.directive
     def __mapper_args__(cls) -> dict[str, Any]:
-        return {"version_id_col": cls.__table__.c.version}
+        return {"version_id_col": cls.__table__.c.version}  # type: ignore[attr-defined]
 
 
 class Reseller(Base):
@@ -246,3 +248,66 @@ class ServerSecret(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[str] = mapped_column(String(128))
+
+
+# --- callbacks ----------------------------------------------------------------------------------
+
+# A callback is open while it waits or an attempt is in flight (pbx_core.callbacks.model.OPEN);
+# the partial unique index below allows one open callback per number and queue.
+_OPEN_CALLBACK = text("status IN ('pending', 'overdue', 'dialling')")
+
+
+class CallbackRow(Base):
+    """One callback: the persisted :class:`pbx_core.callbacks.model.Callback` record.
+
+    Times of the record are epoch seconds stored as double precision, exactly as the pure core
+    holds them: an 8-byte IEEE float on both PostgreSQL and SQLite, so a record read back after a
+    restart is bit-for-bit the one saved (a timestamp column would round to microseconds and come
+    back zone-less from SQLite). ``created_at``/``updated_at`` are the row's own bookkeeping."""
+
+    __tablename__ = "callbacks"
+    __table_args__ = (
+        Index("uq_callbacks_open_number", "tenant_id", "queue", "number", unique=True,
+              postgresql_where=_OPEN_CALLBACK, sqlite_where=_OPEN_CALLBACK),
+        # The worker's load of open callbacks and the API's lists (by status, newest first).
+        Index("ix_callbacks_tenant_status_requested", "tenant_id", "status", "requested_at"),
+        Index("ix_callbacks_tenant_requested", "tenant_id", "requested_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    queue: Mapped[str] = mapped_column(String(32))  # short name, as in the record
+    number: Mapped[str] = mapped_column(String(32))  # normalised: digits and a leading +
+    name: Mapped[str | None] = mapped_column(String(80))
+    note: Mapped[str | None] = mapped_column(String(500))
+    source: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    tier: Mapped[int] = mapped_column(Integer)
+    requested_at: Mapped[float] = mapped_column(Double)
+    place_at: Mapped[float] = mapped_column(Double)
+    due_by: Mapped[float] = mapped_column(Double)
+    not_before: Mapped[float] = mapped_column(Double)
+    attempts: Mapped[int] = mapped_column(Integer)
+    attempts_dialled: Mapped[int] = mapped_column(Integer)
+    originate_id: Mapped[str | None] = mapped_column(String(80))
+    agent: Mapped[str | None] = mapped_column(String(120))
+    dialled_at: Mapped[float | None] = mapped_column(Double)
+    closed_at: Mapped[float | None] = mapped_column(Double)
+    last_result: Mapped[str | None] = mapped_column(String(24))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class CallbackAttempt(Base):
+    """History of a callback: one row per saved change (created, dialling, retry, completed, ...)."""
+
+    __tablename__ = "callback_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    callback_id: Mapped[str] = mapped_column(ForeignKey("callbacks.id", ondelete="CASCADE"), index=True)
+    at: Mapped[float] = mapped_column(Double)  # epoch seconds, like the record's times
+    change: Mapped[str] = mapped_column(String(24))
+    status: Mapped[str] = mapped_column(String(16))
+    result: Mapped[str | None] = mapped_column(String(24))
+    originate_id: Mapped[str | None] = mapped_column(String(80))
+    agent: Mapped[str | None] = mapped_column(String(120))

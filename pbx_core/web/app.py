@@ -1,7 +1,8 @@
 """The Starlette app: wallboard UI, wallboard websocket, /metrics and /healthz.
 
 ``create_app`` takes everything it talks to as arguments (Redis URL or client, token verifier,
-stats provider), so ``web``, ``serve`` and ``demo`` build the same app over different wiring.
+stats provider, callback requester), so ``web``, ``serve`` and ``demo`` build the same app over
+different wiring; the app itself holds no SQL.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,13 @@ log = logging.getLogger(__name__)
 
 WALLBOARD_DIR = Path(__file__).resolve().parents[2] / "wallboard"
 HEALTH_TIMEOUT_S = 2.0
+
+# Books a callback for the wallboard's "call back" button: (tenant, full queue name, number) ->
+# (booked, message for the supervisor, callback id or None). ``pbx_core.web.provisioning`` has
+# the real one (SQL); the web app only checks the client may act on the queue.
+CallbackRequester = Callable[[str, str, str], Awaitable[tuple[bool, str, str | None]]]
+CALLBACKS_IN_FLIGHT_MAX = 4  # per socket: a stuck database must not pile up tasks
+CALLBACK_FIELD_MAX = 64
 
 
 def bus_source(redis: Redis) -> FeedSource:
@@ -96,15 +104,22 @@ def create_app(
     client_queue_max: int = 1000,
     ping_interval_s: float = 15.0,
     extra_routes: Sequence[BaseRoute] = (),
+    callback_requester: CallbackRequester | None = None,
 ) -> Starlette:
     """The web app. Give ``redis_url`` (the app owns the client) or ``redis``. ``source``
     replaces the bus as the hub's input (tenant -> iterator of Snapshot/Entry). ``extra_routes``
-    (e.g. the REST API) are mounted before the static files."""
+    (e.g. the REST API) are mounted before the static files. ``callback_requester`` enables the
+    wallboard's "call back" button (without it the page hides the button)."""
     if redis is None and not redis_url:
         raise ValueError("create_app needs redis_url or redis")
     # XREAD BLOCK holds a connection for block_ms: no socket timeout shorter than that.
     client = redis if redis is not None else connect(redis_url or "", socket_timeout=None)
-    hub = Hub(source or bus_source(client), ping_interval_s=ping_interval_s, thresholds=thresholds)
+    hub = Hub(
+        source or bus_source(client),
+        ping_interval_s=ping_interval_s,
+        thresholds=thresholds,
+        features={"callbacks": callback_requester is not None},
+    )
     metrics = Metrics(hub, stats_provider)
     started = time.time()
     static_dir = wallboard_dir or WALLBOARD_DIR
@@ -137,6 +152,7 @@ def create_app(
             await ws.close(CLOSE_FORBIDDEN, str(exc)[:120])
             return
         c = Client(ws, scope.tenant, queues, queue_max=client_queue_max)
+        desk = CallbackDesk(c, callback_requester)
         hub.add(c)
         try:
             # The receive loop: a disconnect (or server shutdown) ends the handler at once.
@@ -145,8 +161,9 @@ def create_app(
                 if msg["type"] == "websocket.disconnect":
                     break
                 c.last_seen = time.monotonic()
-                _on_client_message(c, msg.get("text"), hub)
+                _on_client_message(c, msg.get("text"), hub, desk)
         finally:
+            await desk.close()
             await hub.remove(c)
 
     async def metrics_endpoint(request: Request) -> Response:
@@ -185,13 +202,82 @@ def create_app(
     return app
 
 
-def _on_client_message(c: Client, text: str | None, hub: Hub) -> None:
+def _has_digit(text: str) -> bool:
+    return any(ch.isdigit() for ch in text)
+
+
+class CallbackDesk:
+    """One socket's "call back" requests: each is booked in its own task (the receive loop must
+    keep reading pongs meanwhile) and answered on that socket with a ``callback.ack``."""
+
+    def __init__(self, client: Client, requester: CallbackRequester | None) -> None:
+        self.client = client
+        self.requester = requester
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def request(self, msg: dict[str, Any]) -> None:
+        queue, number, ref = msg.get("queue"), msg.get("number"), msg.get("ref")
+        if not isinstance(ref, str | int) or isinstance(ref, bool):
+            ref = None
+        problem = self._problem(queue, number)
+        if problem is not None or not isinstance(queue, str) or not isinstance(number, str):
+            self._ack(False, problem or "", None, queue, number, ref)
+            return
+        task = asyncio.create_task(self._book(queue, number, ref), name="wallboard-callback")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _problem(self, queue: object, number: object) -> str | None:
+        c = self.client
+        if self.requester is None:
+            return "Callbacks are not available on this server."
+        if not isinstance(queue, str) or not queue or len(queue) > CALLBACK_FIELD_MAX:
+            return "The callback request needs the queue's full name in 'queue'."
+        if not isinstance(number, str) or len(number) > CALLBACK_FIELD_MAX or not _has_digit(number):
+            return "The callback request needs the caller's phone number in 'number'."
+        if tenant_of(queue) != c.tenant or not c.wants(queue):
+            return f"This wallboard link may not book callbacks for queue {queue!r}."
+        if len(self.tasks) >= CALLBACKS_IN_FLIGHT_MAX:
+            return "Too many callback requests at once: wait for the answers, then try again."
+        return None
+
+    async def _book(self, queue: str, number: str, ref: str | int | None) -> None:
+        assert self.requester is not None
+        try:
+            ok, message, cb_id = await self.requester(self.client.tenant, queue, number)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("wallboard callback for %s in %s failed", number, queue)
+            ok, message, cb_id = False, "Callback not booked (server error): try again later.", None
+        self._ack(ok, message, cb_id, queue, number, ref)
+
+    def _ack(self, ok: bool, message: str, cb_id: str | None, queue: Any, number: Any, ref: Any) -> None:
+        reply = {
+            "type": "callback.ack", "ok": ok, "message": message, "id": cb_id,
+            "queue": queue if isinstance(queue, str) else None,
+            "number": number if isinstance(number, str) else None,
+            "ref": ref, "server_time": round(time.time(), 3),
+        }  # fmt: skip
+        self.client.offer_reply(json.dumps(reply, ensure_ascii=False))
+
+    async def close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def _on_client_message(c: Client, text: str | None, hub: Hub, desk: CallbackDesk | None = None) -> None:
     if not text:
         return
     try:
         msg = json.loads(text)
     except ValueError:
         return  # garbage from a client costs it nothing but is not worth a disconnect
-    if isinstance(msg, dict) and msg.get("type") == "resync":
+    if not isinstance(msg, dict):
+        return
+    if msg.get("type") == "resync":
         c.resync("client", hub.stats)
+    elif msg.get("type") == "callback" and desk is not None:
+        desk.request(msg)
     # "pong" only refreshes last_seen (done by the caller); unknown types are ignored.

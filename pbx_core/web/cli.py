@@ -63,6 +63,7 @@ async def _serve(settings: Settings, host: str, port: int, wallboard_dir: Path |
             wallboard_dir=wallboard_dir,
             thresholds=thresholds_for(settings.wallboard_thresholds),
             extra_routes=prov.routes,
+            callback_requester=prov.callback_requester,
         )
         server = uvicorn.Server(uvicorn_config(app, host, port))
         print(

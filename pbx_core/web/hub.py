@@ -1,12 +1,16 @@
 """The wallboard hub: one board per followed tenant, fanned out to that tenant's websockets.
 
 Protocol (the browser side is wallboard/connection.js, which is the contract):
-  server → client  ``{"type":"snapshot","seq":n,"server_time":t,"tenant":..,"board":..,"thresholds":..}``
+  server → client  ``{"type":"snapshot","seq":n,"server_time":t,"tenant":..,"board":..,"thresholds":..,
+                   "features":{"callbacks":bool}}``
                    ``{"type":"delta","seq":n+1,"server_time":t,"delta":{v,type,tenant,queue,ts,data}}``
                    ``{"type":"ping","server_time":t}``
+                   ``{"type":"callback.ack","ok":bool,"message":..,"id":..,"queue":..,"number":..,"ref":..}``
   client → server  ``{"type":"resync"}`` (it saw a gap) · ``{"type":"pong"}``
+                   ``{"type":"callback","queue":full name,"number":..,"ref":..}`` (book a callback)
 Sequence numbers are per connection: every delta is the previous seq + 1, and a snapshot
-carries the seq of the last delta it already contains.
+carries the seq of the last delta it already contains. Replies (``callback.ack``) carry no seq:
+they are outside the board's stream and survive a resync.
 
 Fan-out never awaits a socket: a delta is formatted once per tenant and appended to each
 client's bounded queue; each client has its own writer task that does the awaiting. A client
@@ -75,6 +79,7 @@ class Client:
         "queue",
         "queue_max",
         "queues",
+        "replies",
         "resync_reason",
         "sender",
         "seq",
@@ -89,6 +94,7 @@ class Client:
         self.queues = queues
         self.queue_max = queue_max
         self.queue: deque[str] = deque()
+        self.replies: deque[str] = deque()  # answers to this client's own requests
         self.seq = 0
         # A client starts owing a snapshot; it is built by the writer once the board is loaded.
         self.resync_reason: str | None = "connect"
@@ -123,6 +129,13 @@ class Client:
             stats.pings_out += 1
             self._wake.set()
 
+    def offer_reply(self, text: str) -> None:
+        """An answer to this client's request: not part of the delta stream, so a resync does not
+        drop it. A client that sends requests but never reads loses the excess answers."""
+        if len(self.replies) < self.queue_max:
+            self.replies.append(text)
+            self._wake.set()
+
     def resync(self, reason: str, stats: HubStats) -> None:
         if self.resync_reason is None:
             stats.resyncs[reason] += 1
@@ -141,7 +154,9 @@ class Client:
                 self._wake.clear()
                 while True:
                     feed = self.feed
-                    if self.resync_reason is not None:
+                    if self.replies:
+                        text = self.replies.popleft()
+                    elif self.resync_reason is not None:
                         if feed is None or feed.board is None:
                             break  # not loaded yet: the feed wakes us when it is
                         # Built and dequeued with no await in between, so the snapshot's seq
@@ -232,7 +247,8 @@ class TenantFeed:
             }
         return (
             f'{{"type":"snapshot","seq":{client.seq},"server_time":{time.time():.3f},'
-            f'"tenant":{_dumps(self.tenant)},"thresholds":{_dumps(thresholds)},"board":{cached[1]}}}'
+            f'"tenant":{_dumps(self.tenant)},"thresholds":{_dumps(thresholds)},'
+            f'"features":{self.hub.features_json},"board":{cached[1]}}}'
         )
 
 
@@ -253,8 +269,12 @@ class Hub:
         *,
         ping_interval_s: float = 15.0,
         thresholds: ThresholdsFor | None = None,
+        features: Mapping[str, Any] | None = None,
     ) -> None:
         self.source = source
+        # What this server can do for a page (e.g. {"callbacks": true}): the page shows only
+        # the actions that will work.
+        self.features_json = _dumps(dict(features or {}))
         self.ping_interval_s = ping_interval_s
         self.thresholds = thresholds
         self.stats = HubStats()

@@ -46,6 +46,17 @@ def queue_gauges(board: Board, now: float) -> Iterator[tuple[str, dict[str, floa
             v = stats.get(key)
             if isinstance(v, int | float):
                 values[metric] = float(v)
+        callbacks = q.get("callbacks") or {}  # from the callback worker, when one runs
+        for key, metric in (
+            ("pending", "callbacks_pending"),
+            ("in_progress", "callbacks_in_progress"),
+            ("overdue", "callbacks_overdue"),
+            ("completed_today", "callbacks_completed_today"),
+            ("on_time_pct", "callbacks_on_time_percent"),
+        ):
+            v = callbacks.get(key)
+            if isinstance(v, int | float):
+                values[metric] = float(v)
         yield name, values
 
 
@@ -105,6 +116,11 @@ class WebCollector:
             "answered_today": "Calls answered today.",
             "abandoned_today": "Callers who abandoned today.",
             "asa_seconds": "Average speed of answer today.",
+            "callbacks_pending": "Callbacks waiting to be dialled, not yet overdue.",
+            "callbacks_in_progress": "Callbacks being dialled now.",
+            "callbacks_overdue": "Open callbacks past their due-by time.",
+            "callbacks_completed_today": "Callbacks completed today.",
+            "callbacks_on_time_percent": "Callbacks completed by their due-by time today.",
         }
         gauges = {
             k: GaugeMetricFamily(f"pbx_queue_{k}", h, labels=_QUEUE_LABELS) for k, h in families.items()
@@ -150,6 +166,16 @@ class WebCollector:
             yield _counter("pbx_bus_dropped", "Deltas dropped from the outage buffer.", bus.get("dropped", 0))
             yield _counter("pbx_bus_outages", "Redis outages seen by the bridge.", bus.get("outages", 0))
             yield _gauge("pbx_bus_buffered", "Deltas waiting to be written to Redis.", bus.get("buffered", 0))
+        callbacks = stats.get("callbacks") or {}
+        if callbacks:
+            for key, doc in (
+                ("originates", "Callback attempts originated (agent-first)."),
+                ("originate_errors", "Callback Originate actions Asterisk refused."),
+                ("results", "Callback attempt results received."),
+                ("requests", "Callbacks booked from the dialplan (in-queue offer, after hours)."),
+                ("requests_refused", "Callback bookings refused (duplicate, unknown queue)."),
+            ):
+                yield _counter(f"pbx_callbacks_{key}", doc, callbacks.get(key, 0))
 
 
 def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:

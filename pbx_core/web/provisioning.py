@@ -1,4 +1,5 @@
-"""The provisioning side of a web process: database, REST API mount and API-key wallboard tokens.
+"""The provisioning side of a web process: database, REST API mount, API-key wallboard tokens and
+the wallboard's "call back" button (which books into the callbacks table).
 
 ``serve``, ``web`` and ``demo`` all open it the same way, so the API a reseller integrates with
 is the same object everywhere.
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.routing import BaseRoute
 
 from ..config import AmiUrl, ConfigError, Settings
+from .app import CallbackRequester
 from .auth import FirstMatch, StaticTokens, TokenVerifier
 
 API_PREFIX = "/api/v1"
@@ -27,6 +29,29 @@ class Provisioning:
     # API keys and minted wallboard tokens first, then PBX_WALLBOARD_TOKENS.
     verifier: TokenVerifier
     sessions: async_sessionmaker[AsyncSession]
+    # For create_app(callback_requester=...): books the wallboard's "call back" requests.
+    callback_requester: CallbackRequester | None = None
+
+
+def callback_requester(sessions: async_sessionmaker[AsyncSession]) -> CallbackRequester:
+    """The wallboard's "call back" button over the callbacks store. A number that already has an
+    open callback in the queue is not booked twice: the answer says so, with the open one's id."""
+
+    async def request(tenant: str, queue: str, number: str) -> tuple[bool, str, str | None]:
+        from ..callbacks.store import request_callback
+
+        short = queue.removeprefix(f"{tenant}-")
+        try:
+            cb, created = await request_callback(
+                sessions, tenant=tenant, queue=short, number=number, source="wallboard"
+            )
+        except (ValueError, LookupError) as exc:
+            return False, f"Callback not booked: {exc}", None
+        if created:
+            return True, f"Callback booked for {cb.number} (queue {short}).", cb.id
+        return False, f"{cb.number} already has an open callback in queue {short} ({cb.status}).", cb.id
+
+    return request
 
 
 async def ensure_schema(url: str) -> None:
@@ -72,6 +97,6 @@ async def provisioning(
         )
         keys = ApiKeyVerifier(sessions, settings.secret_key)
         verifier = FirstMatch(keys, StaticTokens.parse(settings.wallboard_tokens))
-        yield Provisioning([api_mount(ctx, API_PREFIX)], verifier, sessions)
+        yield Provisioning([api_mount(ctx, API_PREFIX)], verifier, sessions, callback_requester(sessions))
     finally:
         await engine.dispose()

@@ -108,3 +108,70 @@ def test_board_js_matches_python_reducer_on_recordings_and_synthetic_runs() -> N
     assert len(js_boards) == len(cases)
     for (tenant, _, py), js in zip(cases, js_boards, strict=True):
         assert js == py, f"board.js and board.apply_delta disagree for tenant {tenant}"
+
+
+def summary_delta(rnd: random.Random, tenant: str, queue: str, ts: float) -> Delta:
+    """A ``callbacks.summary`` as the callbacks worker publishes it (contract: issue 5, Bus)."""
+    done = rnd.randrange(12)
+    on_time = rnd.randrange(done + 1)
+    nxt = [
+        {"id": f"cb{rnd.randrange(10**6)}", "number": f"06{rnd.randrange(10**8):08d}",
+         "status": rnd.choice(["pending", "overdue", "dialling"]), "due_by": ts + rnd.uniform(-600, 3600),
+         "place_at": ts - rnd.uniform(0, 900)}
+        for _ in range(rnd.randrange(6))
+    ]  # fmt: skip
+    data = {
+        "pending": rnd.randrange(9), "in_progress": rnd.randrange(3), "overdue": rnd.randrange(4),
+        "completed_today": done, "on_time_today": on_time,
+        "on_time_pct": round(100 * on_time / done, 1) if done else None, "next": nxt,
+    }  # fmt: skip
+    return Delta("callbacks.summary", tenant, queue, ts, data)
+
+
+def test_board_js_matches_python_with_callbacks_summaries_between_engine_deltas() -> None:
+    """The callbacks worker's summaries land on the same board as the engine's deltas: before a
+    queue exists, between joins and abandons, and across queue.resynced (which keeps them)."""
+    cases: list[Case] = []
+    for seed in range(6):
+        rnd = random.Random(1000 + seed)
+        state = LiveState()
+        mixed: list[Delta] = []
+        steps = [
+            (rnd.choice(KINDS), rnd.randrange(3), rnd.randrange(8), rnd.randrange(4), rnd.uniform(0.001, 40),
+             rnd.randrange(91), rnd.choice(list(MemberChange)), rnd.random() < 0.5)
+            for _ in range(400)
+        ]  # fmt: skip
+        last: dict[tuple[str, str], dict[str, Any]] = {}
+        for event in build(steps):
+            deltas = apply(state, event)
+            mixed.extend(deltas)
+            if deltas and rnd.random() < 0.2:
+                d = deltas[-1]
+                # Sometimes a queue the engine has not seen yet: the summary creates its entry.
+                queue = d.queue if rnd.random() < 0.9 else f"{d.tenant}-later{rnd.randrange(2)}"
+                s = summary_delta(rnd, d.tenant, queue, d.ts)
+                mixed.append(s)
+                last[(s.tenant, s.queue)] = json.loads(json.dumps(s.data))
+        assert any(d.type == "queue.resynced" for d in mixed) and last
+        for tenant in sorted({d.tenant for d in mixed}):
+            wire = json.loads(json.dumps([delta_dict(d) for d in mixed if d.tenant == tenant]))
+            py = empty_board(tenant)
+            for d in json.loads(json.dumps(wire)):
+                apply_delta(py, d)
+            py = json.loads(json.dumps(py))
+            # Each queue shows its latest summary; without them the board is the engine's own.
+            for (t, queue), data in last.items():
+                if t == tenant:
+                    assert py["queues"][queue]["callbacks"] == data
+            engine = json.loads(json.dumps(tenant_board(state, tenant)))
+            for name, q in py["queues"].items():
+                q.pop("callbacks", None)
+                assert name in engine["queues"] or "-later" in name
+            assert {n: q for n, q in py["queues"].items() if "-later" not in n} == engine["queues"]
+            py = empty_board(tenant)
+            for d in json.loads(json.dumps(wire)):
+                apply_delta(py, d)
+            cases.append((tenant, wire, json.loads(json.dumps(py))))
+    js_boards = run_js(cases)
+    for (tenant, _, py), js in zip(cases, js_boards, strict=True):
+        assert js == py, f"board.js and board.apply_delta disagree on callbacks for tenant {tenant}"

@@ -20,6 +20,7 @@ MODULES = (
     "wallboard_tokens",
     "audit",
     "apply",
+    "callbacks",
 )
 
 

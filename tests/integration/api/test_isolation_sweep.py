@@ -60,7 +60,12 @@ async def provision_a(client: httpx.AsyncClient, world: World) -> dict[str, str]
         r = await client.put(path, json=body, headers=h)
         assert r.status_code == 201, (path, r.text)
     keys = (await client.get("/tenants/acme/api-keys", headers=h)).json()["items"]
+    booked = await client.post(
+        "/tenants/acme/callbacks", json={"queue": "support", "number": NUMBER}, headers=h
+    )
+    assert booked.status_code == 201, booked.text
     return {
+        "id": booked.json()["id"],
         "slug": "acme",
         "extension": "201",
         "devices.name": "desk",
@@ -99,6 +104,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/tenants/{slug}/api-keys"): {"name": "evil", "role": "tenant-admin"},
     ("post", "/tenants/{slug}/wallboard-tokens"): {},
     ("post", "/tenants"): {"slug": "evil", "name": "Evil"},
+    ("post", "/tenants/{slug}/callbacks"): {"queue": "support", "number": "+31201234567"},
 }
 
 
@@ -133,6 +139,7 @@ async def state_of_a(client: httpx.AsyncClient, world: World) -> list[Any]:
         "/tenants/acme/api-keys",
         "/tenants/acme/audit",
         "/tenants/acme/apply-runs",
+        "/tenants/acme/callbacks",
     ]
     return [(await client.get(p, headers=h, params={"limit": 200})).json() for p in paths]
 

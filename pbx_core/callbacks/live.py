@@ -1,0 +1,141 @@
+"""What the live queue state (the bridge's engine, ``pbx_core.domain``) means for callbacks.
+
+Pure: from a :class:`LiveState` (and the pacing inputs fed from the engine's deltas) to the
+scheduler's :class:`QueueLoad` per queue, and the honest expected wait a caller joining now
+would hear.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from ..domain.queue_state import AVAILABLE, LOGGED_OUT, PAUSED, UNAVAILABLE, Delta, LiveState, QueueState
+from .ami_shell import PAUSE_REASON
+from .estimator import RollingLoad, RollingServiceLevel, WaitEstimator
+from .model import WAITING, Callback
+from .scheduler import QueueKey, QueueLoad
+
+PACING_WINDOW_S = 900.0  # the bench's --sl-window: long enough to hold a few dozen calls
+
+
+def split_queue(full_name: str) -> QueueKey | None:
+    """``acme-support`` -> ("acme", "support"); None for a name without a tenant prefix."""
+    tenant, sep, short = full_name.partition("-")
+    return (tenant, short) if sep and tenant and short else None
+
+
+def free_agents(q: QueueState) -> list[str]:
+    """Members available right now: logged in, not paused, not ringing, not on a call, not in
+    wrap-up, device reachable (the engine's AVAILABLE state says exactly that)."""
+    return sorted(m.interface for m in q.members.values() if m.state == AVAILABLE)
+
+
+def staffed_agents(q: QueueState) -> int:
+    """Agents who work this queue's line: logged in and reachable, not on a break. An agent
+    paused for a callback is working the line, so they count."""
+    return sum(
+        1
+        for m in q.members.values()
+        if m.state not in (LOGGED_OUT, UNAVAILABLE)
+        and not (m.state == PAUSED and m.paused_reason != PAUSE_REASON)
+    )
+
+
+def idle_since(q: QueueState) -> dict[str, float]:
+    """Since when each available member has been available (the engine's state ``since``)."""
+    return {m.interface: m.state_since for m in q.members.values() if m.state == AVAILABLE}
+
+
+@dataclass(slots=True)
+class QueuePacing:
+    """One queue's rolling service level and offered load, for pacing fill callbacks."""
+
+    sl: RollingServiceLevel
+    load: RollingLoad
+
+
+@dataclass(slots=True)
+class Pacing:
+    """Feeds each queue's :class:`QueuePacing` from the engine's deltas.
+
+    Only the calls the live SL counts go in: answered callers (``caller.answered``, from
+    AgentConnect, with its hold time) and abandons (``caller.abandoned``; short ones count
+    nowhere). A caller who pressed 1 for a callback leaves with a QueueCallerLeave, which the
+    engine books as an "other exit" and emits neither delta for, so the callbacks' own offer never
+    lowers the SL that paces them. Every join is an arrival for the offered load.
+    """
+
+    window_s: float = PACING_WINDOW_S
+    queues: dict[QueueKey, QueuePacing] = field(default_factory=dict)
+
+    def queue(self, key: QueueKey) -> QueuePacing:
+        pacing = self.queues.get(key)
+        if pacing is None:
+            pacing = QueuePacing(RollingServiceLevel(window_s=self.window_s), RollingLoad(self.window_s))
+            self.queues[key] = pacing
+        return pacing
+
+    def configure(self, key: QueueKey, service_level_s: float, short_abandon_s: float) -> None:
+        """The queue's provisioned thresholds; the calls already in the window are kept."""
+        sl = self.queue(key).sl
+        sl.service_level_s, sl.short_abandon_s = float(service_level_s), float(short_abandon_s)
+
+    def observe(self, deltas: Iterable[Delta]) -> None:
+        for delta in deltas:
+            if delta.type not in ("caller.joined", "caller.answered", "caller.abandoned"):
+                continue
+            key = split_queue(delta.queue)
+            if key is None:
+                continue
+            pacing = self.queue(key)
+            if delta.type == "caller.joined":
+                pacing.load.arrived(delta.ts)
+            elif delta.type == "caller.answered":
+                pacing.sl.answered(delta.ts, float(delta.data.get("hold_s") or 0))
+            else:
+                pacing.sl.abandoned(delta.ts, float(delta.data.get("waited_s") or 0))
+
+
+def queue_loads(
+    state: LiveState,
+    keys: Iterable[QueueKey],
+    now: float,
+    pacing: Pacing | None = None,
+    estimators: Mapping[QueueKey, WaitEstimator] | None = None,
+) -> dict[QueueKey, QueueLoad]:
+    """The load of each queue in ``keys`` (a queue Asterisk does not report has no agents).
+
+    ``pacing``/``estimators``: the rolling SL and load (with the smoothed AHT); without them the
+    fill gate has nothing to go by and reads "unknown"."""
+    loads: dict[QueueKey, QueueLoad] = {}
+    for key in keys:
+        q = state.queues.get(f"{key[0]}-{key[1]}")
+        if q is None:
+            loads[key] = QueueLoad()
+            continue
+        rolling = pacing.queues.get(key) if pacing is not None else None
+        estimator = estimators.get(key) if estimators is not None else None
+        aht = estimator.aht_s if estimator is not None else None
+        loads[key] = QueueLoad(
+            free_agents=tuple(free_agents(q)),
+            live_waiting=tuple(sorted(c.joined_at for c in q.callers.values())),
+            recent_sl_pct=rolling.sl.pct(now) if rolling is not None else None,
+            idle_since=idle_since(q),
+            recent_load=rolling.load.share(now, aht, staffed_agents(q)) if rolling is not None else None,
+        )
+    return loads
+
+
+def expected_wait_now(
+    state: LiveState, key: QueueKey, estimator: WaitEstimator, callbacks: Iterable[Callback]
+) -> float | None:
+    """Expected wait of a caller joining ``key`` now: behind every live caller and every callback
+    that holds a place in line (fill-tier callbacks stand behind them, so they do not count)."""
+    q = state.queues.get(f"{key[0]}-{key[1]}")
+    if q is None:
+        return None
+    ahead = len(q.callers) + sum(
+        1 for c in callbacks if (c.tenant, c.queue) == key and c.status in WAITING and c.tier == 0
+    )
+    return estimator.expected_wait(ahead + 1, staffed_agents(q))
