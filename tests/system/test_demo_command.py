@@ -79,14 +79,24 @@ async def test_demo_serves_a_live_board_per_tenant_and_stops_on_ctrl_c(
             assert set(queues) == {"t1-support", "t1-sales"}
             # The warm-up played 30 minutes of a morning: there is history on the board.
             assert sum(q["stats"]["offered"] for q in queues.values()) > 10
+            # The callback worker runs in the demo: its counts are part of the board.
+            assert snapshot["features"]["callbacks"] is True
             assert all(q["members"] for q in queues.values())
-            # And it is live: deltas follow with consecutive sequence numbers.
+            # And it is live: deltas follow with consecutive sequence numbers, the worker's
+            # per-queue callback counts among them (unless the snapshot already has them).
             seq = snapshot["seq"]
-            for _ in range(3):
+            summarised = {n for n, q in queues.items() if "callbacks" in q}
+            received = 0
+            while received < 3 or not summarised:
                 msg = json.loads(await ws.recv())
                 if msg["type"] == "delta":
                     assert msg["seq"] == seq + 1 and msg["delta"]["tenant"] == "t1"
                     seq = msg["seq"]
+                    received += 1
+                    delta = msg["delta"]
+                    if delta["type"] == "callbacks.summary":
+                        assert {"pending", "in_progress", "overdue", "on_time_pct"} <= set(delta["data"])
+                        summarised.add(delta["queue"])
 
         # t1's token asks for t2's board: refused, and nothing of t2 is sent.
         async with websockets.connect(ws_url(urls["t1"], tenant="t2")) as ws:
@@ -121,6 +131,13 @@ async def test_demo_api_key_provisions_and_applies_to_the_simulated_pbx(
         assert body["members"]["added"] == [] and body["members"]["removed"] == []
         again = (await api.post("/tenants/t1/apply")).json()
         assert again["status"] == "unchanged" and again["reloads"] == []
+        # Callbacks: the demo's queues call back abandoned callers (and callers who pressed 1):
+        # booked in SQL by the worker, listed with their source and state.
+        callbacks = (await api.get("/tenants/t1/callbacks", params={"limit": 200})).json()
+        assert callbacks["total"] > 0
+        assert {c["source"] for c in callbacks["items"]} <= {"abandoned", "queue_offer"}
+        assert all(c["status"] in {"pending", "overdue", "dialling", "completed", "no_answer", "busy",
+                                   "failed", "cancelled", "expired"} for c in callbacks["items"])
         # Another reseller's view: a made-up key is refused, not shown the demo's tenants.
         refused = await api.get("/tenants", headers={"Authorization": "Bearer pbx_0000_nope"})
         assert refused.status_code == 401
