@@ -64,7 +64,7 @@ from .model import (
     result_from_dialstatus,
 )
 from .policy import callback_for_abandon
-from .scheduler import CallbackRequest, Command, QueueKey
+from .scheduler import CallbackRequest, Command, QueueKey, QueueLoad
 from .settings import QueueInfo, fill_reserve_agents, load_queue_infos
 from .store import DuplicateCallback
 
@@ -96,6 +96,12 @@ class WorkerOptions:
     store_poll_s: float = 1.0  # pick up callbacks booked through REST / the wallboard
     policies_every_s: float = 30.0  # re-read queue settings and hours
     reconcile_every_s: float = 30.0  # look for lost dials (no channel, no result)
+
+
+# After a failed agent leg (declined, no device) that agent gets no callback for this long.
+AGENT_COOLDOWN_S = 60.0
+# "Today" is over in every timezone 26 hours after a callback closed.
+FORGET_CLOSED_AFTER_S = 26 * 3600
 
 
 @dataclass(slots=True)
@@ -150,6 +156,7 @@ class CallbackWorker:
         self.estimators: dict[QueueKey, WaitEstimator] = {}
         self.pacing = Pacing()  # each queue's rolling SL and offered load, for fill callbacks
         self.counters = WorkerCounters()
+        self._agent_rested_until: dict[str, float] = {}
         self.ready = asyncio.Event()  # restored and reconciled: serving
         self._refresh = _Refresh()
         self._stop = asyncio.Event()
@@ -217,6 +224,7 @@ class CallbackWorker:
                 if loop.time() >= next_policies:
                     next_policies = loop.time() + self.options.policies_every_s
                     await self._load_policies()
+                    self.forget_closed(self.clock())
                 if loop.time() >= next_reconcile:
                     next_reconcile = loop.time() + self.options.reconcile_every_s
                     if self._lost_dials_possible():
@@ -224,12 +232,35 @@ class CallbackWorker:
                 await self._refresh_globals()
             await self._run(self._decide())
 
+    def forget_closed(self, now: float) -> int:
+        """Drop callbacks closed more than a day ago from memory (SQL keeps them and their
+        history): the summaries only count today's, and a worker runs for months."""
+        horizon = now - FORGET_CLOSED_AFTER_S
+        old = [cid for cid, c in self.state.callbacks.items()
+               if not c.is_open and c.closed_at is not None and c.closed_at < horizon]
+        for cid in old:
+            del self.state.callbacks[cid]
+        return len(old)
+
     def _decide(self) -> list[Command]:
         keys = set(self.infos) | {(c.tenant, c.queue) for c in self.state.callbacks.values() if c.is_open}
         now = self.clock()
         self._size_fill_reserves()
         loads = queue_loads(self.engine.state, keys, now, self.pacing, self.estimators)
-        return sched.decide(self.state, now, loads)
+        return sched.decide(self.state, now, self._without_resting_agents(loads, now))
+
+    def _without_resting_agents(
+        self, loads: dict[QueueKey, QueueLoad], now: float
+    ) -> dict[QueueKey, QueueLoad]:
+        rested = self._agent_rested_until
+        for agent in [a for a, until in rested.items() if until <= now]:
+            del rested[agent]
+        if not rested:
+            return loads
+        return {
+            key: dataclasses.replace(load, free_agents=[a for a in load.free_agents if a not in rested])
+            for key, load in loads.items()
+        }
 
     def _size_fill_reserves(self) -> None:
         """The fill reserve follows the agents staffed right now, not the provisioned members: a
@@ -363,6 +394,10 @@ class CallbackWorker:
         before = self.state.callbacks.get(callback_id)
         commands = sched.on_result(self.state, callback_id, originate_id, result, at)
         if commands and before is not None and before.agent:
+            if result == "agent_unavailable":
+                # An agent who declined (or whose phone is gone) still looks idle to the queue:
+                # without a pause they would be rung again at once, in a loop.
+                self._agent_rested_until[before.agent] = at + AGENT_COOLDOWN_S
             self.counters.results += 1
             commands.append(_Unpause(before.tenant, before.queue, before.agent))  # type: ignore[arg-type]
         return commands

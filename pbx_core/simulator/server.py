@@ -334,6 +334,8 @@ class SimulatedAsterisk(World):
             self._hangup_action(s, a)
         elif name == "setvar":
             self._setvar(s, a)
+        elif name == "getvar":
+            self._getvar(s, a)
         else:
             s.reply(
                 a,
@@ -409,6 +411,19 @@ class SimulatedAsterisk(World):
         )
         if self.driver is not None:
             self.driver.caller_joined(queue, caller, patience_s)
+
+    def _getvar(self, s: AmiSession, a: dict[str, str]) -> None:
+        """AMI ``Getvar`` of a global (no Channel), as manager.c answers it: Variable and Value."""
+        variable = a.get("Variable", "").strip()
+        if not variable:
+            s.reply(a, "Error", ("Message", "No variable specified"))
+            return
+        if a.get("Channel", "").strip():
+            s.reply(a, "Error", ("Message", "No such channel"))  # channel variables are not kept
+            return
+        match = re.fullmatch(r"GLOBAL\((.+)\)", variable)
+        name = match.group(1) if match else variable
+        s.reply(a, "Success", ("Variable", variable), ("Value", self.globals.get(name, "")))
 
     def _setvar(self, s: AmiSession, a: dict[str, str]) -> None:
         """AMI ``Setvar`` as manager.c answers it. Without a Channel the variable is global (the

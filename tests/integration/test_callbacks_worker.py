@@ -19,7 +19,7 @@ import pytest
 from pbx_core.ami.client import AmiOptions
 from pbx_core.callbacks.model import Callback, Status
 from pbx_core.callbacks.store import CallbackStore, request_callback
-from pbx_core.callbacks.worker import CallbackWorker, WorkerOptions
+from pbx_core.callbacks.worker import AGENT_COOLDOWN_S, FORGET_CLOSED_AFTER_S, CallbackWorker, WorkerOptions
 from pbx_core.provisioning import db
 from pbx_core.provisioning.models import BusinessHours, Queue, Reseller, Tenant
 from pbx_core.provisioning.schemas import HoursIn, QueueIn
@@ -225,6 +225,19 @@ async def test_callback_is_originated_to_a_free_agent_and_completes(tmp_path: Pa
         assert len(r.actions("originate")) == 1
 
 
+async def test_closed_callbacks_leave_memory_after_a_day_but_stay_in_sql(tmp_path: Path) -> None:
+    async with rig(tmp_path, queue_settings()) as r:
+        worker = await r.start_worker()
+        cb_id = await r.book()
+        assert await r.settle(cb_id, {Status.COMPLETED, Status.NO_ANSWER, Status.FAILED}) is Status.COMPLETED
+        closed_at = worker.state.callbacks[cb_id].closed_at
+        assert closed_at is not None
+        assert worker.forget_closed(closed_at + 3600) == 0  # still today's: the summary counts it
+        assert worker.forget_closed(closed_at + FORGET_CLOSED_AFTER_S + 1) == 1
+        assert cb_id not in worker.state.callbacks
+        assert await r.status(cb_id) is Status.COMPLETED  # SQL keeps it
+
+
 async def test_no_answer_is_retried_after_the_back_off_then_completes(tmp_path: Path) -> None:
     async with rig(tmp_path, queue_settings(callback_retry_s=60)) as r:
         r.sim.callback_plans[NUMBER] = CallbackPlan(customer="noanswer", agent_ring_s=1, ring_s=2)
@@ -288,8 +301,17 @@ async def test_agent_leg_failure_requeues_without_using_an_attempt(tmp_path: Pat
             ),
             "the agent leg failed",
         )
+        failed_at = r.sim.clock.now()
         r.sim.callback_plans[NUMBER] = CallbackPlan(agent_ring_s=1, ring_s=2, talk_s=5)
+        # The agent still looks idle, but is not rung again at once (no dialling loop).
+        dials = len(r.actions("originate"))
+        for _ in range(20):
+            r.sim.clock.advance(2.0)
+            await asyncio.sleep(0.02)
+        assert r.sim.clock.now() - failed_at < AGENT_COOLDOWN_S
+        assert len(r.actions("originate")) == dials
         assert await r.settle(cb_id, {Status.COMPLETED}) is Status.COMPLETED
+        assert r.actions("originate")[-1]["Channel"] == ANN
         cb = await r.store.get(cb_id)
         assert cb is not None and cb.attempts == 0  # the customer was never the problem
         assert "requeued" in [h["change"] for h in await r.store.history(cb_id)]

@@ -50,6 +50,13 @@ async def test_setvar_is_answered_as_asterisk_answers_it() -> None:
         assert (await reply_to(ami, aid))["Response"] == "Success"
         assert not ast.offer_open("acme-support") and "PBX_OFFER_acme_support" not in ast.globals
 
+        # Getvar without a Channel reads a global back (the live suite checks the same on Asterisk).
+        aid = await ami.send("Getvar", ("Variable", "GLOBAL(PBX_EWT_acme_support)"))
+        reply = await reply_to(ami, aid)
+        assert (reply["Response"], reply["Value"]) == ("Success", "240")
+        aid = await ami.send("Getvar", ("Variable", "PBX_OFFER_acme_support"))
+        assert (await reply_to(ami, aid))["Value"] == ""
+
         aid = await ami.send("Setvar", ("Value", "1"))
         assert (await reply_to(ami, aid))["Message"] == "No variable specified"
         aid = await ami.send(
