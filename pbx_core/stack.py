@@ -45,7 +45,9 @@ class Stack:
     worker: CallbackWorker | None = None
 
     def stats(self) -> dict[str, Any]:
-        return {**self.bridge.stats(), "bus": self.publisher.stats.as_dict()}
+        """Read at scrape time by /metrics and /healthz, and by the demo's status line."""
+        extra = {"callbacks": dataclasses.asdict(self.worker.counters)} if self.worker is not None else {}
+        return {**self.bridge.stats(), "bus": self.publisher.stats.as_dict(), **extra}
 
 
 @contextlib.asynccontextmanager
@@ -87,14 +89,11 @@ async def running_stack(
                 settings, ami_url=ami_url, sessions=callback_sessions, summary_sink=publisher.publish
             ))
 
-        def stats() -> dict[str, Any]:  # read at scrape time by /metrics and /healthz
-            extra = {"callbacks": dataclasses.asdict(worker.counters)} if worker is not None else {}
-            return {**bridge.stats(), "bus": publisher.stats.as_dict(), **extra}
-
+        stack = Stack(bridge, bridge_task, publisher, redis_url, "", worker)
         app = create_app(
             verifier=verifier,
             redis_url=redis_url,
-            stats_provider=stats,
+            stats_provider=stack.stats,
             thresholds=thresholds_for(settings.wallboard_thresholds),
             extra_routes=extra_routes,
             callback_requester=callback_requester,
@@ -106,7 +105,8 @@ async def running_stack(
                 f"cannot listen on {host}:{port}: {exc.strerror or exc} (choose another with --port "
                 "or PBX_HTTP_PORT)"
             ) from None
-        yield Stack(bridge, bridge_task, publisher, redis_url, base_url, worker)
+        stack.base_url = base_url
+        yield stack
 
 
 async def _stop_bridge(bridge: Bridge, task: asyncio.Task[None]) -> None:

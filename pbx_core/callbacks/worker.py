@@ -192,7 +192,16 @@ class CallbackWorker:
         await self.client.wait_connected()
         await self._load_policies()
         self.state = sched.restore(await self.store.load_open(), self._policies())
-        log.info("callbacks: restored %d open callbacks", len(self.state.callbacks))
+        opened = len(self.state.callbacks)
+        # Today's closed callbacks too: the wallboard's "completed / on time today" must not
+        # start again from zero when the worker restarts. (Final: the scheduler never acts on them.)
+        # updated_at is the database writers' wall clock, not Asterisk's.
+        since = datetime.now(UTC) - timedelta(seconds=FORGET_CLOSED_AFTER_S)
+        for callback in await self.store.updated_since(since):
+            if not callback.is_open and callback.id not in self.state.callbacks:
+                self.state.put(callback)
+        log.info("callbacks: restored %d open callbacks (and %d closed in the last day)",
+                 opened, len(self.state.callbacks) - opened)
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
         next_poll = loop.time() + self.options.store_poll_s

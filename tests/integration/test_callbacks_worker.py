@@ -233,6 +233,12 @@ async def test_closed_callbacks_leave_memory_after_a_day_but_stay_in_sql(tmp_pat
         closed_at = worker.state.callbacks[cb_id].closed_at
         assert closed_at is not None
         assert worker.forget_closed(closed_at + 3600) == 0  # still today's: the summary counts it
+        # A restarted worker still counts it: "completed today" does not start again from zero.
+        await r.stop_worker(worker)
+        worker = await r.start_worker()
+        await wait_until(lambda: cb_id in worker.state.callbacks, "the closed callback is restored")
+        assert worker.state.callbacks[cb_id].status is Status.COMPLETED
+        assert not worker.state.open_by_key
         assert worker.forget_closed(closed_at + FORGET_CLOSED_AFTER_S + 1) == 1
         assert cb_id not in worker.state.callbacks
         assert await r.status(cb_id) is Status.COMPLETED  # SQL keeps it
