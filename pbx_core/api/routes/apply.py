@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...ami.client import AmiClient, AmiOptions
 from ...ami.errors import AmiError
-from ...asterisk.apply import ApplyResult, apply_tenant
+from ...asterisk.apply import ApplyResult, apply_tenant, remove_tenant
 from ...asterisk.members import sync_members
 from ...asterisk.render import render_tenant
 from ...provisioning.models import ApplyRun, Tenant, utcnow
@@ -98,6 +98,21 @@ async def _apply(request: Request, config: TenantConfig,
                          removed=[f"{q}/{i}" for q, i in synced.removed],
                          penalties=[f"{q}/{i}={p}" for q, i, p in synced.penalties], errors=synced.errors)
     return result, members
+
+
+async def remove_from_asterisk(request: Request, slug: str) -> ApplyResult | None:
+    """After a tenant is deleted: remove its generated files, drop it from the index files and
+    reload (over AMI when configured). None when it was never applied here."""
+    ctx = api_context(request)
+    if not (ctx.asterisk_config_dir / slug).is_dir():
+        return None
+    if ctx.ami_url is None:
+        return await remove_tenant(None, ctx.asterisk_config_dir, slug)
+    try:
+        async with AmiClient(ctx.ami_url, AMI_OPTIONS) as ami:
+            return await remove_tenant(ami, ctx.asterisk_config_dir, slug)
+    except AmiError as exc:
+        return ApplyResult("failed", error=f"cannot talk to Asterisk over AMI: {exc}")
 
 
 @router.post("/apply", response_model=ApplyOut, summary="Apply the tenant's configuration to Asterisk",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -18,6 +19,9 @@ from ..errors import ApiError, FieldError, conflict, not_found, responses
 from ..etag import check_preconditions, set_etag
 from ..pagination import Page, Paging, paginate
 from ..util import created, utc
+from .apply import remove_from_asterisk
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/tenants", tags=["tenants"])
 
@@ -195,5 +199,10 @@ async def delete_tenant(
                  before={**_audit_view(tenant_in(tenant)), "removed": remaining})
     await session.delete(tenant)
     await session.commit()
+    # Its endpoints, queues and dialplan leave Asterisk too (not only the database).
+    removed = await remove_from_asterisk(request, tenant.slug)
+    if removed is not None and not removed.ok:
+        log.warning("tenant %r deleted, but its Asterisk configuration was not removed: %s",
+                    tenant.slug, removed.error)
     return Response(status_code=204)
 

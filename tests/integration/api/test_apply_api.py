@@ -199,3 +199,19 @@ async def test_config_preview_is_for_tenant_admins(client: httpx.AsyncClient, wo
     assert_error(await client.get("/tenants/acme/config", headers=auth(world.supervisor)), 403)
     assert_error(await client.post("/tenants/acme/apply", headers=auth(world.supervisor)), 403)
     assert_error(await client.get("/tenants/acme/config", headers=auth(world.admin_b)), 404)
+
+
+async def test_deleting_a_tenant_removes_it_from_asterisk(
+    live: httpx.AsyncClient, world: World, ast: SimulatedAsterisk, etc: Path
+) -> None:
+    await provision(live, world.admin)
+    assert (await live.post("/tenants/acme/apply", headers=auth(world.admin))).status_code == 200
+    assert "acme-201-desk" in ast.config.loaded.endpoints and "acme-dids" in ast.config.loaded.contexts
+
+    r = await live.delete("/tenants/acme", params={"force": "true"}, headers=auth(world.reseller_a))
+    assert r.status_code == 204, r.text
+    # Its files are gone, the index no longer includes it, and Asterisk reloaded without it.
+    assert not (etc / "pbx-core" / "acme").exists()
+    assert "acme" not in (etc / "pbx-core" / "extensions.conf").read_text()
+    assert "acme-201-desk" not in ast.config.loaded.endpoints
+    assert "acme-dids" not in ast.config.loaded.contexts
