@@ -156,32 +156,24 @@ def _line(slug: str, result: ApplyResult, members: MemberSyncResult | None) -> s
 async def _all_slugs(url: str) -> list[str]:
     from sqlalchemy import select
 
-    from ..provisioning.db import make_engine, session_factory
+    from ..provisioning.db import open_sessions
     from ..provisioning.models import Tenant
 
-    engine = make_engine(url)
-    try:
-        async with session_factory(engine)() as session:
-            return list((await session.scalars(select(Tenant.slug).order_by(Tenant.slug))).all())
-    finally:
-        await engine.dispose()
+    async with open_sessions(url) as sessions, sessions() as session:
+        return list((await session.scalars(select(Tenant.slug).order_by(Tenant.slug))).all())
 
 
 async def _load(url: str, slugs: Sequence[str]) -> list[TenantConfig] | None:
     """The tenants' configurations; None (after saying why on stderr) if one does not exist."""
-    from ..provisioning.db import make_engine, safe_url, session_factory
+    from ..provisioning.db import open_sessions, safe_url
     from ..provisioning.snapshot import load_tenant_config
 
-    engine = make_engine(url)
-    try:
-        async with session_factory(engine)() as session:
-            configs = []
-            for slug in slugs:
-                try:
-                    configs.append(await load_tenant_config(session, slug))
-                except LookupError:
-                    print(f"pbx-core: no tenant {slug!r} in database {safe_url(url)}", file=sys.stderr)
-                    return None
-            return configs
-    finally:
-        await engine.dispose()
+    async with open_sessions(url) as sessions, sessions() as session:
+        configs = []
+        for slug in slugs:
+            try:
+                configs.append(await load_tenant_config(session, slug))
+            except LookupError:
+                print(f"pbx-core: no tenant {slug!r} in database {safe_url(url)}", file=sys.stderr)
+                return None
+        return configs

@@ -77,7 +77,7 @@ async def running_worker(
     """A callback worker running as a task for the block's duration: ``pbx-core worker``, or
     inside a bridge's process (``bridge --callbacks``, ``serve``, ``demo``) with the bridge's
     publisher as ``summary_sink``. Without ``sessions`` it opens PBX_DATABASE_URL itself."""
-    from ..web.provisioning import ensure_schema
+    from ..provisioning.cli import ensure_schema
     from .store import CallbackStore
     from .worker import CallbackWorker
 
@@ -87,9 +87,7 @@ async def running_worker(
     async with contextlib.AsyncExitStack() as exits:
         if sessions is None:
             await ensure_schema(settings.database_url)
-            engine = db.make_engine(settings.database_url)
-            exits.push_async_callback(engine.dispose)
-            sessions = db.session_factory(engine)
+            sessions = await exits.enter_async_context(db.open_sessions(settings.database_url))
         worker = CallbackWorker(
             url,
             CallbackStore(sessions),

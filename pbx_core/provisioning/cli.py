@@ -16,7 +16,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from ..config import Settings
+from ..config import ConfigError, Settings
 from . import db
 
 UPGRADE_HINT = "run pbx-core db upgrade"
@@ -56,6 +56,19 @@ async def schema_problem(url: str) -> str | None:
     if not _known(current):
         return _unknown(current)
     return f"is at revision {current}, this pbx-core needs {head}: {UPGRADE_HINT}"
+
+
+async def ensure_schema(url: str) -> None:
+    """For the long-running commands (web, serve, worker): refuse a database that is not at our
+    schema, saying what to run, rather than fail on the first request."""
+    try:
+        problem = await schema_problem(url)
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        reason = database_error(exc)
+        raise ConfigError(f"PBX_DATABASE_URL: cannot open {db.safe_url(url)}: {reason}") from None
+    if problem is not None:
+        problem = problem.replace(UPGRADE_HINT, "run `pbx-core db upgrade` first")
+        raise ConfigError(f"database {db.safe_url(url)} {problem}")
 
 
 def _unknown(revision: str) -> str:

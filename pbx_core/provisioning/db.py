@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,16 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@contextlib.asynccontextmanager
+async def open_sessions(url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on ``url`` for the block's duration; the engine (its pool) is disposed after."""
+    engine = make_engine(url)
+    try:
+        yield session_factory(engine)
+    finally:
+        await engine.dispose()
 
 
 def safe_url(url: str) -> str:

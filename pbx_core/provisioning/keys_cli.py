@@ -60,12 +60,8 @@ def _create(args: argparse.Namespace) -> int:
     async def work() -> int:
         if not await _ready(url, label):
             return 1
-        engine = db.make_engine(url)
-        try:
-            async with db.session_factory(engine)() as session, session.begin():
-                key = await create_reseller_key(session, reseller, name)
-        finally:
-            await engine.dispose()
+        async with db.open_sessions(url) as sessions, sessions() as session, session.begin():
+            key = await create_reseller_key(session, reseller, name)
         print(f"API key for reseller {reseller!r} ({name}):")
         print()
         print(f"  {key}")
@@ -84,19 +80,15 @@ def _list(args: argparse.Namespace) -> int:
     async def work() -> int:
         if not await _ready(url, label):
             return 1
-        engine = db.make_engine(url)
-        try:
-            async with db.session_factory(engine)() as session:
-                try:
-                    keys = await list_reseller_keys(session, args.reseller)
-                except LookupError as exc:
-                    print(f"pbx-core: {exc.args[0]}", file=sys.stderr)
-                    return 1
-                tenant_ids = {k.tenant_id for k in keys if k.tenant_id is not None}
-                found = await session.execute(select(Tenant.id, Tenant.slug).where(Tenant.id.in_(tenant_ids)))
-                slugs = dict(found.tuples().all())
-        finally:
-            await engine.dispose()
+        async with db.open_sessions(url) as sessions, sessions() as session:
+            try:
+                keys = await list_reseller_keys(session, args.reseller)
+            except LookupError as exc:
+                print(f"pbx-core: {exc.args[0]}", file=sys.stderr)
+                return 1
+            tenant_ids = {k.tenant_id for k in keys if k.tenant_id is not None}
+            found = await session.execute(select(Tenant.id, Tenant.slug).where(Tenant.id.in_(tenant_ids)))
+            slugs = dict(found.tuples().all())
         rows = [("ID", "NAME", "ROLE", "TENANT", "CREATED", "REVOKED")] + [
             (k.public_id, k.name, k.role, slugs.get(k.tenant_id, "-") if k.tenant_id is not None else "-",
              _when(k.created_at), _when(k.revoked_at))
@@ -117,16 +109,12 @@ def _revoke(args: argparse.Namespace) -> int:
     async def work() -> int:
         if not await _ready(url, label):
             return 1
-        engine = db.make_engine(url)
-        try:
-            async with db.session_factory(engine)() as session, session.begin():
-                try:
-                    key, changed = await revoke_key(session, args.id)
-                except LookupError as exc:
-                    print(f"pbx-core: {exc.args[0]}", file=sys.stderr)
-                    return 1
-        finally:
-            await engine.dispose()
+        async with db.open_sessions(url) as sessions, sessions() as session, session.begin():
+            try:
+                key, changed = await revoke_key(session, args.id)
+            except LookupError as exc:
+                print(f"pbx-core: {exc.args[0]}", file=sys.stderr)
+                return 1
         state = "revoked" if changed else f"was already revoked at {_when(key.revoked_at)}"
         print(f"key {key.public_id} ({key.name}) {state}")
         return 0

@@ -12,11 +12,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.routing import BaseRoute
 
-from ..config import AmiUrl, ConfigError, Settings
+from ..config import AmiUrl, Settings
 from .app import CallbackRequester
 from .auth import FirstMatch, StaticTokens, TokenVerifier
 
@@ -54,22 +53,6 @@ def callback_requester(sessions: async_sessionmaker[AsyncSession]) -> CallbackRe
     return request
 
 
-async def ensure_schema(url: str) -> None:
-    """Refuse to serve an uninitialised or outdated database, with the command that fixes it."""
-    from ..provisioning.db import current_revision, head_revision, safe_url
-
-    try:
-        current = await current_revision(url)
-    except (SQLAlchemyError, OSError) as exc:
-        raise ConfigError(f"PBX_DATABASE_URL: cannot open {safe_url(url)}: {exc}") from None
-    if current != head_revision():
-        state = "has no pbx-core schema" if current is None else f"is at schema {current}"
-        raise ConfigError(
-            f"database {safe_url(url)} {state}, this pbx-core needs {head_revision()}: "
-            "run `pbx-core db upgrade` first"
-        )
-
-
 @contextlib.asynccontextmanager
 async def provisioning(
     settings: Settings,
@@ -81,13 +64,12 @@ async def provisioning(
     """Open the provisioning database (checked to be at the current schema) and build the REST
     API mounted at /api/v1. ``ami_url`` lets apply and queue-membership changes reach Asterisk."""
     from ..api import ApiContext, ApiKeyVerifier, api_mount
-    from ..provisioning.db import make_engine, session_factory
+    from ..provisioning.cli import ensure_schema
+    from ..provisioning.db import open_sessions
 
     url = database_url or settings.database_url
     await ensure_schema(url)
-    engine = make_engine(url)
-    try:
-        sessions = session_factory(engine)
+    async with open_sessions(url) as sessions:
         ctx = ApiContext(
             sessions=sessions,
             rate_limit_per_min=settings.api_rate_limit,
@@ -98,5 +80,3 @@ async def provisioning(
         keys = ApiKeyVerifier(sessions, settings.secret_key)
         verifier = FirstMatch(keys, StaticTokens.parse(settings.wallboard_tokens))
         yield Provisioning([api_mount(ctx, API_PREFIX)], verifier, sessions, callback_requester(sessions))
-    finally:
-        await engine.dispose()
