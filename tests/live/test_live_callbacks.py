@@ -19,10 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -54,10 +53,8 @@ from .conftest import LIVE_URL, SKIP_REASON
 pytestmark = [pytest.mark.live, pytest.mark.skipif(not LIVE_URL, reason=SKIP_REASON)]
 
 HANG_GUARD_S = 60.0  # a real PBX: generous, and only ever a hang guard
-OPTIONS = AmiOptions(resync_on_connect=False, event_filter=False, action_timeout_s=20.0)
 WORKER_AMI = AmiOptions(action_timeout_s=20.0)  # the worker's own: event filter and resync, as deployed
 WORKER = WorkerOptions(tick_s=0.05, refresh_s=0.2, store_poll_s=0.05, policies_every_s=60.0)
-CONFIG_DIR_ENV = "PBX_TEST_ASTERISK_CONFIG_DIR"
 QUEUE, EXT, NUMBER, TZ = "support", "201", "0612345678", "Europe/Amsterdam"
 # The scheduler's clock (injected, running at real speed): a Monday morning inside the office
 # hours until the worker has sent its first Originate, then that evening, closed. A failed agent
@@ -68,20 +65,6 @@ OPEN_T = datetime(2030, 1, 7, 10, 0, tzinfo=ZoneInfo(TZ)).timestamp()
 CLOSED_T = datetime(2030, 1, 7, 19, 0, tzinfo=ZoneInfo(TZ)).timestamp()
 
 
-@pytest.fixture
-def config_dir() -> Path:
-    value = os.environ.get(CONFIG_DIR_ENV, "")
-    if not value:
-        pytest.skip(f"set {CONFIG_DIR_ENV} to the directory Asterisk reads as /etc/asterisk/pbx-core")
-    path = Path(value)
-    assert path.is_dir(), f"{CONFIG_DIR_ENV}={value} is not a directory"
-    return path
-
-
-@pytest.fixture
-async def ami(ami_url: AmiUrl) -> AsyncIterator[AmiClient]:
-    async with AmiClient(ami_url, OPTIONS) as client:
-        yield client
 
 
 def callback_tenant(slug: str) -> TenantConfig:

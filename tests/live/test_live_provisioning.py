@@ -14,18 +14,15 @@ and removed again, after which Asterisk must have forgotten it.
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from pbx_core.ami.client import AmiClient, AmiOptions
+from pbx_core.ami.client import AmiClient
 from pbx_core.asterisk.apply import apply_files, apply_tenant, cli, remove_tenant, tenant_checks
 from pbx_core.asterisk.members import remove_member, sync_members
 from pbx_core.asterisk.render import render_tenant
-from pbx_core.config import AmiUrl
 from pbx_core.provisioning.schemas import (
     DeviceConfig,
     MemberConfig,
@@ -39,24 +36,8 @@ from .conftest import LIVE_URL, SKIP_REASON
 pytestmark = [pytest.mark.live, pytest.mark.skipif(not LIVE_URL, reason=SKIP_REASON)]
 
 HANG_GUARD_S = 60.0
-OPTIONS = AmiOptions(resync_on_connect=False, event_filter=False, action_timeout_s=20.0)
-CONFIG_DIR_ENV = "PBX_TEST_ASTERISK_CONFIG_DIR"
 
 
-@pytest.fixture
-def config_dir() -> Path:
-    value = os.environ.get(CONFIG_DIR_ENV, "")
-    if not value:
-        pytest.skip(f"set {CONFIG_DIR_ENV} to the directory Asterisk reads as /etc/asterisk/pbx-core")
-    path = Path(value)
-    assert path.is_dir(), f"{CONFIG_DIR_ENV}={value} is not a directory"
-    return path
-
-
-@pytest.fixture
-async def ami(ami_url: AmiUrl) -> AsyncIterator[AmiClient]:
-    async with AmiClient(ami_url, OPTIONS) as client:
-        yield client
 
 
 def throwaway_tenant(slug: str, *members: MemberConfig) -> TenantConfig:
