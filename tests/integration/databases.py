@@ -8,13 +8,15 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import pytest
 from sqlalchemy import make_url, pool, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from pbx_core.config import database_url
+from pbx_core.provisioning.models import Reseller, Tenant
 
 POSTGRES_ENV = "PBX_TEST_POSTGRES_URL"
 BACKENDS = ("sqlite", "postgresql")
@@ -50,3 +52,16 @@ async def throwaway_database(backend: str, tmp_path: Path) -> AsyncIterator[str]
         pytest.skip(f"{POSTGRES_ENV} is not set")
     async with throwaway_postgres(server) as url:
         yield url
+
+
+async def new_tenant(session: AsyncSession, slug: str = "acme", **fields: Any) -> Tenant:
+    """A reseller and one tenant of it, flushed (ids assigned); ``fields`` override the defaults."""
+    reseller = Reseller(name="Reseller")
+    session.add(reseller)
+    await session.flush()
+    values: dict[str, Any] = {"name": "Acme BV", "timezone": "Europe/Amsterdam", "language": "nl",
+                              "limits": {}} | fields
+    tenant = Tenant(reseller_id=reseller.id, slug=slug, **values)
+    session.add(tenant)
+    await session.flush()
+    return tenant

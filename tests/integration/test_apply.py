@@ -23,7 +23,7 @@ from pbx_core.asterisk.apply import (
 )
 from pbx_core.asterisk.render import render_tenant
 from pbx_core.provisioning import db
-from pbx_core.provisioning.models import Device, Queue, QueueMember, Reseller, Tenant, User
+from pbx_core.provisioning.models import Device, Queue, QueueMember, User
 from pbx_core.provisioning.schemas import (
     DeviceConfig,
     MemberConfig,
@@ -35,6 +35,7 @@ from pbx_core.provisioning.schemas import (
 from pbx_core.simulator.server import SimulatedAsterisk
 from tests.conftest import ROOT
 from tests.integration.cli_runner import PBX_CORE
+from tests.integration.databases import new_tenant
 
 HANG_GUARD_S = 30
 OPTIONS = AmiOptions(resync_on_connect=False, event_filter=False, ping_interval_s=5.0)
@@ -297,32 +298,16 @@ async def test_two_tenants_share_the_index_and_removing_one_keeps_the_other(
 
 async def seed_database(url: str) -> None:
     await db.upgrade(url)
-    engine = db.make_engine(url)
-    try:
-        async with db.session_factory(engine)() as session, session.begin():
-            reseller = Reseller(name="Reseller")
-            session.add(reseller)
-            await session.flush()
-            acme = Tenant(
-                reseller_id=reseller.id,
-                slug="acme",
-                name="Acme BV",
-                timezone="Europe/Amsterdam",
-                language="nl",
-                limits={},
-            )
-            session.add(acme)
-            await session.flush()
-            ann = User(tenant_id=acme.id, extension="201", name="Ann de Vries", role="agent")
-            session.add(ann)
-            await session.flush()
-            session.add(Device(user_id=ann.id, name="desk", kind="desk", secret="d" * 32))
-            support = Queue(tenant_id=acme.id, name="support", settings=QueueIn().model_dump(mode="json"))
-            session.add(support)
-            await session.flush()
-            session.add(QueueMember(queue_id=support.id, user_id=ann.id, penalty=1))
-    finally:
-        await engine.dispose()
+    async with db.open_sessions(url) as sessions, sessions() as session, session.begin():
+        acme = await new_tenant(session)
+        ann = User(tenant_id=acme.id, extension="201", name="Ann de Vries", role="agent")
+        session.add(ann)
+        await session.flush()
+        session.add(Device(user_id=ann.id, name="desk", kind="desk", secret="d" * 32))
+        support = Queue(tenant_id=acme.id, name="support", settings=QueueIn().model_dump(mode="json"))
+        session.add(support)
+        await session.flush()
+        session.add(QueueMember(queue_id=support.id, user_id=ann.id, penalty=1))
 
 
 async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:

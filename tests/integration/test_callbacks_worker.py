@@ -21,13 +21,14 @@ from pbx_core.callbacks.model import Callback, Status
 from pbx_core.callbacks.store import CallbackStore, request_callback
 from pbx_core.callbacks.worker import AGENT_COOLDOWN_S, FORGET_CLOSED_AFTER_S, CallbackWorker, WorkerOptions
 from pbx_core.provisioning import db
-from pbx_core.provisioning.models import BusinessHours, Queue, Reseller, Tenant
+from pbx_core.provisioning.models import BusinessHours, Queue
 from pbx_core.provisioning.schemas import HoursIn, QueueIn
 from pbx_core.simulator import frames as F
 from pbx_core.simulator.clock import SimClock
 from pbx_core.simulator.frames import encode
 from pbx_core.simulator.server import AmiSession, CallbackPlan, SimMember, SimulatedAsterisk
 from tests.conftest import wait_until
+from tests.integration.databases import new_tenant
 
 QUEUE = "acme-support"
 ANN = "Local/201@acme-agents/n"
@@ -116,30 +117,12 @@ class Rig:
 
 async def seed(url: str, queue: QueueIn, hours: HoursIn | None = None) -> None:
     await db.upgrade(url)
-    engine = db.make_engine(url)
-    try:
-        async with db.session_factory(engine)() as session, session.begin():
-            reseller = Reseller(name="Reseller")
-            session.add(reseller)
-            await session.flush()
-            acme = Tenant(
-                reseller_id=reseller.id,
-                slug="acme",
-                name="Acme BV",
-                timezone="Europe/Amsterdam",
-                language="nl",
-                limits={},
-                outbound_caller_id="0201234567",
-            )
-            session.add(acme)
-            await session.flush()
-            if hours is not None:
-                session.add(
-                    BusinessHours(tenant_id=acme.id, name="office", settings=hours.model_dump(mode="json"))
-                )
-            session.add(Queue(tenant_id=acme.id, name="support", settings=queue.model_dump(mode="json")))
-    finally:
-        await engine.dispose()
+    async with db.open_sessions(url) as sessions, sessions() as session, session.begin():
+        acme = await new_tenant(session, outbound_caller_id="0201234567")
+        if hours is not None:
+            office = hours.model_dump(mode="json")
+            session.add(BusinessHours(tenant_id=acme.id, name="office", settings=office))
+        session.add(Queue(tenant_id=acme.id, name="support", settings=queue.model_dump(mode="json")))
 
 
 OFFICE = HoursIn.model_validate(
