@@ -27,7 +27,7 @@ from pathlib import Path
 
 FRAME_END = b"\r\n\r\n"
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES_DIR = Path(os.environ.get("PBX_FIXTURES_DIR", ROOT.parent / "shared" / "fixtures" / "asterisk-22"))
+FIXTURES_DIR = Path(os.environ.get("PBX_FIXTURES_DIR", ROOT / "tests" / "fixtures" / "asterisk-22"))
 
 # Recorded call flows and how often each starts (weights).
 SCENARIOS: dict[str, int] = {

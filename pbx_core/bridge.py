@@ -42,6 +42,7 @@ from .domain.queue_state import (
     longest_waiting_s,
 )
 from .signals import on_stop_signals
+from .tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -239,9 +240,7 @@ class Bridge:
         finally:
             self.engine.stop()
             await self.client.close()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)
 
     async def _summaries(self, every_s: float) -> None:
         while True:

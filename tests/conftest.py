@@ -1,4 +1,4 @@
-"""Shared test helpers. The recorded Asterisk 22 streams live in ../shared/fixtures."""
+"""Shared test helpers. The recorded Asterisk 22 streams live in tests/fixtures/asterisk-22/."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = Path(os.environ.get("PBX_FIXTURES_DIR", ROOT.parent / "shared" / "fixtures" / "asterisk-22"))
+FIXTURES = Path(os.environ.get("PBX_FIXTURES_DIR", ROOT / "tests" / "fixtures" / "asterisk-22"))
 
 
 def fixture_bytes(name: str) -> bytes:

@@ -33,6 +33,7 @@ from panoramisk.message import Message  # type: ignore[import-untyped]  # no typ
 
 from ..config import AmiUrl, Settings
 from ..domain.events import HANDLED_EVENTS, StatusSnapshot, status_snapshot
+from ..tasks import cancel_and_wait
 from .backoff import backoff_delay
 from .clock import AsteriskClock
 from .errors import (
@@ -240,9 +241,7 @@ class AmiClient:
             if not proto.closed:
                 proto.abort()
         tasks = [*self._tasks, *([self._watchdog] if self._watchdog else [])]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
 
     # ----------------------------------------------------------------- actions
 

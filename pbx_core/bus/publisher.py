@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 
 from ..domain.board import Board, apply_delta, delta_dict, empty_board
 from ..domain.queue_state import Delta
+from ..tasks import cancel_and_wait
 from .keys import (
     NO_ID,
     TENANTS_KEY,
@@ -151,9 +152,7 @@ class BusPublisher:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout_s):
                     await self.flush()
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
             self._task = None
         if self._owns_redis:
             await self.redis.aclose()

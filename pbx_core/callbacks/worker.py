@@ -36,6 +36,7 @@ from ..ami.errors import AmiActionError, AmiDisconnected, AmiError, AmiTimeout
 from ..bridge import Engine
 from ..config import AmiUrl
 from ..domain.queue_state import Delta, EngineSettings
+from ..tasks import cancel_and_wait
 from . import scheduler as sched
 from .ami_shell import (
     CALLBACK_EVENTS,
@@ -182,9 +183,7 @@ class CallbackWorker:
                     raise task.exception()  # type: ignore[misc]
         finally:
             await self.client.close()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)
 
     # ----------------------------------------------------------------- the owner task
 

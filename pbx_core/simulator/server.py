@@ -5,7 +5,7 @@ Traffic (``pbx_core.simulator.traffic``) and tests both drive it through the wor
 misbehave the ways a real network and a real Asterisk do: refuse a login, go silent on a
 half-open socket, cut a frame in half, send garbage or a huge frame (``emit`` sends raw bytes,
 unfiltered). Frame shapes (field names, order, reply texts) are copied from the recorded
-Asterisk 22 streams in the shared fixtures.
+Asterisk 22 streams in tests/fixtures/asterisk-22/.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from ..bus import BusReader, Entry, Snapshot, connect
 from ..bus.keys import TENANTS_KEY, snapshot_key
 from ..domain.board import Board
 from ..domain.tenants import tenant_of
+from ..tasks import cancel_and_wait
 from .auth import CLOSE_FORBIDDEN, CLOSE_UNAUTHORISED, Forbidden, TokenVerifier
 from .hub import Client, FeedSource, Hub, ThresholdsFor
 from .metrics import CONTENT_TYPE, Metrics, StatsProvider
@@ -262,9 +263,7 @@ class CallbackDesk:
         self.client.offer_reply(json.dumps(reply, ensure_ascii=False))
 
     async def close(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await cancel_and_wait(list(self.tasks))
 
 
 def _on_client_message(c: Client, text: str | None, hub: Hub, desk: CallbackDesk | None = None) -> None:

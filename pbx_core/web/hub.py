@@ -37,6 +37,7 @@ from typing import Any, Protocol
 
 from ..bus import Entry, Snapshot
 from ..domain.board import Board, apply_delta
+from ..tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -311,14 +312,8 @@ class Hub:
             if not feed.clients:
                 # Nobody is watching: stop reading this tenant's stream.
                 del self.feeds[client.tenant]
-                if feed.task is not None:
-                    feed.task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await feed.task
-        if writer is not None:
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
+                await cancel_and_wait([feed.task])
+        await cancel_and_wait([writer])
 
     async def _run_feed(self, feed: TenantFeed) -> None:
         try:
@@ -346,8 +341,6 @@ class Hub:
         if self._pinger is not None:
             tasks.append(self._pinger)
             self._pinger = None
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
         self._writers.clear()
         self.feeds.clear()

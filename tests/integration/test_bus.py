@@ -33,6 +33,7 @@ from pbx_core.domain.board import Board, apply_delta, delta_dict, tenant_board
 from pbx_core.domain.events import Event, MemberChange
 from pbx_core.domain.queue_state import Delta, LiveState, apply
 from pbx_core.ingest import Ingest
+from pbx_core.tasks import cancel_and_wait
 from tests.conftest import fixture_bytes
 from tests.conftest import wait_until as until
 from tests.unit.test_apply_properties import build
@@ -134,9 +135,7 @@ async def client(server: EmbeddedRedis) -> AsyncIterator[Redis]:
     await redis.aclose()
     current_task = asyncio.current_task()
     leftover = [t for t in asyncio.all_tasks() if t is not current_task and not t.done()]
-    for task in leftover:
-        task.cancel()
-    await asyncio.gather(*leftover, return_exceptions=True)
+    await cancel_and_wait(leftover)
     check = connect(server.url)  # fresh: a test may have restarted the server under ``redis``
     try:
         others = len(await check.client_list()) - 1
@@ -243,6 +242,23 @@ async def test_snapshot_plus_stream_equals_the_engine_on_a_long_random_run(
         assert follower.snapshots == 1 and follower.reader.stats.gaps == 0
         await follower.stop()
     await publisher.close()
+
+
+async def test_a_publisher_closed_while_its_first_ping_is_in_flight_stops(
+    client: Redis, server: EmbeddedRedis
+) -> None:
+    """redis-py 8 swallows a cancel that lands while a command is connecting; close() must stop
+    the flusher all the same (this used to hang the test run in its teardown). The window is a
+    fraction of a millisecond wide, so close at many points around it."""
+    for step in range(40):
+        publisher = BusPublisher(server.url, keepalive_s=3600)  # a lost cancel idles for an hour
+        await publisher.start()
+        await asyncio.sleep(step * 0.0001)
+        closing = asyncio.create_task(publisher.close(timeout_s=0))
+        # A hang guard outside close(): the old close() swallowed the cancel of a timeout around it.
+        done, _ = await asyncio.wait({closing}, timeout=20)
+        assert closing in done, f"close() hung when called {step * 0.1:.1f} ms after start()"
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "bus-publisher"]
 
 
 async def test_two_independent_readers_see_the_same_board(client: Redis, server: EmbeddedRedis) -> None:
