@@ -48,8 +48,10 @@ def ensure_venv(extras: str) -> None:
         return
     target = f".[{extras}]" if extras else "."
     say(f"installing pbx-core {target} and its dependencies (first run takes a minute) ...")
-    run([str(BIN / "python"), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
-    run([str(BIN / "python"), "-m", "pip", "install", "--quiet", "-e", target], cwd=ROOT)
+    # setuptools' notice about editable installs is not news to a developer; real warnings stay.
+    env = {**os.environ, "PYTHONWARNINGS": "ignore:Editable installation"}
+    run([str(BIN / "python"), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], env=env)
+    run([str(BIN / "python"), "-m", "pip", "install", "--quiet", "-e", target], cwd=ROOT, env=env)
     stamp.write_text(digest)
 
 
@@ -61,10 +63,16 @@ def ensure_chromium() -> None:
         say("Chromium is missing and cannot be installed here (needs root + apt-get): "
             "browser tests will be skipped. Install it with: apt-get install -y chromium")
         return
-    say("installing Chromium for the browser tests (apt-get) ...")
+    say("installing Debian's Chromium for the browser tests (apt-get update + install, a minute or two) ...")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    run(["apt-get", "update", "-qq"], env=env)
-    run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"], env=env)
+    log = VENV / "apt-chromium.log"
+    with log.open("w") as out:
+        for cmd in (["apt-get", "update", "-qq"],
+                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"]):
+            if subprocess.call(cmd, env=env, stdout=out, stderr=subprocess.STDOUT) != 0:
+                say(f"`{' '.join(cmd)}` failed (output in {log}); browser tests will be skipped")
+                return
+    say(f"Chromium installed: {CHROMIUM}")
 
 
 def postgres_reachable(host: str = "127.0.0.1", port: int = 5432) -> bool:

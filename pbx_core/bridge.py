@@ -133,7 +133,6 @@ class Engine:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         next_tick = loop.time() + self.tick_s
-        self._stopping = False
         while not self._stopping:
             batch: list[EngineItem] = []
             with contextlib.suppress(TimeoutError):
@@ -223,8 +222,8 @@ class Bridge:
 
     async def run(self, *, fail_fast_auth: bool = True) -> None:
         """Run until :meth:`stop`. With ``fail_fast_auth`` a refused *first* login raises
-        :class:`AmiAuthError`; later refusals are retried (see :mod:`pbx_core.ami.client`)."""
-        self._stop.clear()
+        :class:`AmiAuthError`; later refusals are retried (see :mod:`pbx_core.ami.client`).
+        A :meth:`stop` that comes before this task first runs still stops it (never cleared)."""
         tasks = {
             asyncio.create_task(self.engine.run(), name="engine"),
             asyncio.create_task(self.client.run(fail_fast_auth=fail_fast_auth), name="ami"),

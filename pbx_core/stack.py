@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import socket
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,11 +25,11 @@ from .bridge import Bridge, engine_settings
 from .bus import BusPublisher, redis_url_or_embedded
 from .callbacks.cli import running_worker
 from .callbacks.worker import CallbackWorker
-from .config import AmiUrl, ConfigError, Settings
+from .config import AmiUrl, Settings
 from .signals import on_stop_signals
 from .web.app import CallbackRequester, create_app, thresholds_for
 from .web.auth import TokenVerifier
-from .web.server import serving
+from .web.server import listen_or_explain, serving
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +63,19 @@ async def running_stack(
     extra_routes: Sequence[BaseRoute] = (),
     callback_requester: CallbackRequester | None = None,
     callback_sessions: async_sessionmaker[AsyncSession] | None = None,
+    listener: socket.socket | None = None,
 ) -> AsyncIterator[Stack]:
     """Start Redis (or use PBX_REDIS_URL), the bus publisher, the bridge, the callback worker
     (with ``callback_sessions``: the provisioning database) and the web app; stop them in reverse
-    order when the block ends. The worker publishes its per-queue callback counts through the
-    bridge's publisher: one writer per tenant stream keeps sequence numbers and snapshots whole."""
+    order when the block ends. ``listener``: the web port, already bound. The worker publishes its
+    per-queue callback counts through the bridge's publisher: one writer per tenant stream keeps
+    sequence numbers and snapshots whole."""
     host = host or settings.http_host
     port = settings.http_port if port is None else port
+    # First: a busy port fails before anything starts. (``demo`` binds even earlier and passes it.)
+    listener = listener or listen_or_explain(host, port)
     async with contextlib.AsyncExitStack() as exits:
+        exits.callback(listener.close)
         redis_url = await exits.enter_async_context(redis_url_or_embedded(settings.redis_url))
         publisher = BusPublisher.from_settings(settings, redis_url)
         await publisher.start()
@@ -98,14 +104,7 @@ async def running_stack(
             extra_routes=extra_routes,
             callback_requester=callback_requester,
         )
-        try:
-            base_url = await exits.enter_async_context(serving(app, host, port))
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot listen on {host}:{port}: {exc.strerror or exc} (choose another with --port "
-                "or PBX_HTTP_PORT)"
-            ) from None
-        stack.base_url = base_url
+        stack.base_url = await exits.enter_async_context(serving(app, host, port, sock=listener))
         yield stack
 
 

@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cmds = p.add_subparsers(dest="asterisk_command", metavar="ACTION", required=True)
 
     render = cmds.add_parser("render", help="print (or write) a tenant's generated files")
-    render.add_argument("--tenant", required=True, metavar="SLUG")
+    render.add_argument("--tenant", required=True, metavar="SLUG", help="the tenant to render (its slug)")
     render.add_argument(
         "--out", type=Path, metavar="DIR", help="write the files under DIR instead of printing"
     )

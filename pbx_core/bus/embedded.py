@@ -110,6 +110,9 @@ class EmbeddedRedis:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
+            # Its own session: a Ctrl-C in the terminal reaches only us, and we stop Redis last,
+            # after the publisher has flushed (it still dies with us, see _die_with_parent).
+            start_new_session=True,
         )
         try:
             await self._wait_ready(timeout_s, logfile)

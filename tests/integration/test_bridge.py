@@ -69,6 +69,18 @@ def consistent(q: QueueState) -> bool:
     return q.counters.is_consistent(len(q.callers))
 
 
+async def test_a_stop_that_comes_before_the_bridge_task_first_runs_still_stops_it(
+    ast: SimulatedAsterisk,
+) -> None:
+    """`demo` on a busy port stopped its bridge right after creating the task; run() then cleared
+    the stop and the demo hung forever."""
+    b = Bridge(ast.url, ami=FAST, tick_s=0.2)
+    task = asyncio.create_task(b.run())
+    b.stop()  # before the task has run a single step
+    done, _ = await asyncio.wait({task}, timeout=HANG_GUARD_S)
+    assert task in done and task.exception() is None
+
+
 # --------------------------------------------------------------------------- live events
 
 
