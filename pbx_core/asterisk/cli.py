@@ -120,15 +120,12 @@ def _apply(args: argparse.Namespace) -> int:
 
 
 async def _apply_all(ami: AmiClient | None, config_dir: Path, configs: Sequence[TenantConfig]) -> int:
-    from .apply import apply_tenant
-    from .members import sync_members
+    from .tenant_apply import apply_tenant_with_members
 
     failed = 0
     for config in configs:
-        result = await apply_tenant(ami, config_dir, config)
-        members = None
-        if ami is not None and result.status in ("ok", "unchanged"):
-            members = await sync_members(ami, config)
+        applied = await apply_tenant_with_members(ami, config_dir, config)
+        result, members = applied.files, applied.members
         print(_line(config.slug, result, members))
         failed += result.status == "failed" or (members is not None and not members.ok)
     return 1 if failed else 0
@@ -136,7 +133,11 @@ async def _apply_all(ami: AmiClient | None, config_dir: Path, configs: Sequence[
 
 def _line(slug: str, result: ApplyResult, members: MemberSyncResult | None) -> str:
     if result.status == "failed":
-        return f"{slug}: FAILED: {result.error}"
+        parts = [f"{slug}: FAILED: {result.error}"]
+        if members is not None and members.changed:
+            parts.append(f"queue members restored +{len(members.added)} -{len(members.removed)} "
+                         f"~{len(members.penalties)}")
+        return "; ".join([*parts, *(f"MEMBER ERROR: {e}" for e in (members.errors if members else []))])
     parts = [f"{slug}: {result.status}"]
     if result.changed:
         parts.append(f"changed {', '.join(result.changed)}")

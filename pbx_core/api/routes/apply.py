@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ...ami.client import AmiClient, AmiOptions
 from ...ami.errors import AmiError
 from ...asterisk.apply import ApplyResult, apply_tenant, remove_tenant
-from ...asterisk.members import sync_members
 from ...asterisk.render import render_tenant
+from ...asterisk.tenant_apply import apply_tenant_with_members
 from ...provisioning.models import ApplyRun, Tenant, utcnow
 from ...provisioning.schemas import Model, TenantConfig
 from .. import audit
@@ -82,18 +82,21 @@ async def _all_slugs(session: AsyncSession) -> list[str]:
 
 async def _apply(request: Request, config: TenantConfig,
                  all_slugs: list[str]) -> tuple[ApplyResult, MemberSync | None]:
-    """apply_tenant (+ member sync) on a short-lived AMI session, or without AMI when none is set."""
+    """Files, then queue members (also after a rolled-back apply: see
+    :mod:`pbx_core.asterisk.tenant_apply`) on a short-lived AMI session, or only the files when no
+    AMI is configured."""
     ctx = api_context(request)
     if ctx.ami_url is None:
         return await apply_tenant(None, ctx.asterisk_config_dir, config, all_slugs=all_slugs), None
     try:
         async with AmiClient(ctx.ami_url, AMI_OPTIONS) as ami:
-            result = await apply_tenant(ami, ctx.asterisk_config_dir, config, all_slugs=all_slugs)
-            if result.status not in ("ok", "unchanged"):
-                return result, None
-            synced = await sync_members(ami, config)
+            applied = await apply_tenant_with_members(ami, ctx.asterisk_config_dir, config,
+                                                      all_slugs=all_slugs)
     except AmiError as exc:
         return ApplyResult("failed", error=f"cannot talk to Asterisk over AMI: {exc}"), None
+    result, synced = applied.files, applied.members
+    if synced is None:
+        return result, None
     members = MemberSync(added=[f"{q}/{i}" for q, i in synced.added],
                          removed=[f"{q}/{i}" for q, i in synced.removed],
                          penalties=[f"{q}/{i}={p}" for q, i, p in synced.penalties], errors=synced.errors)
@@ -134,7 +137,7 @@ async def apply(request: Request, access: TenantWriter) -> ApplyOut:
     run.changed_files, run.reloads = list(outcome.changed), list(outcome.reloads)
     run.error = outcome.error
     if members is not None and members.errors:
-        run.error = "queue members: " + "; ".join(members.errors)
+        run.error = "; ".join(filter(None, [outcome.error, "queue members: " + "; ".join(members.errors)]))
     audit.record(session, access.principal, tenant_id=tenant.id, action="apply", entity="tenant",
                  key=access.slug, changes={"run": run.id, "status": outcome.status,
                                            "changed": list(outcome.changed), "error": outcome.error})
