@@ -98,6 +98,7 @@ def _apply(args: argparse.Namespace) -> int:
             "(set PBX_AMI_URL=ami://user:secret@host:5038, or pass --no-reload to only write the files)"
         )
     config_dir = Path(settings.asterisk_config_dir)
+    sounds_dir = Path(settings.asterisk_sounds_dir) if settings.asterisk_sounds_dir else None
 
     async def work() -> int:
         slugs = await _all_slugs(settings.database_url) if args.all else args.tenant
@@ -108,25 +109,30 @@ def _apply(args: argparse.Namespace) -> int:
             print("no tenants in the database: nothing to apply")
             return 0
         if args.no_reload:
-            return await _apply_all(None, config_dir, configs)
+            return await _apply_all(None, config_dir, configs, sounds_dir)
         from ..ami.client import AmiClient, AmiOptions
 
         assert settings.ami_url is not None
         options = AmiOptions(resync_on_connect=False, event_filter=False)
         async with AmiClient(settings.ami_url, options) as ami:
-            return await _apply_all(ami, config_dir, configs)
+            return await _apply_all(ami, config_dir, configs, sounds_dir)
 
     return run_db(safe_url(settings.database_url), work)
 
 
-async def _apply_all(ami: AmiClient | None, config_dir: Path, configs: Sequence[TenantConfig]) -> int:
+async def _apply_all(
+    ami: AmiClient | None, config_dir: Path, configs: Sequence[TenantConfig], sounds_dir: Path | None
+) -> int:
     from .tenant_apply import apply_tenant_with_members
 
     failed = 0
     for config in configs:
-        applied = await apply_tenant_with_members(ami, config_dir, config)
+        applied = await apply_tenant_with_members(ami, config_dir, config, sounds_dir=sounds_dir)
         result, members = applied.files, applied.members
-        print(_line(config.slug, result, members))
+        line = _line(config.slug, result, members)
+        if applied.prompts is not None and (applied.prompts.spoken or applied.prompts.removed):
+            line += f"; prompts spoken {len(applied.prompts.spoken)}, removed {len(applied.prompts.removed)}"
+        print(line)
         failed += result.status == "failed" or (members is not None and not members.ok)
     return 1 if failed else 0
 

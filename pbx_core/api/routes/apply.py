@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...ami.client import AmiClient, AmiOptions
 from ...ami.errors import AmiError
-from ...asterisk.apply import ApplyResult, apply_tenant, remove_tenant
+from ...asterisk.apply import ApplyResult
 from ...asterisk.render import render_tenant
-from ...asterisk.tenant_apply import apply_tenant_with_members
+from ...asterisk.tenant_apply import apply_tenant_with_members, remove_tenant_with_prompts
 from ...provisioning.models import ApplyRun, Tenant, utcnow
 from ...provisioning.schemas import Model, TenantConfig
 from .. import audit
@@ -87,11 +87,13 @@ async def _apply(request: Request, config: TenantConfig,
     AMI is configured."""
     ctx = api_context(request)
     if ctx.ami_url is None:
-        return await apply_tenant(None, ctx.asterisk_config_dir, config, all_slugs=all_slugs), None
+        offline = await apply_tenant_with_members(None, ctx.asterisk_config_dir, config, all_slugs=all_slugs,
+                                                  sounds_dir=ctx.asterisk_sounds_dir)
+        return offline.files, None
     try:
         async with AmiClient(ctx.ami_url, AMI_OPTIONS) as ami:
             applied = await apply_tenant_with_members(ami, ctx.asterisk_config_dir, config,
-                                                      all_slugs=all_slugs)
+                                                      all_slugs=all_slugs, sounds_dir=ctx.asterisk_sounds_dir)
     except AmiError as exc:
         return ApplyResult("failed", error=f"cannot talk to Asterisk over AMI: {exc}"), None
     result, synced = applied.files, applied.members
@@ -110,10 +112,12 @@ async def remove_from_asterisk(request: Request, slug: str) -> ApplyResult | Non
     if not (ctx.asterisk_config_dir / slug).is_dir():
         return None
     if ctx.ami_url is None:
-        return await remove_tenant(None, ctx.asterisk_config_dir, slug)
+        return await remove_tenant_with_prompts(None, ctx.asterisk_config_dir, slug,
+                                                sounds_dir=ctx.asterisk_sounds_dir)
     try:
         async with AmiClient(ctx.ami_url, AMI_OPTIONS) as ami:
-            return await remove_tenant(ami, ctx.asterisk_config_dir, slug)
+            return await remove_tenant_with_prompts(ami, ctx.asterisk_config_dir, slug,
+                                                    sounds_dir=ctx.asterisk_sounds_dir)
     except AmiError as exc:
         return ApplyResult("failed", error=f"cannot talk to Asterisk over AMI: {exc}")
 
