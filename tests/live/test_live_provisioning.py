@@ -126,7 +126,9 @@ async def test_apply_check_members_rollback_and_remove(ami: AmiClient, config_di
             assert (await cli(ami, f"queue show {queue}")).output.startswith(f"{queue} has ")
             assert failed.members is not None and failed.members.ok, failed.members
             assert failed.members.skipped == [f"{slug}-billing"]
-            # Whether Asterisk lost the member (it does: the queue was recreated) or not, it is there now.
+            # Asterisk lost the member (app_queue destroyed the queue and the rollback created it
+            # anew); the apply put it back.
+            assert failed.members.added == [(queue, iface)], failed.members
             assert await member_penalties(ami, queue) == {iface: "2"}
 
             await remove_member(ami, slug, "support", "201")
