@@ -71,19 +71,25 @@ def throwaway_slug(prefix: str = "lt") -> str:
 
 @contextlib.asynccontextmanager
 async def provisioned(
-    ami_url: AmiUrl, config_dir: Path, config: TenantConfig, *, rendered: Mapping[str, bytes] | None = None
+    ami_url: AmiUrl,
+    config_dir: Path,
+    config: TenantConfig,
+    *,
+    rendered: Mapping[str, bytes] | None = None,
+    sounds_dir: Path | None = None,
 ) -> AsyncIterator[TenantApplied]:
-    """Apply ``config`` as pbx-core does (files, reloads, checks, members), and remove the tenant
-    from Asterisk again afterwards, whatever happened in between."""
+    """Apply ``config`` as pbx-core does (prompts, files, reloads, checks, members), and remove
+    the tenant from Asterisk again afterwards, whatever happened in between."""
     try:
         async with AmiClient(ami_url, ACTION_OPTIONS) as ami:
-            applied = await apply_tenant_with_members(ami, config_dir, config, rendered=rendered)
+            applied = await apply_tenant_with_members(ami, config_dir, config, rendered=rendered,
+                                                      sounds_dir=sounds_dir)
         assert applied.files.status == "ok", applied.files.error
         assert applied.members is not None and applied.members.ok, applied.members
         yield applied
     finally:
         async with AmiClient(ami_url, ACTION_OPTIONS) as ami:
-            removed = await remove_tenant_with_prompts(ami, config_dir, config.slug)
+            removed = await remove_tenant_with_prompts(ami, config_dir, config.slug, sounds_dir=sounds_dir)
         assert removed.ok, removed.error
 
 
