@@ -47,16 +47,24 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 def free_sip_port() -> int:
-    """A port free for both UDP and TCP (baresip listens on both)."""
-    for _ in range(50):
+    """A port free for UDP and TCP whose next port is free for TCP too: baresip listens on UDP
+    and TCP there, and for SIP over TLS on the port after it."""
+    for _ in range(100):
         port = free_port(socket.SOCK_DGRAM)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        wanted = [(port, socket.SOCK_STREAM), (port + 1, socket.SOCK_STREAM)]
+        with contextlib.ExitStack() as held:
             try:
-                s.bind(("127.0.0.1", port))
+                for number, kind in wanted:
+                    s = held.enter_context(socket.socket(socket.AF_INET, kind))
+                    s.bind(("127.0.0.1", number))
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free port for a SIP user agent")
+    raise RuntimeError("no free ports for a SIP user agent")
+
+
+class PortTaken(RuntimeError):
+    """Another process took one of the UA's ports between choosing and binding it."""
 
 
 @dataclass
@@ -81,6 +89,18 @@ class Baresip:
         return self.workdir / "baresip.log"
 
     async def start(self) -> None:
+        """Start the process on free ports (again on others, should a port be taken meanwhile)."""
+        for attempt in range(3):
+            try:
+                await self._start()
+                return
+            except PortTaken:
+                if attempt == 2:
+                    raise
+                await self.stop()
+                self.process, self._reader, self._writer, self._pump = None, None, None, None
+
+    async def _start(self) -> None:
         if BARESIP is None:
             raise RuntimeError("baresip is not installed (apt-get install baresip)")
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -117,6 +137,8 @@ class Baresip:
                 except OSError:
                     if self.process.returncode is not None:
                         said = self.log.read_text()[-2000:]
+                        if "Address already in use" in said:
+                            raise PortTaken(said) from None
                         raise RuntimeError(f"baresip {self.name} exited: {said}") from None
                     await asyncio.sleep(0.1)
         self._pump = asyncio.create_task(self._read())
