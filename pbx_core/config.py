@@ -263,6 +263,10 @@ VARIABLES: tuple[Var[Any], ...] = (
     Var("PBX_ASTERISK_CONFIG_DIR", "asterisk-config/pbx-core", _str,
         "Where generated tenant config is written: the `pbx-core/` directory next to Asterisk's "
         "base files (`/etc/asterisk/pbx-core` on a PBX)."),
+    Var("PBX_ASTERISK_SOUNDS_DIR", "", _opt_str,
+        "Asterisk's sounds directory (`/var/lib/asterisk/sounds`), where an apply speaks the menus' "
+        "text-to-speech prompts (`tts/`), pbx-core's own prompts and the Dutch core prompts "
+        "(needs `espeak-ng` and `sox`). Unset: no prompts are spoken and the apply says so."),
     Var("PBX_LOG_LEVEL", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR."),
 )
 

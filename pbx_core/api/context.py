@@ -18,6 +18,8 @@ class ApiContext:
     # Signs wallboard tokens; None: a random key kept in the server_secrets table.
     secret_key: str | None = None
     asterisk_config_dir: Path = Path("asterisk-config/pbx-core")
+    # Asterisk's sounds directory: an apply speaks the tenant's prompts into it. None: not spoken.
+    asterisk_sounds_dir: Path | None = None
     # None: config files are written, Asterisk is not reloaded (the response says so).
     ami_url: AmiUrl | None = None
     # Failed authentications (401) allowed per minute per client address before 429: key guessing

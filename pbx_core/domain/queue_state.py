@@ -497,6 +497,10 @@ def _on_connect(state: LiveState, e: AgentConnected) -> list[Delta]:
     m = _member(q, e.interface, e.member_name, e.ts)
     m.ringing_for = None
     m.on_call_with = e.uniqueid
+    # Asterisk's InCall flag (QueueStatus) turns on as the call is bridged, right before
+    # AgentConnect, with no QueueMemberStatus of its own: the agent's device went "in use" a moment
+    # earlier, with InCall still 0 (seen on Asterisk 22.10.1 with an auto-answering phone).
+    m.in_call = True
     m.calls_today += 1
     _refresh(q, m, e.ts, out, force="agent.state")  # calls_today changed even if the state did not
     _stop_ringing(q, e.uniqueid, e.ts, out, keep=e.interface)
@@ -533,6 +537,7 @@ def _on_complete(state: LiveState, e: AgentCompleted) -> list[Delta]:
     m = _member(q, e.interface, e.member_name, e.ts)
     if m.on_call_with in (e.uniqueid, None):
         m.on_call_with = None
+        m.in_call = False  # app_queue clears it as it counts the completed call (update_queue)
     wrapup = q.settings.wrapup_s if q.settings.wrapup_s is not None else m.wrapup_s
     if wrapup > 0:
         m.wrapup_until = e.ts + wrapup

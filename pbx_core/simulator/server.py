@@ -780,8 +780,10 @@ class SimulatedAsterisk(World):
 
     def _queues_loaded(self, sections: dict[str, Section]) -> None:
         """app_queue loaded queues.conf: its queues exist (members and callers of a queue that
-        stays are kept, as Asterisk keeps dynamic members); a queue gone from the file goes once
-        it has no callers."""
+        stays are kept, as Asterisk keeps dynamic members). A queue gone from the file is
+        destroyed with its dynamic members, and comes back empty if a later reload finds it again
+        (Asterisk kills it at once and lets its callers finish in the dead copy; here a queue
+        with callers lingers until they leave, a simplification)."""
         for name, sec in sections.items():
             q = self.queue(name)
             q.strategy = sec.get("strategy", "ringall") or "ringall"

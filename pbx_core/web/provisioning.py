@@ -75,6 +75,7 @@ async def provisioning(
             rate_limit_per_min=settings.api_rate_limit,
             secret_key=settings.secret_key,
             asterisk_config_dir=config_dir or Path(settings.asterisk_config_dir),
+            asterisk_sounds_dir=Path(settings.asterisk_sounds_dir) if settings.asterisk_sounds_dir else None,
             ami_url=ami_url,
         )
         keys = ApiKeyVerifier(sessions, settings.secret_key)

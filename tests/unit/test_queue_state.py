@@ -197,3 +197,19 @@ def test_rejoin_on_the_same_channel_is_back_in_line_not_a_second_call() -> None:
     # A second join of an answered caller is still a duplicate, not a new call.
     apply(state, join("c1", T0 + 70))
     assert q.counters.offered == 1 and not q.callers
+
+
+def test_in_call_follows_the_bridged_call_like_asterisks_own_flag() -> None:
+    """Seen on Asterisk 22.10.1 with an auto-answering phone: the device goes in use (InCall 0),
+    then the call is bridged and QueueStatus says InCall 1 with no event in between; AgentConnect
+    is the event that marks it. AgentComplete ends it."""
+    state = run(
+        member(T0),
+        join("a", T0 + 1),
+        member(T0 + 2, MemberChange.STATUS, status=DEVICE_INUSE, in_call=False),
+        AgentConnected(T0 + 2, Q, "a", "", "", AGENT, "Anna", 1, 1),
+    )
+    m = state.queues[Q].members[AGENT]
+    assert m.in_call and m.status == DEVICE_INUSE
+    apply(state, AgentCompleted(T0 + 30, Q, "a", AGENT, "Anna", 1, 28, "caller"))
+    assert not m.in_call
