@@ -61,6 +61,8 @@ export function applyDelta(board, delta) {
     q.abandoned_callers.length = Math.min(q.abandoned_callers.length, ABANDONED_LIST_MAX);
   } else if (kind === CALLBACKS_SUMMARY) {
     q.callbacks = data;
+  } else if (kind === "agent.removed") {
+    q.members = q.members.filter((m) => m.interface !== data.interface);
   } else if (kind.startsWith("agent.")) {
     const i = q.members.findIndex((m) => m.interface === data.interface);
     if (i >= 0) q.members[i] = data;

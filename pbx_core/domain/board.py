@@ -116,6 +116,8 @@ def apply_delta(board: Board, delta: DeltaDict) -> None:
         del q["abandoned_callers"][ABANDONED_LIST_MAX:]
     elif kind == CALLBACKS_SUMMARY:
         q["callbacks"] = copy.deepcopy(data)  # holds a list of dicts ("next")
+    elif kind == "agent.removed":
+        q["members"] = [m for m in q["members"] if m["interface"] != data["interface"]]
     elif kind.startswith("agent."):
         members = q["members"]
         member = dict(data)

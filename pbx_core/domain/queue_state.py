@@ -10,6 +10,24 @@ Asterisk orders a queue call's events like this (see the fixtures):
 Leave comes *before* Connect, so a Leave is booked as an "other exit" and converted to answered
 when the Connect follows. Every handler is idempotent per caller (``QueueState.outcomes``), so a
 replay of already-applied events after a resync never double-counts.
+
+The engine's view of a queue is Asterisk's: a member removed from a queue (QueueRemove, or gone
+from a QueueStatus listing) leaves the live member list. The delta that says so carries the
+member's last view, day figures included, for the history writer; late events of that call
+(AgentComplete after a QueueRemove mid-call) still count in the queue but do not bring the
+member back (``QueueState.removed_members``).
+
+Delta vocabulary (``Delta.type``; ``data`` is always a full view of the changed entity):
+
+  ``queue.stats``       counters and KPIs (``stats_view``)
+  ``queue.resynced``    the whole queue (``queue_view``) after a QueueStatus resync
+  ``caller.joined``     a waiting caller (``caller_view``)
+  ``caller.left``       ``{"uniqueid"}``: no longer waiting (answered, abandoned, exited, vanished)
+  ``caller.abandoned``  the abandon record (``abandoned_view``)
+  ``caller.answered``   who answered whom and the wait
+  ``agent.added`` ``agent.paused`` ``agent.unpaused`` ``agent.state``
+                        a member (``member_view``), upserted by readers
+  ``agent.removed``     the member's last view (state ``logged_out``): readers drop the member
 """
 
 from __future__ import annotations
@@ -128,7 +146,7 @@ class Member:
     paused_since: float = 0.0
     ringinuse: bool = False
     wrapup_s: int = 0
-    logged_in: bool = True
+    logged_in: bool = True  # False only in an ``agent.removed`` view: a removed member leaves the list
     added_at: float = 0.0
     ringing_for: str | None = None
     ring_channel: str = ""
@@ -156,6 +174,9 @@ class QueueState:
     outcomes: dict[str, str] = field(default_factory=dict)
     completed: set[str] = field(default_factory=set)
     seen_ring_no_answer: set[tuple[str, str, float]] = field(default_factory=set)
+    # Interfaces removed from the queue (until added again): events of a call the member was
+    # still on when removed must not bring it back as a ghost member.
+    removed_members: set[str] = field(default_factory=set)
     kpi_memo: KpiMemo = field(default_factory=KpiMemo, repr=False, compare=False)
 
     @property
@@ -342,6 +363,31 @@ def _member(q: QueueState, interface: str, name: str, ts: float) -> Member:
     return m
 
 
+def _listed_member(q: QueueState, interface: str, name: str, ts: float) -> Member | None:
+    """The member an agent event names, created on first sight (a bridge that started mid-call
+    learns members from their calls), unless it was removed from the queue: Asterisk finishes a
+    call or a ring that was in progress when QueueRemove came, and must not resurrect it."""
+    if interface in q.removed_members:
+        return None
+    return _member(q, interface, name, ts)
+
+
+def _remove_member(state: LiveState, q: QueueState, interface: str, ts: float, out: list[Delta]) -> None:
+    """The member leaves the queue's live list; its last view (day figures included) goes out as
+    ``agent.removed`` for the readers and the history writer."""
+    q.removed_members.add(interface)
+    m = q.members.pop(interface, None)
+    if m is None:
+        return
+    if m.ring_channel:
+        state.ring_channels.pop(m.ring_channel, None)
+    m.logged_in = False
+    m.ringing_for = None
+    m.on_call_with = None
+    m.state, m.state_since = LOGGED_OUT, ts
+    out.append(Delta("agent.removed", q.tenant, q.name, ts, member_view(m)))
+
+
 def _update_member(m: Member, info: MemberInfo, ts: float) -> None:
     if info.name:
         m.name = info.name
@@ -494,11 +540,12 @@ def _on_connect(state: LiveState, e: AgentConnected) -> list[Delta]:
     if e.hold_s <= q.service_level_s:
         c.answered_within_sl += 1
     c.longest_wait_s = max(c.longest_wait_s, e.hold_s)
-    m = _member(q, e.interface, e.member_name, e.ts)
-    m.ringing_for = None
-    m.on_call_with = e.uniqueid
-    m.calls_today += 1
-    _refresh(q, m, e.ts, out, force="agent.state")  # calls_today changed even if the state did not
+    m = _listed_member(q, e.interface, e.member_name, e.ts)
+    if m is not None:
+        m.ringing_for = None
+        m.on_call_with = e.uniqueid
+        m.calls_today += 1
+        _refresh(q, m, e.ts, out, force="agent.state")  # calls_today changed even if the state did not
     _stop_ringing(q, e.uniqueid, e.ts, out, keep=e.interface)
     out.append(
         Delta(
@@ -511,7 +558,7 @@ def _on_connect(state: LiveState, e: AgentConnected) -> list[Delta]:
                 "number": e.number,
                 "name": e.name,
                 "interface": e.interface,
-                "member_name": m.name,
+                "member_name": m.name if m is not None else e.member_name,
                 "hold_s": e.hold_s,
             },
         )
@@ -530,17 +577,19 @@ def _on_complete(state: LiveState, e: AgentCompleted) -> list[Delta]:
     if previous in (ANSWERED, None):
         # None: a call answered before we were watching; it is handled, never "offered" now.
         q.outcomes[e.uniqueid] = COMPLETED
-    m = _member(q, e.interface, e.member_name, e.ts)
-    if m.on_call_with in (e.uniqueid, None):
-        m.on_call_with = None
-    wrapup = q.settings.wrapup_s if q.settings.wrapup_s is not None else m.wrapup_s
-    if wrapup > 0:
-        m.wrapup_until = e.ts + wrapup
+    m = _listed_member(q, e.interface, e.member_name, e.ts)
+    member_wrapup = m.wrapup_s if m is not None else 0
+    wrapup = q.settings.wrapup_s if q.settings.wrapup_s is not None else member_wrapup
     c = q.counters
     c.handled += 1
     c.talk_s += e.talk_s
     c.wrapup_s += wrapup
-    _refresh(q, m, e.ts, out, force="agent.state")  # wrap-up may start; the call count moved on
+    if m is not None:
+        if m.on_call_with in (e.uniqueid, None):
+            m.on_call_with = None
+        if wrapup > 0:
+            m.wrapup_until = e.ts + wrapup
+        _refresh(q, m, e.ts, out, force="agent.state")  # wrap-up may start; the call count moved on
     _stats(q, e.ts, out)
     return out
 
@@ -550,7 +599,9 @@ def _on_called(state: LiveState, e: AgentCalled) -> list[Delta]:
     q = _queue(state, e.queue, e.ts, out)
     if q.outcomes.get(e.uniqueid, WAITING) != WAITING:
         return out  # a replayed ring for a caller whose call is already decided
-    m = _member(q, e.interface, e.member_name, e.ts)
+    m = _listed_member(q, e.interface, e.member_name, e.ts)
+    if m is None:
+        return out
     m.ringing_for = e.uniqueid
     if m.ring_channel:
         state.ring_channels.pop(m.ring_channel, None)
@@ -568,12 +619,13 @@ def _on_ring_no_answer(state: LiveState, e: AgentRingNoAnswer) -> list[Delta]:
     if key in q.seen_ring_no_answer:
         return out
     q.seen_ring_no_answer.add(key)
-    m = _member(q, e.interface, e.member_name, e.ts)
-    m.ring_no_answer_today += 1
     q.counters.ring_no_answer += 1
-    if m.ringing_for == e.uniqueid:
-        m.ringing_for = None
-    _refresh(q, m, e.ts, out, force="agent.state")
+    m = _listed_member(q, e.interface, e.member_name, e.ts)
+    if m is not None:
+        m.ring_no_answer_today += 1
+        if m.ringing_for == e.uniqueid:
+            m.ringing_for = None
+        _refresh(q, m, e.ts, out, force="agent.state")
     _stats(q, e.ts, out)
     return out
 
@@ -592,23 +644,28 @@ def _on_member(state: LiveState, e: MemberChanged) -> list[Delta]:
     out: list[Delta] = []
     q = _queue(state, e.queue, e.ts, out)
     info = e.member
+    if e.change is MemberChange.REMOVED:
+        m = q.members.get(info.interface)
+        if m is not None:
+            _update_member(m, info, e.ts)  # its figures as Asterisk last knew them
+        _remove_member(state, q, info.interface, e.ts, out)
+        return out
+    if e.change is MemberChange.ADDED:
+        q.removed_members.discard(info.interface)
+    elif info.interface in q.removed_members:
+        return out  # a late status or pause of a member no longer in the queue
     known = info.interface in q.members
     m = _member(q, info.interface, info.name, e.ts)
-    was_paused, was_logged_in = m.paused, m.logged_in and known
+    was_paused = m.paused
     _update_member(m, info, e.ts)
-    if e.change is MemberChange.REMOVED:
-        m.logged_in = False
-        m.ringing_for = None
-        kind = "agent.removed"
+    m.logged_in = True
+    if e.change is MemberChange.ADDED or not known:
+        m.added_at = e.ts
+        kind = "agent.added"
+    elif m.paused != was_paused:
+        kind = "agent.paused" if m.paused else "agent.unpaused"
     else:
-        m.logged_in = True
-        if e.change is MemberChange.ADDED or not was_logged_in:
-            m.added_at = e.ts
-            kind = "agent.added"
-        elif m.paused != was_paused:
-            kind = "agent.paused" if m.paused else "agent.unpaused"
-        else:
-            kind = "agent.state"  # penalty, ringinuse, device status: always worth a delta
+        kind = "agent.state"  # penalty, ringinuse, device status: always worth a delta
     _refresh(q, m, e.ts, out, force=kind)
     return out
 
@@ -666,15 +723,18 @@ def _on_snapshot(state: LiveState, e: StatusSnapshot) -> list[Delta]:
             q.asterisk_service_level_s = info.service_level_s
         present = set()
         for mi in info.members:
+            q.removed_members.discard(mi.interface)
             m = _member(q, mi.interface, mi.name, e.ts)
             _update_member(m, mi, e.ts)
             m.logged_in = True
             if not mi.in_call and mi.status not in _BUSY_DEVICE:
                 m.on_call_with = None  # the call ended while we were away
             present.add(mi.interface)
-        for m in q.members.values():
-            if m.interface not in present and m.logged_in and m.added_at < e.requested_ts:
-                m.logged_in = False
+        # Asterisk no longer lists them: removed while we were away (or the QueueRemoved event
+        # was lost). Members added after the listing was requested may simply postdate it.
+        gone = [m for m in q.members.values() if m.interface not in present and m.added_at < e.requested_ts]
+        for m in gone:
+            _remove_member(state, q, m.interface, e.ts, out)
         entries = {en.uniqueid: en for en in info.entries}
         for uid, caller in list(q.callers.items()):
             if uid not in entries and caller.joined_at < e.requested_ts:
@@ -700,8 +760,8 @@ def _on_snapshot(state: LiveState, e: StatusSnapshot) -> list[Delta]:
                 continue
             for uid in list(q.callers):
                 _vanish(state, q, uid, e.ts, out)
-            for m in q.members.values():
-                m.logged_in = m.logged_in and m.added_at >= e.requested_ts
+            for m in [m for m in q.members.values() if m.added_at < e.requested_ts]:
+                _remove_member(state, q, m.interface, e.ts, out)
     for q in state.queues.values():
         if q.name in listed or e.complete:
             for m in q.members.values():

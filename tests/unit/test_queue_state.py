@@ -11,6 +11,7 @@ from pbx_core.domain.events import (
     AgentCalled,
     AgentCompleted,
     AgentConnected,
+    AgentRingNoAnswer,
     CallerAbandoned,
     CallerJoined,
     CallerLeft,
@@ -119,7 +120,50 @@ def test_device_states_map_to_agent_states() -> None:
     )
     assert (m.state, m.paused_reason) == ("paused", "lunch")
     apply(state, member(T0 + 4, MemberChange.REMOVED))
-    assert m.state == "logged_out"
+    assert AGENT not in state.queues[Q].members
+
+
+def test_a_removed_member_leaves_the_list_with_its_day_figures_in_the_delta() -> None:
+    """QueueRemove: Asterisk's QueueStatus no longer lists the member, so neither does the
+    engine. The agent.removed delta carries its last view for the history writer."""
+    state = run(
+        member(T0),
+        join("a", T0 + 1),
+        AgentConnected(T0 + 5, Q, "a", "", "", AGENT, "Anna", 4, 1),
+        AgentCompleted(T0 + 65, Q, "a", AGENT, "Anna", 4, 60, "caller"),
+    )
+    deltas = apply(state, member(T0 + 70, MemberChange.REMOVED))
+    q = state.queues[Q]
+    assert AGENT not in q.members
+    [removed] = [d for d in deltas if d.type == "agent.removed"]
+    assert removed.data["interface"] == AGENT and removed.data["state"] == "logged_out"
+    assert removed.data["calls_today"] == 1 and removed.data["since"] == T0 + 70
+    # Added again: a fresh entry on the list, as Asterisk has it.
+    deltas = apply(state, member(T0 + 80))
+    assert q.members[AGENT].state == "available" and [d.type for d in deltas] == ["agent.added"]
+
+
+def test_late_events_of_a_removed_member_count_but_do_not_bring_it_back() -> None:
+    """Removed mid-call (an agent logs out while talking): Asterisk finishes the call and sends
+    AgentComplete, and may still report a ring that was in flight."""
+    state = run(
+        member(T0),
+        join("a", T0 + 1),
+        AgentConnected(T0 + 5, Q, "a", "", "", AGENT, "Anna", 4, 1),
+        member(T0 + 30, MemberChange.REMOVED),
+    )
+    q = state.queues[Q]
+    late = [
+        AgentCompleted(T0 + 65, Q, "a", AGENT, "Anna", 4, 60, "caller"),
+        member(T0 + 66, MemberChange.STATUS, status=DEVICE_UNAVAILABLE),
+        join("b", T0 + 70),
+        AgentCalled(T0 + 71, Q, "b", AGENT, "Anna", "PJSIP/acme-201-0002"),
+        AgentRingNoAnswer(T0 + 86, Q, "b", AGENT, "Anna", 15),
+    ]
+    deltas = [d for e in late for d in apply(state, e)]
+    assert AGENT not in q.members
+    assert not [d for d in deltas if d.type.startswith("agent.")]
+    assert (q.counters.handled, q.counters.talk_s, q.counters.ring_no_answer) == (1, 60, 1)
 
 
 def test_hangup_of_the_ringing_leg_stops_the_ringing() -> None:
@@ -178,10 +222,19 @@ def test_resync_keeps_real_waits_drops_vanished_and_keeps_newcomers() -> None:
     assert q.service_level_s == 20
 
 
-def test_resync_logs_out_members_missing_from_the_listing() -> None:
+def test_resync_removes_members_missing_from_the_listing() -> None:
     state = run(member(T0))
-    apply(state, StatusSnapshot(T0 + 10, T0 + 9, (QueueStatusInfo(Q, "ringall", 30, (), ()),)))
-    assert state.queues[Q].members[AGENT].state == "logged_out"
+    deltas = apply(state, StatusSnapshot(T0 + 10, T0 + 9, (QueueStatusInfo(Q, "ringall", 30, (), ()),)))
+    q = state.queues[Q]
+    assert AGENT not in q.members
+    assert [d.type for d in deltas] == ["agent.removed", "queue.resynced"]
+    assert deltas[-1].data["members"] == []
+
+
+def test_resync_keeps_a_member_added_after_the_listing_was_requested() -> None:
+    state = run(member(T0 + 10))
+    apply(state, StatusSnapshot(T0 + 11, T0 + 9, (QueueStatusInfo(Q, "ringall", 30, (), ()),)))
+    assert state.queues[Q].members[AGENT].state == "available"
 
 
 def test_rejoin_on_the_same_channel_is_back_in_line_not_a_second_call() -> None:

@@ -1,0 +1,138 @@
+"""The engine's view of every queue equals Asterisk's own QueueStatus, over real TCP against the
+simulated Asterisk: members removed with QueueRemove (live or while the bridge was away) leave
+the member list, and the deltas say so."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from pbx_core.ami.client import AmiClient, AmiOptions
+from pbx_core.bridge import Bridge
+from pbx_core.domain.board import apply_delta, delta_dict, empty_board, tenant_board
+from pbx_core.domain.queue_state import Delta, LiveState
+from pbx_core.simulator.server import SimMember, SimulatedAsterisk
+from tests import conftest
+
+HANG_GUARD_S = 20.0
+SUPPORT, SALES = "t1-support", "t1-sales"
+ANNA, BRAM = "Local/anna@agents/n", "Local/bram@agents/n"
+FAST = AmiOptions(ping_interval_s=0.5, ping_timeout_s=2.0, action_timeout_s=5.0,
+                  reconnect_min_s=0.05, reconnect_max_s=0.2)  # fmt: skip
+ACTIONS = AmiOptions(resync_on_connect=False, event_filter=False)
+
+View = dict[str, dict[str, Any]]
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.deltas: list[Delta] = []
+
+    async def publish(self, deltas: list[Delta]) -> None:
+        self.deltas.extend(deltas)
+
+
+@pytest.fixture
+async def ast() -> AsyncIterator[SimulatedAsterisk]:
+    async with SimulatedAsterisk() as server:
+        yield server
+
+
+@pytest.fixture
+async def bridge(ast: SimulatedAsterisk) -> AsyncIterator[tuple[Bridge, Collect]]:
+    sink = Collect()
+    b = Bridge(ast.url, ami=FAST, sinks=[sink], tick_s=0.2)
+    task = asyncio.create_task(b.run())
+    try:
+        yield b, sink
+    finally:
+        b.stop()
+        await asyncio.wait_for(task, HANG_GUARD_S)
+
+
+async def wait_until(predicate: Any, what: str) -> None:
+    await conftest.wait_until(predicate, what, limit_s=HANG_GUARD_S)
+
+
+async def asterisk_view(ast: SimulatedAsterisk) -> View:
+    """What Asterisk says, asked over AMI the way an operator would: QueueStatus."""
+    async with AmiClient(ast.url, ACTIONS) as ami:
+        items = await ami.listing({"Action": "QueueStatus"})
+    view: View = {}
+    for item in items:
+        queue = item.get("Queue")
+        if not queue:
+            continue
+        q = view.setdefault(queue, {"members": {}, "callers": []})
+        if item.get("Event") == "QueueMember":
+            q["members"][item["Location"]] = item.get("Paused") == "1"
+        elif item.get("Event") == "QueueEntry":
+            q["callers"].append(item["Uniqueid"])
+    return view
+
+
+def engine_view(state: LiveState) -> View:
+    return {
+        q.name: {
+            "members": {m.interface: m.paused for m in q.members.values()},
+            "callers": list(q.callers),
+        }
+        for q in state.queues.values()
+    }
+
+
+def board_of(deltas: list[Delta], tenant: str) -> dict[str, Any]:
+    board = empty_board(tenant)
+    for d in deltas:
+        if d.tenant == tenant:
+            apply_delta(board, delta_dict(d))
+    return board
+
+
+async def test_queue_remove_takes_the_member_off_the_engine_and_the_board(
+    ast: SimulatedAsterisk, bridge: tuple[Bridge, Collect]
+) -> None:
+    b, sink = bridge
+    ast.queue(SUPPORT)
+    ast.queue(SALES, "ringall", 60)
+    await wait_until(lambda: b.engine.counters.snapshots >= 1, "the first resync")
+    async with AmiClient(ast.url, ACTIONS) as ami:
+        for queue in (SUPPORT, SALES):
+            for iface, name in ((ANNA, "Anna"), (BRAM, "Bram")):
+                add = {"Action": "QueueAdd", "Queue": queue, "Interface": iface, "MemberName": name}
+                await ami.action(add)
+        await ami.action({"Action": "QueuePause", "Queue": SALES, "Interface": BRAM, "Paused": "true",
+                          "Reason": "lunch"})  # fmt: skip
+        await ami.action({"Action": "QueueRemove", "Queue": SUPPORT, "Interface": ANNA})
+    await wait_until(lambda: ANNA not in b.state.queues[SUPPORT].members, "QueueMemberRemoved applied")
+    await wait_until(lambda: b.state.queues[SALES].members[BRAM].paused, "the pause applied")
+
+    assert engine_view(b.state) == await asterisk_view(ast)
+    assert set(b.state.queues[SUPPORT].members) == {BRAM}
+    [removed] = [d for d in sink.deltas if d.type == "agent.removed"]
+    assert (removed.queue, removed.data["interface"], removed.data["state"]) == (SUPPORT, ANNA, "logged_out")
+    # The board rebuilt from the deltas (what the bus and every wallboard hold) agrees.
+    board = board_of(sink.deltas, "t1")
+    assert [m["interface"] for m in board["queues"][SUPPORT]["members"]] == [BRAM]
+    assert board == tenant_board(b.state, "t1")
+
+
+async def test_a_member_removed_while_the_bridge_was_away_is_gone_after_the_resync(
+    ast: SimulatedAsterisk, bridge: tuple[Bridge, Collect]
+) -> None:
+    b, sink = bridge
+    ast.add_member(SUPPORT, SimMember(ANNA, "Anna"), emit=False)
+    ast.add_member(SUPPORT, SimMember(BRAM, "Bram"), emit=False)
+    await wait_until(lambda: b.engine.counters.snapshots >= 1, "the first resync")
+    assert set(b.state.queues[SUPPORT].members) == {ANNA, BRAM}
+
+    ast.drop()
+    ast.remove_member(SUPPORT, ANNA, emit=False)  # the QueueMemberRemoved event is never seen
+    await wait_until(lambda: ast.logins == 2 and b.engine.counters.snapshots >= 2, "reconnect + resync")
+
+    assert engine_view(b.state) == await asterisk_view(ast)
+    assert [d.data["interface"] for d in sink.deltas if d.type == "agent.removed"] == [ANNA]
+    assert board_of(sink.deltas, "t1") == tenant_board(b.state, "t1")
