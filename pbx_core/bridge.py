@@ -25,7 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 from .ami.client import AmiClient, AmiOptions, EngineItem
 from .ami.errors import AmiAuthError
 from .config import AmiUrl, ConfigError, Settings
-from .domain.events import StatusSnapshot, Tick, normalise
+from .domain.events import StatusSnapshot, TenantRemoved, Tick, normalise
 from .domain.kpi import kpis
 from .domain.queue_state import (
     AVAILABLE,
@@ -114,6 +114,9 @@ class Engine:
             try:
                 if isinstance(item, StatusSnapshot):
                     self.counters.snapshots += 1
+                    deltas.extend(apply(state, item))
+                    continue
+                if isinstance(item, TenantRemoved):
                     deltas.extend(apply(state, item))
                     continue
                 event = normalise(item, now)
@@ -221,6 +224,13 @@ class Bridge:
     def stop(self) -> None:
         self._stop.set()
 
+    def forget_tenant(self, tenant: str) -> None:
+        """A tenant was deleted: its queues leave the live state (and every sink's board) at once,
+        in order with the events before it; then a resync, in case its slug is already in use
+        again. Safe to call from any task on the bridge's loop, and more than once."""
+        self.client.events.put_nowait(TenantRemoved(max(self.client.clock.now(), self.state.now), tenant))
+        self.client.request_resync()
+
     async def run(self, *, fail_fast_auth: bool = True) -> None:
         """Run until :meth:`stop`. With ``fail_fast_auth`` a refused *first* login raises
         :class:`AmiAuthError`; later refusals are retried (see :mod:`pbx_core.ami.client`)."""
@@ -285,6 +295,8 @@ def summary_lines(state: LiveState, stats: dict[str, Any] | None = None) -> list
 def _describe(item: EngineItem) -> str:
     if isinstance(item, StatusSnapshot):
         return f"StatusSnapshot({len(item.queues)} queues)"
+    if isinstance(item, TenantRemoved):
+        return f"TenantRemoved({item.tenant})"
     return item.get("Event", "?")
 
 

@@ -42,6 +42,14 @@ export function applyDelta(board, delta) {
     if (old !== undefined && "callbacks" in old && !("callbacks" in data)) data.callbacks = old.callbacks;
     return;
   }
+  if (kind === "queue.removed") {
+    delete queues[name];
+    return;
+  }
+  if (kind === "tenant.removed") {
+    for (const n of Object.keys(queues)) delete queues[n];
+    return;
+  }
   let q = queues[name];
   if (q === undefined) q = queues[name] = emptyQueue(delta.tenant, name);
   if (kind === "queue.stats") {

@@ -23,6 +23,7 @@ DeltaDict = dict[str, Any]
 
 ABANDONED_LIST_MAX = 500
 CALLBACKS_SUMMARY = "callbacks.summary"
+TENANT_REMOVED = "tenant.removed"
 BUS_VERSION = 1
 
 
@@ -96,6 +97,12 @@ def apply_delta(board: Board, delta: DeltaDict) -> None:
         # owns them): keep the last summary rather than blanking it until the worker's next one.
         if old is not None and "callbacks" in old and "callbacks" not in q:
             q["callbacks"] = old["callbacks"]
+        return
+    if kind == "queue.removed":
+        queues.pop(name, None)
+        return
+    if kind == TENANT_REMOVED:
+        queues.clear()
         return
     q = queues.get(name)
     if q is None:

@@ -28,6 +28,15 @@ Delta vocabulary (``Delta.type``; ``data`` is always a full view of the changed 
   ``agent.added`` ``agent.paused`` ``agent.unpaused`` ``agent.state``
                         a member (``member_view``), upserted by readers
   ``agent.removed``     the member's last view (state ``logged_out``): readers drop the member
+  ``queue.removed``     ``{"reason", "stats"}``: the queue is gone from Asterisk (absent from a
+                        complete QueueStatus, e.g. after a queues.conf reload) or its tenant was
+                        deleted; readers drop it. Its members' ``agent.removed`` come first.
+  ``tenant.removed``    ``{}`` (queue ``""``): the tenant was deleted; after its queues' removals.
+                        Readers empty the board; the bus publisher starts the tenant afresh.
+
+A removed queue is remembered (``LiveState.removed_queues``): late events of calls still in it
+(Asterisk lets a dead queue's callers finish) are ignored, and only a sign that the queue exists
+again (a caller joining, a member added, a QueueStatus listing it) brings it back, empty.
 """
 
 from __future__ import annotations
@@ -61,6 +70,7 @@ from .events import (
     MemberChanged,
     MemberInfo,
     StatusSnapshot,
+    TenantRemoved,
     Tick,
 )
 from .kpi import Counters, KpiMemo, counters_and_kpis
@@ -79,6 +89,8 @@ WRAPUP = "wrapup"
 PAUSED = "paused"
 UNAVAILABLE = "unavailable"
 AGENT_STATES = (AVAILABLE, RINGING, ON_CALL, WRAPUP, PAUSED, UNAVAILABLE, LOGGED_OUT)
+
+REMOVED_QUEUES_MAX = 10_000  # remembered removed queue names (oldest forgotten first)
 
 # What became of a caller, per queue and day.
 WAITING = "waiting"
@@ -167,6 +179,7 @@ class QueueState:
     day_ends_at: float
     strategy: str = ""
     asterisk_service_level_s: int = 0
+    seen_at: float = 0.0  # the newest event about this queue: a resync removes only older queues
     callers: dict[str, Caller] = field(default_factory=dict)
     members: dict[str, Member] = field(default_factory=dict)
     counters: Counters = field(default_factory=Counters)
@@ -194,6 +207,7 @@ class LiveState:
     # Indexes for Hangup, which names a channel but no queue.
     waiting_index: dict[str, str] = field(default_factory=dict)  # caller uniqueid -> queue
     ring_channels: dict[str, tuple[str, str]] = field(default_factory=dict)  # channel -> (queue, iface)
+    removed_queues: dict[str, float] = field(default_factory=dict)  # name -> when removed
     events_applied: int = 0
 
 
@@ -296,8 +310,10 @@ def day_bounds(ts: float, timezone: str) -> tuple[str, float]:
 def _new_queue(state: LiveState, name: str, ts: float) -> QueueState:
     settings = state.settings.for_queue(name)
     day, ends = day_bounds(ts, settings.timezone)
-    q = QueueState(name=name, tenant=tenant_of(name), settings=settings, day=day, day_ends_at=ends)
+    q = QueueState(name=name, tenant=tenant_of(name), settings=settings, day=day, day_ends_at=ends,
+                   seen_at=ts)  # fmt: skip
     state.queues[name] = q
+    state.removed_queues.pop(name, None)
     return q
 
 
@@ -307,9 +323,35 @@ def _queue(state: LiveState, name: str, ts: float, out: list[Delta]) -> QueueSta
         q = _new_queue(state, name, ts)
         _stats(q, ts, out)  # readers learn the queue exists even if nothing else changes
         return q
+    if ts > q.seen_at:
+        q.seen_at = ts
     if ts >= q.day_ends_at:
         _roll_day(q, ts, out)
     return q
+
+
+def _remove_queue(state: LiveState, q: QueueState, ts: float, reason: str, out: list[Delta]) -> None:
+    """The queue is gone from Asterisk: its callers' fate is unknown (they count as other exits,
+    as after a disconnect), its members leave (each with its ``agent.removed``), then the queue."""
+    for uid in list(q.callers):
+        _vanish(state, q, uid, ts, out)
+    for interface in list(q.members):
+        _remove_member(state, q, interface, ts, out)
+    del state.queues[q.name]
+    state.removed_queues[q.name] = ts
+    while len(state.removed_queues) > REMOVED_QUEUES_MAX:
+        del state.removed_queues[next(iter(state.removed_queues))]
+    out.append(Delta("queue.removed", q.tenant, q.name, ts, {"reason": reason, "stats": stats_view(q, ts)}))
+
+
+def _of_a_removed_queue(state: LiveState, event: Event) -> bool:
+    """An event about a removed queue that does not show the queue exists again: ignore it."""
+    name = getattr(event, "queue", None)
+    if name is None or name not in state.removed_queues or name in state.queues:
+        return False
+    if isinstance(event, CallerJoined):
+        return False  # a dead queue takes no new callers: this one is new
+    return not (isinstance(event, MemberChanged) and event.change is MemberChange.ADDED)
 
 
 def _roll_day(q: QueueState, ts: float, out: list[Delta]) -> None:
@@ -716,7 +758,7 @@ def _on_snapshot(state: LiveState, e: StatusSnapshot) -> list[Delta]:
     listed: set[str] = set()
     for info in e.queues:
         ignored: list[Delta] = []
-        q = _queue(state, info.queue, e.ts, ignored)
+        q = _queue(state, info.queue, e.ts, ignored)  # listed: it exists (again, if it was removed)
         listed.add(q.name)
         q.strategy = info.strategy or q.strategy
         if info.service_level_s:
@@ -732,9 +774,9 @@ def _on_snapshot(state: LiveState, e: StatusSnapshot) -> list[Delta]:
             present.add(mi.interface)
         # Asterisk no longer lists them: removed while we were away (or the QueueRemoved event
         # was lost). Members added after the listing was requested may simply postdate it.
-        gone = [m for m in q.members.values() if m.interface not in present and m.added_at < e.requested_ts]
-        for m in gone:
-            _remove_member(state, q, m.interface, e.ts, out)
+        unlisted = [i for i, m in q.members.items() if i not in present and m.added_at < e.requested_ts]
+        for interface in unlisted:
+            _remove_member(state, q, interface, e.ts, out)
         entries = {en.uniqueid: en for en in info.entries}
         for uid, caller in list(q.callers.items()):
             if uid not in entries and caller.joined_at < e.requested_ts:
@@ -755,13 +797,11 @@ def _on_snapshot(state: LiveState, e: StatusSnapshot) -> list[Delta]:
         q.callers = {c.uniqueid: c for c in ordered}
         _renumber(q)
     if e.complete:
-        for q in state.queues.values():
-            if q.name in listed:
-                continue
-            for uid in list(q.callers):
-                _vanish(state, q, uid, e.ts, out)
-            for m in [m for m in q.members.values() if m.added_at < e.requested_ts]:
-                _remove_member(state, q, m.interface, e.ts, out)
+        # Asterisk lists every queue it has: one it does not list was deleted (a queues.conf
+        # reload that dropped it, a tenant removed), unless we heard of it after asking.
+        deleted = [q for q in state.queues.values() if q.name not in listed and q.seen_at < e.requested_ts]
+        for q in deleted:
+            _remove_queue(state, q, e.ts, "absent from QueueStatus", out)
     for q in state.queues.values():
         if q.name in listed or e.complete:
             for m in q.members.values():
@@ -770,6 +810,16 @@ def _on_snapshot(state: LiveState, e: StatusSnapshot) -> list[Delta]:
                     m.state = new
                     m.state_since = m.paused_since if new == PAUSED and m.paused_since else e.ts
             out.append(Delta("queue.resynced", q.tenant, q.name, e.ts, queue_view(q, e.ts)))
+    return out
+
+
+def _on_tenant_removed(state: LiveState, e: TenantRemoved) -> list[Delta]:
+    out: list[Delta] = []
+    for q in [q for q in state.queues.values() if q.tenant == e.tenant]:
+        _remove_queue(state, q, e.ts, "tenant deleted", out)
+    # Always, even for a tenant with no queues here: the bus publisher waits for it before it
+    # starts the tenant's new stream, so nothing the engine knew of the old tenant gets in.
+    out.append(Delta("tenant.removed", e.tenant, "", e.ts, {}))
     return out
 
 
@@ -797,13 +847,14 @@ _HANDLERS: dict[type, Callable[[LiveState, Any], list[Delta]]] = {
     ChannelHungUp: _on_hangup,
     StatusSnapshot: _on_snapshot,
     Tick: _on_tick,
+    TenantRemoved: _on_tenant_removed,
 }
 
 
 def apply(state: LiveState, event: Event) -> list[Delta]:
     """Apply one event to the state; return what changed, for the bus."""
     handler = _HANDLERS.get(type(event))
-    if handler is None:
+    if handler is None or (state.removed_queues and _of_a_removed_queue(state, event)):
         return []
     if event.ts > state.now:
         state.now = event.ts

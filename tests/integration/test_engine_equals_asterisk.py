@@ -1,21 +1,31 @@
 """The engine's view of every queue equals Asterisk's own QueueStatus, over real TCP against the
 simulated Asterisk: members removed with QueueRemove (live or while the bridge was away) leave
-the member list, and the deltas say so."""
+the member list, and a queue that leaves queues.conf leaves the engine, the Redis snapshot and
+the wallboard, learnt from the ``Reload`` event app_queue's reload sends (the deletion itself
+sends none)."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pbx_core.ami.client import AmiClient, AmiOptions
+from pbx_core.asterisk.apply import apply_tenant
 from pbx_core.bridge import Bridge
+from pbx_core.bus import BusPublisher, BusReader, EmbeddedRedis, connect
 from pbx_core.domain.board import apply_delta, delta_dict, empty_board, tenant_board
 from pbx_core.domain.queue_state import Delta, LiveState
 from pbx_core.simulator.server import SimMember, SimulatedAsterisk
+from pbx_core.web import StaticTokens, create_app, serving
 from tests import conftest
+from tests.conftest import ROOT
+from tests.integration.test_apply import BASE_FILES, tenant
+from tests.integration.test_websocket import wallboard
 
 HANG_GUARD_S = 20.0
 SUPPORT, SALES = "t1-support", "t1-sales"
@@ -136,3 +146,93 @@ async def test_a_member_removed_while_the_bridge_was_away_is_gone_after_the_resy
     assert engine_view(b.state) == await asterisk_view(ast)
     assert [d.data["interface"] for d in sink.deltas if d.type == "agent.removed"] == [ANNA]
     assert board_of(sink.deltas, "t1") == tenant_board(b.state, "t1")
+
+
+# --------------------------------------------------------------------------- queues leave queues.conf
+
+
+@pytest.fixture
+def etc(tmp_path: Path) -> Path:
+    """A directory playing /etc/asterisk, with the repository's base files."""
+    etc = tmp_path / "etc-asterisk"
+    etc.mkdir()
+    for name in BASE_FILES:
+        shutil.copyfile(ROOT / "asterisk-config" / name, etc / name)
+    return etc
+
+
+async def test_the_simulator_sends_reload_events_as_asterisk_22_does(etc: Path) -> None:
+    """main/loader.c publishes ``Reload`` (class system) after every ast_module_reload, with the
+    module as asked for (``All`` for a reload of everything) and the numeric result."""
+    async with SimulatedAsterisk(config_dir=etc) as ast:
+        frames: list[bytes] = []
+        ast.taps.append(frames.append)
+        async with AmiClient(ast.url, ACTIONS) as ami:
+            await ami.action({"Action": "Command", "Command": "module reload app_queue.so nonesuch.so"})
+            await ami.action({"Action": "Reload", "Module": "app_queue"})
+            ast.fail_next_reload("pbx_config.so")
+            await ami.action({"Action": "Reload"}, check=False)
+            await ami.action({"Action": "Command", "Command": "dialplan reload"})  # pbx_config's own
+    reloads = [f.decode() for f in frames if f.startswith(b"Event: Reload\r\n")]
+    fields = [dict(line.split(": ", 1) for line in r.strip().split("\r\n")) for r in reloads]
+    assert [(f["Module"], f["Status"]) for f in fields] == [
+        ("app_queue.so", "0"), ("nonesuch.so", "2"), ("app_queue", "0"), ("All", "3")
+    ]  # fmt: skip
+    assert all(f["Privilege"] == "system,all" and float(f["Timestamp"]) > 0 for f in fields)
+
+
+async def test_a_queue_removed_from_queues_conf_leaves_engine_snapshot_and_wallboard(etc: Path) -> None:
+    async with (
+        SimulatedAsterisk(config_dir=etc) as ast,
+        EmbeddedRedis() as redis,
+        AmiClient(ast.url, ACTIONS) as ami,
+    ):
+        publisher = BusPublisher(redis.url)
+        await publisher.start()
+        b = Bridge(ast.url, ami=FAST, sinks=[publisher], tick_s=0.2)
+        task = asyncio.create_task(b.run())
+        app = create_app(verifier=StaticTokens.parse("ta=acme"), redis_url=redis.url)
+        reader_redis = connect(redis.url)
+        try:
+            await wait_until(lambda: b.engine.counters.snapshots >= 1, "the first resync")
+            result = await apply_tenant(ami, etc / "pbx-core", tenant(queues=("support", "sales")),
+                                        all_slugs=["acme"])  # fmt: skip
+            assert result.status == "ok", result.error
+            # The reload's Reload event made the bridge ask QueueStatus: both queues are live
+            # before any call came in.
+            await wait_until(lambda: {"acme-support", "acme-sales"} <= set(b.state.queues), "the new queues")
+            ast.join("acme-sales", "0201234567", "Zoë")
+            ast.add_member("acme-sales", SimMember(ANNA, "Anna"))
+            await wait_until(lambda: bool(b.state.queues["acme-sales"].callers), "a caller in sales")
+
+            async with serving(app) as http, wallboard(_Url(http), "token=ta") as wb:
+                snap = await wb.until(lambda m: m["type"] == "snapshot")
+                assert "acme-sales" in snap["board"]["queues"]
+
+                result = await apply_tenant(ami, etc / "pbx-core", tenant(queues=("support",)),
+                                            all_slugs=["acme"])  # fmt: skip
+                assert result.status == "ok", result.error
+                assert "acme-sales" not in (await asterisk_view(ast))  # gone in Asterisk, no event
+                await wait_until(lambda: "acme-sales" not in b.state.queues, "sales leaves the engine")
+                assert engine_view(b.state) == await asterisk_view(ast)
+
+                async with asyncio.timeout(HANG_GUARD_S):
+                    await publisher.flush()
+                want = tenant_board(b.state, "acme")
+                assert set(want["queues"]) == {"acme-support"}
+                stored = await BusReader(reader_redis, "acme").current()
+                assert stored.board == want  # the Redis snapshot + stream
+                await wb.until(lambda m: wb.board == want)  # the wallboard, over its websocket
+        finally:
+            await reader_redis.aclose()
+            b.stop()
+            await asyncio.wait_for(task, HANG_GUARD_S)
+            await publisher.close()
+
+
+class _Url:
+    def __init__(self, http: str) -> None:
+        self.http = http
+
+    def ws_url(self, query: str) -> str:
+        return self.http.replace("http://", "ws://") + "/ws/wallboard?" + query

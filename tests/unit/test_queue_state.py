@@ -22,6 +22,7 @@ from pbx_core.domain.events import (
     QueueEntryInfo,
     QueueStatusInfo,
     StatusSnapshot,
+    TenantRemoved,
     Tick,
 )
 from pbx_core.domain.queue_state import EngineSettings, LiveState, QueueSettings, apply
@@ -250,3 +251,67 @@ def test_rejoin_on_the_same_channel_is_back_in_line_not_a_second_call() -> None:
     # A second join of an answered caller is still a duplicate, not a new call.
     apply(state, join("c1", T0 + 70))
     assert q.counters.offered == 1 and not q.callers
+
+
+# --------------------------------------------------------------------------- queues that go away
+
+SALES = "acme-sales"
+
+
+def listing(*queues: str) -> tuple[QueueStatusInfo, ...]:
+    return tuple(QueueStatusInfo(name, "ringall", 30, (), ()) for name in queues)
+
+
+def test_a_queue_missing_from_a_complete_listing_is_removed_with_its_members() -> None:
+    """A queues.conf reload that drops a queue sends no event: Asterisk just stops listing it."""
+    state = run(
+        member(T0),
+        join("a", T0 + 1),
+        CallerJoined(T0 + 2, SALES, "s", "PJSIP/trunk-s", "0201", "Piet", 1),
+    )
+    deltas = apply(state, StatusSnapshot(T0 + 10, T0 + 9, listing(SALES)))
+    assert list(state.queues) == [SALES]
+    assert [d.type for d in deltas if d.queue == Q] == ["agent.removed", "queue.removed"]
+    removed = deltas[[d.type for d in deltas].index("queue.removed")]
+    assert removed.data["reason"] == "absent from QueueStatus"
+    stats = removed.data["stats"]  # the day's figures, for the history writer
+    assert (stats["offered"], stats["other_exits"], stats["waiting"]) == (1, 1, 0)
+    assert not state.waiting_index.get("a") and Q in state.removed_queues
+
+
+def test_late_events_of_a_removed_queue_do_not_bring_it_back_but_a_new_caller_does() -> None:
+    state = run(member(T0), join("a", T0 + 1))
+    apply(state, StatusSnapshot(T0 + 10, T0 + 9, listing()))
+    late = [
+        CallerLeft(T0 + 11, Q, "a", 1),
+        AgentCompleted(T0 + 12, Q, "a", AGENT, "Anna", 4, 60, "caller"),
+        member(T0 + 13, MemberChange.STATUS, status=DEVICE_INUSE),
+        ChannelHungUp(T0 + 14, "a", "PJSIP/trunk-a"),
+    ]
+    assert [d for e in late for d in apply(state, e)] == [] and not state.queues
+    # Re-created (the tenant applied it again): a fresh queue, today's figures start over.
+    apply(state, member(T0 + 20))
+    apply(state, join("b", T0 + 21))
+    q = state.queues[Q]
+    assert set(q.members) == {AGENT} and list(q.callers) == ["b"] and q.counters.offered == 1
+    assert Q not in state.removed_queues
+
+
+def test_a_resync_keeps_queues_it_heard_of_after_asking_and_partial_listings_remove_nothing() -> None:
+    state = run(join("a", T0 + 10))
+    apply(state, StatusSnapshot(T0 + 11, T0 + 9, listing()))  # listing predates the join
+    assert Q in state.queues
+    apply(state, StatusSnapshot(T0 + 30, T0 + 29, listing(), complete=False))
+    assert Q in state.queues
+
+
+def test_a_deleted_tenant_leaves_at_once_and_other_tenants_stay() -> None:
+    beta = CallerJoined(T0 + 2, "beta-support", "b", "PJSIP/x", "1", "", 1)
+    state = run(member(T0), join("a", T0 + 1), beta)
+    deltas = apply(state, TenantRemoved(T0 + 5, "acme"))
+    assert list(state.queues) == ["beta-support"]
+    assert [(d.type, d.queue) for d in deltas] == [
+        ("agent.removed", Q), ("queue.removed", Q), ("tenant.removed", "")
+    ]  # fmt: skip
+    assert deltas[1].data["reason"] == "tenant deleted" and deltas[-1].tenant == "acme"
+    assert apply(state, CallerLeft(T0 + 6, Q, "a", 1)) == []
