@@ -225,10 +225,16 @@ class Bridge:
         self._stop.set()
 
     def forget_tenant(self, tenant: str) -> None:
-        """A tenant was deleted: its queues leave the live state (and every sink's board) at once,
-        in order with the events before it; then a resync, in case its slug is already in use
-        again. Safe to call from any task on the bridge's loop, and more than once."""
+        """A tenant was deleted (told by the API in this process): its queues leave the live state
+        (and every sink's board) at once, in order with the events before it. Safe to call from
+        any task on the bridge's loop, and more than once. The app_queue reload that removed
+        its queues from Asterisk brings a resync of its own."""
         self.client.events.put_nowait(TenantRemoved(max(self.client.clock.now(), self.state.now), tenant))
+
+    def forget_deleted_tenant(self, tenant: str) -> None:
+        """The bus publisher found the tenant deleted (by a web process elsewhere): forget it, and
+        resync, since its slug may already be in use again by a new tenant's queues."""
+        self.forget_tenant(tenant)
         self.client.request_resync()
 
     async def run(self, *, fail_fast_auth: bool = True) -> None:
@@ -376,6 +382,7 @@ async def _run_until_signal(bridge: Bridge, settings: Settings, *, callbacks: bo
 
     publisher = BusPublisher.from_settings(settings) if settings.redis_url else None
     if publisher is not None:
+        publisher.on_tenant_reset = bridge.forget_deleted_tenant  # deleted through a web process
         await publisher.start()
         bridge.add_sink(publisher)
     async with contextlib.AsyncExitStack() as exits:

@@ -2,8 +2,12 @@
 
 - ``pbx:{tenant}:events``: a stream; each entry has ``d`` (the delta JSON, ``delta_dict`` shape)
   and ``n`` (the tenant's entry sequence number, consecutive, so a reader can tell a gap).
-- ``pbx:{tenant}:snapshot``: JSON ``{v, tenant, last_id, seq, board}``; the board is exact up to
-  stream entry ``last_id``, whose ``n`` is ``seq``.
+- ``pbx:{tenant}:snapshot``: JSON ``{v, tenant, last_id, seq, epoch, board}``; the board is exact
+  up to stream entry ``last_id``, whose ``n`` is ``seq``.
+- ``pbx:{tenant}:epoch``: an integer the API moves on (INCR) when it deletes the tenant, together
+  with deleting the two keys above. A snapshot written at an older epoch belongs to the deleted
+  tenant: readers ignore it and the publisher starts the tenant afresh (slug reuse never shows
+  the previous tenant's data). Absent: epoch 0.
 - ``pbx:tenants``: a set of the tenants that have a stream.
 """
 
@@ -35,6 +39,10 @@ def snapshot_key(tenant: str) -> str:
     return f"pbx:{tenant}:snapshot"
 
 
+def epoch_key(tenant: str) -> str:
+    return f"pbx:{tenant}:epoch"
+
+
 def dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
@@ -55,11 +63,12 @@ class Snapshot:
     board: Board
     last_id: str = NO_ID
     seq: int = 0
+    epoch: int = 0  # the tenant's epoch when it was written (see ``epoch_key``)
 
     def encode(self) -> str:
         return dumps(
             {"v": BUS_VERSION, "tenant": self.tenant, "last_id": self.last_id, "seq": self.seq,
-             "board": self.board}
+             "epoch": self.epoch, "board": self.board}
         )  # fmt: skip
 
     @classmethod
@@ -67,7 +76,11 @@ class Snapshot:
         if raw is None:  # nothing published yet: the empty board before the first entry
             return cls(tenant, empty_board(tenant))
         obj = json.loads(raw)
-        return cls(tenant, obj["board"], str(obj["last_id"]), int(obj["seq"]))
+        return cls(tenant, obj["board"], str(obj["last_id"]), int(obj["seq"]), int(obj.get("epoch", 0)))
+
+
+def parse_epoch(raw: bytes | str | None) -> int:
+    return int(raw) if raw is not None else 0
 
 
 def parse_entries(raw: Any) -> list[tuple[str, int, bytes]]:

@@ -100,6 +100,13 @@ async def _apply(request: Request, config: TenantConfig,
     return result, members
 
 
+async def forget_live_state(request: Request, slug: str) -> None:
+    """The live side forgets the slug (``ApiContext.tenant_forgotten``; logs its own failures)."""
+    hook = api_context(request).tenant_forgotten
+    if hook is not None:
+        await hook(slug)
+
+
 async def remove_from_asterisk(request: Request, slug: str) -> ApplyResult | None:
     """After a tenant is deleted: remove its generated files, drop it from the index files and
     reload (over AMI when configured). None when it was never applied here."""
