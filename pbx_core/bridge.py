@@ -315,7 +315,8 @@ Redis bus (PBX_REDIS_URL) for any number of `pbx-core web` processes, and log a 
 
 settings (environment):
   PBX_AMI_URL                 ami://user:secret@host:5038 (required)
-  PBX_REDIS_URL               redis://host:6379/0 (unset: no bus, the summary only)
+  PBX_REDIS_URL               redis://host:6379/0, or redis+cluster://host:port for a Redis
+                              Cluster (unset: no bus, the summary only)
   PBX_AMI_*                   timeouts, ping watchdog, reconnect cap, queue size, event filter
   PBX_SERVICE_LEVEL_S         service-level threshold T (default: each queue's own servicelevel)
   PBX_SHORT_ABANDON_S         abandons quicker than this are short abandons (default 5)

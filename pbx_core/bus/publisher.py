@@ -39,15 +39,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
 from ..domain.board import TENANT_REMOVED, Board, apply_delta, delta_dict, empty_board
 from ..domain.queue_state import Delta
 from ..tasks import cancel_and_wait
 from .keys import (
     NO_ID,
+    REDIS_ERRORS,
     TENANTS_KEY,
+    RedisClient,
     Snapshot,
     connect,
     dumps,
@@ -55,6 +54,7 @@ from .keys import (
     epoch_key,
     marker,
     parse_epoch,
+    ping,
     snapshot_key,
     stream_key,
 )
@@ -90,7 +90,7 @@ class BusPublisher:
         self,
         url: str | None = None,
         *,
-        redis: Redis | None = None,
+        redis: RedisClient | None = None,
         maxlen: int = 100_000,
         buffer_max: int = 100_000,
         batch_max: int = 1000,
@@ -197,7 +197,7 @@ class BusPublisher:
         while True:
             try:
                 if not self.stats.redis_up:
-                    await self.redis.ping()
+                    await ping(self.redis)
                     self._up()
                 if self._purge:
                     await self._purge_streams()
@@ -208,7 +208,7 @@ class BusPublisher:
                 else:
                     await self._wait()
                 delay = 0.05
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 self._down(exc)
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(self.retry_max_s, delay * 2)
@@ -229,7 +229,7 @@ class BusPublisher:
         (its pool reconnects quietly), but our snapshot keys are gone."""
         tenants = sorted(set(self._boards) - self._held)
         if not tenants:
-            await self.redis.ping()
+            await ping(self.redis)
             return
         pipe = self.redis.pipeline(transaction=False)
         for tenant in tenants:
@@ -393,7 +393,8 @@ class BusPublisher:
         if not tenants:
             return
         self.stats.outages += 1
-        log.warning("bus: Redis lost the snapshots of %s (restarted?); rewriting", ", ".join(tenants))
+        log.warning("bus: the snapshots of %s are gone (Redis restarted, or the tenant was deleted); "
+                    "rewriting", ", ".join(tenants))  # fmt: skip
         self._dirty.update(tenants)
         for tenant in tenants:
             self._top.pop(tenant, None)
