@@ -231,6 +231,11 @@ class Bridge:
         its queues from Asterisk brings a resync of its own."""
         self.client.events.put_nowait(TenantRemoved(max(self.client.clock.now(), self.state.now), tenant))
 
+    def queues_changed(self, tenant: str) -> None:
+        """pbx-core applied ``tenant`` to Asterisk: resync now, so a queue the apply deleted leaves
+        the live state even where the AMI user cannot read the ``Reload`` event (class system)."""
+        self.client.request_resync()
+
     def forget_deleted_tenant(self, tenant: str) -> None:
         """The bus publisher found the tenant deleted (by a web process elsewhere): forget it, and
         resync, since its slug may already be in use again by a new tenant's queues."""

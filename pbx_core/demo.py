@@ -126,7 +126,7 @@ async def _demo(
             stack = await exits.enter_async_context(running_stack(
                 settings, sim.url, verifier, host=host, port=port, extra_routes=prov.routes,
                 callback_requester=prov.callback_requester, callback_sessions=prov.sessions,
-                tenant_removals=prov.removals,
+                live_hooks=prov.live,
             ))
             async with asyncio.timeout(30):
                 await stack.bridge.client.wait_connected()

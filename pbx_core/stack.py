@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute
 from .ami.client import AmiOptions
 from .bridge import Bridge, engine_settings
 from .bus import BusPublisher, redis_url_or_embedded
-from .bus.tenants import TenantRemovals, bus_forgetter
+from .bus.tenants import LiveHooks, bus_forgetter
 from .callbacks.cli import running_worker
 from .callbacks.worker import CallbackWorker
 from .config import AmiUrl, ConfigError, Settings
@@ -63,13 +63,14 @@ async def running_stack(
     extra_routes: Sequence[BaseRoute] = (),
     callback_requester: CallbackRequester | None = None,
     callback_sessions: async_sessionmaker[AsyncSession] | None = None,
-    tenant_removals: TenantRemovals | None = None,
+    live_hooks: LiveHooks | None = None,
 ) -> AsyncIterator[Stack]:
     """Start Redis (or use PBX_REDIS_URL), the bus publisher, the bridge, the callback worker
     (with ``callback_sessions``: the provisioning database) and the web app; stop them in reverse
     order when the block ends. The worker publishes its per-queue callback counts through the
     bridge's publisher: one writer per tenant stream keeps sequence numbers and snapshots whole.
-    ``tenant_removals`` (the API's): a deleted tenant leaves Redis and this bridge at once."""
+    ``live_hooks`` (the API's): a deleted tenant leaves Redis and this bridge at once, and an
+    applied one is resynced at once."""
     host = host or settings.http_host
     port = settings.http_port if port is None else port
     async with contextlib.AsyncExitStack() as exits:
@@ -85,9 +86,10 @@ async def running_stack(
             summary_every_s=summary_every_s,
         )
         publisher.on_tenant_reset = bridge.forget_deleted_tenant
-        if tenant_removals is not None:
-            tenant_removals.add(bus_forgetter(publisher.redis))
-            tenant_removals.add(bridge.forget_tenant)
+        if live_hooks is not None:
+            live_hooks.forgotten.add(bus_forgetter(publisher.redis))
+            live_hooks.forgotten.add(bridge.forget_tenant)
+            live_hooks.applied.add(bridge.queues_changed)
         bridge_task = asyncio.create_task(bridge.run(fail_fast_auth=True), name="bridge")
         exits.push_async_callback(_stop_bridge, bridge, bridge_task)
         worker: CallbackWorker | None = None

@@ -27,3 +27,5 @@ class ApiContext:
     # Run after a tenant is deleted or created: the live side (bus keys, an in-process bridge)
     # forgets the slug, so a reused slug never shows the previous tenant (bus.tenants).
     tenant_forgotten: Callable[[str], Awaitable[None]] | None = None
+    # Run after a tenant was applied to Asterisk: an in-process bridge resyncs its queues.
+    tenant_applied: Callable[[str], Awaitable[None]] | None = None

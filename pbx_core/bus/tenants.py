@@ -6,7 +6,8 @@ the tenant's epoch on, then deletes its snapshot and stream. A bridge publisher 
 process notices the epoch (its next snapshot write finds the key gone and re-reads it) and asks
 its engine to forget the tenant before it writes anything more of it; readers ignore a
 snapshot from an older epoch meanwhile. In one process (``serve``, ``demo``) the API also tells
-the bridge directly through :class:`TenantRemovals`.
+the bridge directly through :class:`LiveHooks` (and, after an apply, asks it to resync, so a
+queue the apply deleted goes at once even where the AMI user cannot read ``Reload`` events).
 
 Why an epoch and not a key per immutable tenant id: the bridge only knows Asterisk's names,
 which carry the slug, never the provisioning database's id, and nothing on the live path should
@@ -19,6 +20,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from .keys import TENANTS_KEY, epoch_key, snapshot_key, stream_key
@@ -49,11 +51,10 @@ def bus_forgetter(redis: Any) -> TenantHook:
     return forget
 
 
-class TenantRemovals:
-    """The hooks to run when a tenant is deleted (or created: a new tenant starts empty even if an
-    earlier deletion could not clean up). Registered by whoever holds a tenant's state: the bus
-    (``bus_forgetter``), an in-process bridge (``Bridge.forget_tenant``). One failing hook does
-    not stop the others; the deletion itself is already committed."""
+class TenantHooks:
+    """Hooks run with a tenant's slug, registered by whoever holds the tenant's live state (the
+    bus: ``bus_forgetter``; an in-process bridge). One failing hook does not stop the others: what
+    the API did (a deletion, an apply) is already done."""
 
     def __init__(self) -> None:
         self._hooks: list[TenantHook] = []
@@ -68,4 +69,14 @@ class TenantRemovals:
                 if inspect.isawaitable(result):
                     await result
             except Exception:
-                log.exception("forgetting tenant %s failed in %r", tenant, hook)
+                log.exception("tenant hook %r failed for %s", hook, tenant)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveHooks:
+    """What the REST API tells the live side. ``forgotten``: a tenant was deleted (or created: a
+    new tenant starts empty even if an earlier deletion could not clean up). ``applied``: a
+    tenant's configuration was applied to Asterisk (queues may have gone)."""
+
+    forgotten: TenantHooks = field(default_factory=TenantHooks)
+    applied: TenantHooks = field(default_factory=TenantHooks)

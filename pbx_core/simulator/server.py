@@ -185,6 +185,9 @@ class SimulatedAsterisk(World):
         self.answer_pings = True
         self.allow_filter = True
         self.ignore: set[str] = set()  # action names never answered
+        # manager.conf's ``read`` of the logged-in user: events of other classes (by their
+        # Privilege header) are not delivered, as Asterisk does. None: every class.
+        self.read_classes: set[str] | None = None
         self.handlers: dict[str, Handler] = {}  # action name (lowercase) -> override
         self.port = port
         self._server: asyncio.Server | None = None
@@ -252,6 +255,8 @@ class SimulatedAsterisk(World):
                 await s.writer.drain()
 
     def _deliver(self, data: bytes, event: str) -> None:
+        if self.read_classes is not None and not _readable(data, self.read_classes):
+            return
         text: str | None = None
         for s in self.live:
             if s.filters:
@@ -907,6 +912,16 @@ class SimulatedAsterisk(World):
 
 
 _RELOADABLE = ("res_pjsip.so", "app_voicemail.so", "app_queue.so", "pbx_config.so")
+
+
+def _readable(data: bytes, classes: set[str]) -> bool:
+    """Does a user with these read classes get this event (its ``Privilege: a,b,all`` header)?"""
+    start = data.find(b"\r\nPrivilege: ")
+    if start < 0:
+        return True
+    end = data.find(b"\r\n", start + 2)
+    granted = data[start + len(b"\r\nPrivilege: ") : end].decode().split(",")
+    return any(c in classes for c in granted if c != "all")
 
 
 def reload_status(outcome: str) -> int:

@@ -66,8 +66,8 @@ async def _serve(settings: Settings, host: str, port: int, wallboard_dir: Path |
             extra_routes=prov.routes,
             callback_requester=prov.callback_requester,
         )
-        if prov.removals is not None:  # a deleted tenant's bus keys go; the bridge notices the epoch
-            prov.removals.add(bus_forgetter(app.state.redis))
+        if prov.live is not None:  # a deleted tenant's bus keys go; the bridge notices the epoch
+            prov.live.forgotten.add(bus_forgetter(app.state.redis))
         server = uvicorn.Server(uvicorn_config(app, host, port))
         print(
             f"pbx-core web: http://{host}:{port}/?token=…  REST API http://{host}:{port}{API_PREFIX}/docs "

@@ -6,9 +6,11 @@ wires it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from redis.asyncio import Redis
 
 from pbx_core.bus import BusPublisher, BusReader, EmbeddedRedis, connect
 from pbx_core.bus.keys import Snapshot, epoch_key, snapshot_key, stream_key
-from pbx_core.bus.tenants import TenantRemovals, forget_tenant
+from pbx_core.bus.tenants import TenantHooks, forget_tenant
 from pbx_core.config import Settings
 from pbx_core.domain.board import empty_board, tenant_board
 from pbx_core.domain.events import CallerAbandoned, CallerJoined, TenantRemoved
@@ -26,7 +28,7 @@ from pbx_core.domain.queue_state import Delta, LiveState, apply
 from pbx_core.provisioning.db import upgrade
 from pbx_core.provisioning.keys import create_reseller_key
 from pbx_core.simulator.server import SimulatedAsterisk
-from pbx_core.stack import running_stack
+from pbx_core.stack import Stack, running_stack
 from pbx_core.web.provisioning import provisioning
 from tests import conftest
 from tests.conftest import ROOT
@@ -192,11 +194,24 @@ def etc(tmp_path: Path) -> Path:
     return etc
 
 
-async def test_delete_with_force_then_reuse_the_slug_through_the_api_shows_nothing_old(
-    etc: Path, tmp_path: Path
-) -> None:
-    """Reseller A's t3 has abandoned callers on its board; A deletes t3 with force; reseller B
-    creates t3. B's first wallboard snapshot is empty, and nothing of A's is left anywhere."""
+@dataclass
+class Served:
+    """`serve`'s wiring (provisioning API + bridge + bus + web) against a simulator playing
+    /etc/asterisk, with two resellers' API keys."""
+
+    ast: SimulatedAsterisk
+    stack: Stack
+    redis: Redis
+    key_a: str
+    key_b: str
+
+    def api(self, key: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=f"{self.stack.base_url}/api/v1", timeout=GUARD_S,
+                                 headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def served(etc: Path, tmp_path: Path) -> AsyncIterator[Served]:
     db_url = f"sqlite:///{tmp_path / 'pbx.db'}"
     await upgrade(db_url)
     settings = Settings.from_env({"PBX_DATABASE_URL": db_url, "PBX_WALLBOARD_TOKENS": "tv=t3"})
@@ -204,65 +219,94 @@ async def test_delete_with_force_then_reuse_the_slug_through_the_api_shows_nothi
         SimulatedAsterisk(config_dir=etc) as ast,
         provisioning(settings, database_url=db_url, ami_url=ast.url, config_dir=etc / "pbx-core") as prov,
         running_stack(settings, ast.url, prov.verifier, host="127.0.0.1", port=0, extra_routes=prov.routes,
-                      tenant_removals=prov.removals) as stack,
+                      live_hooks=prov.live) as stack,
     ):  # fmt: skip
         async with prov.sessions() as session:
             key_a = await create_reseller_key(session, "Reseller A", "main")
             key_b = await create_reseller_key(session, "Reseller B", "main")
             await session.commit()
-        api = f"{stack.base_url}/api/v1"
         redis = connect(stack.redis_url)
-        bridge = stack.bridge
         try:
-            async with httpx.AsyncClient(base_url=api, headers={"Authorization": f"Bearer {key_a}"},
-                                         timeout=GUARD_S) as a:  # fmt: skip
-                assert (await a.post("/tenants", json={"slug": "t3", "name": "A's t3"})).status_code == 201
-                r = await a.post("/tenants/t3/queues", json={"name": "support", "strategy": "ringall"})
-                assert r.status_code == 201, r.text
-                r = await a.post("/tenants/t3/apply")
-                assert r.status_code == 200 and r.json()["status"] == "ok", r.text
-                await until(lambda: "t3-support" in bridge.state.queues, "the applied queue in the engine")
-                for _ in range(3):
-                    caller = ast.join("t3-support", SECRET_NUMBER, SECRET_NAME)
-                    ast.leave("t3-support", caller.uniqueid, abandon=True)
-                await until(lambda: len(bridge.state.queues["t3-support"].abandoned) == 3, "A's abandons")
-                async with asyncio.timeout(GUARD_S):
-                    await stack.publisher.flush()
-                old_board = (await BusReader(redis, "t3").current()).board
-                assert len(old_board["queues"]["t3-support"]["abandoned_callers"]) == 3
-
-                async with wallboard(_Url(stack.base_url), "token=tv") as a_wb:
-                    await a_wb.until(lambda m: m["type"] == "snapshot")
-                    r = await a.delete("/tenants/t3", params={"force": "true"})
-                    assert r.status_code == 204, r.text
-                    # A's own open board empties too: nothing of t3 is live anymore.
-                    await a_wb.until(lambda m: a_wb.board is not None and not a_wb.board["queues"])
-
-            assert not [q for q in bridge.state.queues if q.startswith("t3-")]
-            assert "t3-support" not in ast.queues or ast.queues["t3-support"].dead
-            async with asyncio.timeout(GUARD_S):
-                await stack.publisher.flush()
-            for text in (await stream_text(redis, "t3"), str(await redis.get(snapshot_key("t3")))):
-                assert SECRET_NUMBER not in text and SECRET_NAME not in text
-
-            async with httpx.AsyncClient(base_url=api, headers={"Authorization": f"Bearer {key_b}"},
-                                         timeout=GUARD_S) as b:  # fmt: skip
-                assert (await b.post("/tenants", json={"slug": "t3", "name": "B's t3"})).status_code == 201
-                async with wallboard(_Url(stack.base_url), "token=tv") as b_wb:
-                    first = await b_wb.until(lambda m: m["type"] == "snapshot")
-                    assert first["board"] == {"tenant": "t3", "queues": {}}
-                    r = await b.post("/tenants/t3/queues", json={"name": "support", "strategy": "ringall"})
-                    assert r.status_code == 201, r.text
-                    r = await b.post("/tenants/t3/apply")
-                    assert r.status_code == 200, r.text
-                    # B's queue appears (the apply's reload resyncs the bridge), empty.
-                    await b_wb.until(lambda m: "t3-support" in (b_wb.board or {}).get("queues", {}))
-                    q = b_wb.board["queues"]["t3-support"]  # type: ignore[index]
-                    assert q["abandoned_callers"] == [] and q["stats"]["offered"] == 0
-                    seen = json.dumps([*b_wb.snapshots, *b_wb.deltas])
-                    assert SECRET_NUMBER not in seen and SECRET_NAME not in seen
+            yield Served(ast, stack, redis, key_a, key_b)
         finally:
             await redis.aclose()
+
+
+async def test_delete_with_force_then_reuse_the_slug_through_the_api_shows_nothing_old(
+    etc: Path, tmp_path: Path
+) -> None:
+    """Reseller A's t3 has abandoned callers on its board; A deletes t3 with force; reseller B
+    creates t3. B's first wallboard snapshot is empty, and nothing of A's is left anywhere."""
+    async with served(etc, tmp_path) as s:
+        ast, stack, redis, bridge = s.ast, s.stack, s.redis, s.stack.bridge
+        async with s.api(s.key_a) as a:
+            assert (await a.post("/tenants", json={"slug": "t3", "name": "A's t3"})).status_code == 201
+            r = await a.post("/tenants/t3/queues", json={"name": "support", "strategy": "ringall"})
+            assert r.status_code == 201, r.text
+            r = await a.post("/tenants/t3/apply")
+            assert r.status_code == 200 and r.json()["status"] == "ok", r.text
+            await until(lambda: "t3-support" in bridge.state.queues, "the applied queue in the engine")
+            for _ in range(3):
+                caller = ast.join("t3-support", SECRET_NUMBER, SECRET_NAME)
+                ast.leave("t3-support", caller.uniqueid, abandon=True)
+            await until(lambda: len(bridge.state.queues["t3-support"].abandoned) == 3, "A's abandons")
+            async with asyncio.timeout(GUARD_S):
+                await stack.publisher.flush()
+            old_board = (await BusReader(redis, "t3").current()).board
+            assert len(old_board["queues"]["t3-support"]["abandoned_callers"]) == 3
+
+            async with wallboard(_Url(stack.base_url), "token=tv") as a_wb:
+                await a_wb.until(lambda m: m["type"] == "snapshot")
+                r = await a.delete("/tenants/t3", params={"force": "true"})
+                assert r.status_code == 204, r.text
+                # A's own open board empties too: nothing of t3 is live anymore.
+                await a_wb.until(lambda m: a_wb.board is not None and not a_wb.board["queues"])
+
+        assert not [q for q in bridge.state.queues if q.startswith("t3-")]
+        assert "t3-support" not in ast.queues or ast.queues["t3-support"].dead
+        async with asyncio.timeout(GUARD_S):
+            await stack.publisher.flush()
+        for text in (await stream_text(redis, "t3"), str(await redis.get(snapshot_key("t3")))):
+            assert SECRET_NUMBER not in text and SECRET_NAME not in text
+
+        async with s.api(s.key_b) as b:
+            assert (await b.post("/tenants", json={"slug": "t3", "name": "B's t3"})).status_code == 201
+            async with wallboard(_Url(stack.base_url), "token=tv") as b_wb:
+                first = await b_wb.until(lambda m: m["type"] == "snapshot")
+                assert first["board"] == {"tenant": "t3", "queues": {}}
+                r = await b.post("/tenants/t3/queues", json={"name": "support", "strategy": "ringall"})
+                assert r.status_code == 201, r.text
+                r = await b.post("/tenants/t3/apply")
+                assert r.status_code == 200, r.text
+                # B's queue appears (the apply's reload resyncs the bridge), empty.
+                await b_wb.until(lambda m: "t3-support" in (b_wb.board or {}).get("queues", {}))
+                q = b_wb.board["queues"]["t3-support"]  # type: ignore[index]
+                assert q["abandoned_callers"] == [] and q["stats"]["offered"] == 0
+                seen = json.dumps([*b_wb.snapshots, *b_wb.deltas])
+                assert SECRET_NUMBER not in seen and SECRET_NAME not in seen
+
+
+async def test_an_apply_that_drops_a_queue_clears_it_even_without_the_reload_event(
+    etc: Path, tmp_path: Path
+) -> None:
+    """An AMI user without read class ``system`` (a manager.conf from before pbx-core needed it)
+    never gets ``Reload``; in one process the API's apply tells the bridge to resync itself."""
+    async with served(etc, tmp_path) as s:
+        s.ast.read_classes = {"agent", "call", "user"}
+        bridge = s.stack.bridge
+        async with s.api(s.key_a) as a:
+            assert (await a.post("/tenants", json={"slug": "t3", "name": "T3"})).status_code == 201
+            for name in ("support", "sales"):
+                r = await a.post("/tenants/t3/queues", json={"name": name, "strategy": "ringall"})
+                assert r.status_code == 201, r.text
+            assert (await a.post("/tenants/t3/apply")).status_code == 200
+            await until(lambda: {"t3-support", "t3-sales"} <= set(bridge.state.queues), "both queues")
+            assert (await a.delete("/tenants/t3/queues/sales")).status_code == 204
+            assert (await a.post("/tenants/t3/apply")).status_code == 200
+            await until(lambda: "t3-sales" not in bridge.state.queues, "sales leaves the engine")
+            async with asyncio.timeout(GUARD_S):
+                await s.stack.publisher.flush()
+            assert set((await BusReader(s.redis, "t3").current()).board["queues"]) == {"t3-support"}
 
 
 class _Url:
@@ -273,7 +317,7 @@ class _Url:
         return self.http.replace("http://", "ws://") + "/ws/wallboard?" + query
 
 
-def test_tenant_removals_run_every_hook_even_when_one_fails() -> None:
+def test_tenant_hooks_run_every_hook_even_when_one_fails() -> None:
     calls: list[str] = []
 
     def broken(tenant: str) -> None:
@@ -282,8 +326,8 @@ def test_tenant_removals_run_every_hook_even_when_one_fails() -> None:
     async def recorded(tenant: str) -> None:
         calls.append(tenant)
 
-    removals = TenantRemovals()
-    removals.add(broken)
-    removals.add(recorded)
-    asyncio.run(removals("t3"))
+    hooks = TenantHooks()
+    hooks.add(broken)
+    hooks.add(recorded)
+    asyncio.run(hooks("t3"))
     assert calls == ["t3"]

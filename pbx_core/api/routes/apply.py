@@ -149,6 +149,9 @@ async def apply(request: Request, access: TenantWriter) -> ApplyOut:
     if outcome.status == "failed":
         raise ApiError(502, f"Asterisk did not accept the configuration of tenant {access.slug!r}: "
                             f"{outcome.error}")
+    applied = api_context(request).tenant_applied
+    if outcome.status == "ok" and applied is not None:
+        await applied(access.slug)  # the live state follows at once (a queue may have gone)
     return ApplyOut(run=run.id, status=outcome.status, changed=list(outcome.changed),  # type: ignore[arg-type]
                     reloads=list(outcome.reloads), note=outcome.note, members=members)
 
