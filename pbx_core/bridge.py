@@ -315,7 +315,8 @@ def _describe(item: EngineItem) -> str:
 
 DESCRIPTION = """\
 Bridge a real Asterisk: connect to its AMI (PBX_AMI_URL), keep a live model of every queue from
-the events, resync it from QueueStatus after every (re)connect, publish every change to the
+the events, resync it from QueueStatus after every (re)connect and every app_queue reload (so
+queues and members Asterisk no longer has leave the model), publish every change to the
 Redis bus (PBX_REDIS_URL) for any number of `pbx-core web` processes, and log a compact summary.
 
 settings (environment):
@@ -328,7 +329,8 @@ settings (environment):
   PBX_TIMEZONE                timezone of "today" (default Europe/Amsterdam)
   (`pbx-core config --markdown` lists them all)
 
-The AMI user needs read permission for `agent` (queue events) and `call` (Hangup), and write
+The AMI user needs read permission for `agent` (queue events), `call` (Hangup) and `system`
+(the Reload event after which a deleted queue leaves the model), and write
 `system` if PBX_AMI_EVENT_FILTER is on (without it the bridge filters locally). With
 --callbacks also read `user` and write `originate,call,agent` (see asterisk-config/manager.conf).
 
