@@ -236,3 +236,19 @@ class _Url:
 
     def ws_url(self, query: str) -> str:
         return self.http.replace("http://", "ws://") + "/ws/wallboard?" + query
+
+
+def test_no_new_caller_joins_a_queue_deleted_from_queues_conf() -> None:
+    """app_queue keeps a deleted queue only for the callers already in it: Queue() cannot join it
+    any more, so the simulated traffic sends no new arrivals there."""
+    from pbx_core.simulator.traffic import Traffic, TrafficConfig
+
+    world = SimulatedAsterisk()
+    traffic = Traffic(world, TrafficConfig(tenants=1, queues=1, agents=1, seed=3))
+    traffic.setup()
+    [name] = traffic.queue_names
+    traffic._arrive(name)
+    assert len(world.queues[name].callers) == 1
+    world.queues[name].dead = True  # what _queues_loaded does when the file drops it mid-call
+    traffic._arrive(name)
+    assert len(world.queues[name].callers) == 1
