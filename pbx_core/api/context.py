@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,3 +26,8 @@ class ApiContext:
     # Failed authentications (401) allowed per minute per client address before 429: key guessing
     # is hopeless against 256-bit keys, but each guess still costs a database lookup.
     auth_failures_per_min: int = 30
+    # Run after a tenant is deleted or created: the live side (bus keys, an in-process bridge)
+    # forgets the slug, so a reused slug never shows the previous tenant (bus.tenants).
+    tenant_forgotten: Callable[[str], Awaitable[None]] | None = None
+    # Run after a tenant was applied to Asterisk: an in-process bridge resyncs its queues.
+    tenant_applied: Callable[[str], Awaitable[None]] | None = None

@@ -198,6 +198,15 @@ class Tick:
     ts: float
 
 
+@dataclass(slots=True, frozen=True)
+class TenantRemoved:
+    """A tenant was deleted (pbx-core's own API said so, or its bus epoch moved on): its queues
+    leave the live state at once, whatever Asterisk still reports until its config is reloaded."""
+
+    ts: float
+    tenant: str
+
+
 QueueEvent = (
     CallerJoined
     | CallerLeft
@@ -209,7 +218,7 @@ QueueEvent = (
     | AgentDumped
     | MemberChanged
 )
-Event = QueueEvent | ChannelHungUp | StatusSnapshot | Tick
+Event = QueueEvent | ChannelHungUp | StatusSnapshot | Tick | TenantRemoved
 
 
 def _int(value: str | None, default: int = 0) -> int:

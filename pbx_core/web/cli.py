@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
 async def _serve(settings: Settings, listener: socket.socket, wallboard_dir: Path | None) -> None:
     import uvicorn
 
+    from ..bus.tenants import bus_forgetter
     from .app import create_app, thresholds_for
     from .provisioning import API_PREFIX, provisioning
     from .server import uvicorn_config
@@ -73,6 +74,8 @@ async def _serve(settings: Settings, listener: socket.socket, wallboard_dir: Pat
             extra_routes=prov.routes,
             callback_requester=prov.callback_requester,
         )
+        if prov.live is not None:  # a deleted tenant's bus keys go; the bridge notices the epoch
+            prov.live.forgotten.add(bus_forgetter(app.state.redis))
         server = uvicorn.Server(uvicorn_config(app, host, port))
         print(
             f"pbx-core web: http://{host}:{port}/?token=…  REST API http://{host}:{port}{API_PREFIX}/docs "

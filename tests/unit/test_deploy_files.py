@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pbx_core.ami.client import HANDLED_EVENTS
+from pbx_core.ami.client import CONTROL_EVENTS, HANDLED_EVENTS
 from pbx_core.callbacks.ami_shell import CALLBACK_EVENTS
 from pbx_core.config import VARIABLES, parse_ami_url
 
@@ -278,12 +278,14 @@ def test_manager_user_has_least_privilege_and_an_acl() -> None:
     user = conf("manager.conf")["pbx-core"]
     read = set(one(user, "read").split(","))
     write = set(one(user, "write").split(","))
-    # agent: queue events; call: Hangup / OriginateResponse; user: the callback UserEvents.
-    assert read == {"agent", "call", "user"}
+    # agent: queue events; call: Hangup / OriginateResponse; user: the callback UserEvents;
+    # system: the Reload event after which the bridge resyncs (read only: events, no actions).
+    assert read == {"agent", "call", "user", "system"}
     # agent: QueueAdd/Remove/Pause/Penalty; originate: callbacks; call: Setvar/Status/Hangup;
     # command: module reloads.
     assert write == {"agent", "originate", "call", "command"}
-    assert not (read | write) & {"all", "system", "config", "dialplan"}
+    assert not read & {"all", "config", "dialplan"}
+    assert not write & {"all", "system", "config", "dialplan"}
     assert [v for k, v in user if k == "deny"] == ["0.0.0.0/0.0.0.0"]
     assert [v for k, v in user if k == "permit"] == ["127.0.0.1/255.255.255.255"]
     assert ("#tryinclude", "/var/run/asterisk/manager-acl.conf") in user
@@ -309,7 +311,7 @@ def test_manager_event_filter_passes_every_event_the_bridge_handles() -> None:
         if key.startswith("eventfilter"):
             assert match, f"unexpected filter {key!r}"
             names.add(match.group(1))
-    missing = (HANDLED_EVENTS | CALLBACK_EVENTS) - names
+    missing = (HANDLED_EVENTS | CALLBACK_EVENTS | CONTROL_EVENTS) - names
     assert not missing, f"manager.conf would drop events the bridge or the worker needs: {sorted(missing)}"
 
 

@@ -120,6 +120,13 @@ def _prompts(applied: TenantApplied) -> PromptChanges | None:
     return PromptChanges(spoken=list(applied.prompts.spoken), removed=list(applied.prompts.removed))
 
 
+async def forget_live_state(request: Request, slug: str) -> None:
+    """The live side forgets the slug (``ApiContext.tenant_forgotten``; logs its own failures)."""
+    hook = api_context(request).tenant_forgotten
+    if hook is not None:
+        await hook(slug)
+
+
 async def remove_from_asterisk(request: Request, slug: str) -> ApplyResult | None:
     """After a tenant is deleted: remove its generated files, drop it from the index files and
     reload (over AMI when configured). None when it was never applied here."""
@@ -164,6 +171,9 @@ async def apply(request: Request, access: TenantWriter) -> ApplyOut:
     if outcome.status == "failed":
         raise ApiError(502, f"Asterisk did not accept the configuration of tenant {access.slug!r}: "
                             f"{outcome.error}")
+    applied = api_context(request).tenant_applied
+    if outcome.status == "ok" and applied is not None:
+        await applied(access.slug)  # the live state follows at once (a queue may have gone)
     return ApplyOut(run=run.id, status=outcome.status, changed=list(outcome.changed),  # type: ignore[arg-type]
                     reloads=list(outcome.reloads), note=outcome.note, members=members, prompts=prompts)
 
