@@ -69,7 +69,7 @@ from pbx_core.callbacks import (
     request,
     should_offer,
 )
-from pbx_core.callbacks.model import AttemptResult
+from pbx_core.callbacks.core.model import AttemptResult
 from pbx_core.provisioning.schemas import QueueIn
 
 TENANT, QUEUE = "bench", "support"

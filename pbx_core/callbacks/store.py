@@ -30,8 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..provisioning.models import CallbackAttempt, CallbackRow, Queue, Tenant, utcnow
 from ..provisioning.snapshot import load_tenant_config
-from .model import OPEN, Callback, Source, normalise_number
-from .scheduler import CallbackRequest, SchedulerState, cancel, request, restore
+from .core.model import OPEN, Callback, Source, normalise_number
+from .core.scheduler import CallbackRequest, SchedulerState, cancel, request, restore
 from .settings import queue_policy  # the worker's policy builder: one definition of the rules
 
 # The record's fields as columns (``tenant`` is the slug; the row holds tenant_id instead).

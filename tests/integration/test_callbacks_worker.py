@@ -1,7 +1,9 @@
-"""The callback worker over real TCP against the simulated Asterisk, with a real SQLite store.
+"""The callbacks on the bridge (one AMI session, one engine task) over real TCP against the
+simulated Asterisk, with a real SQLite store.
 
-Time is the simulator's stepped clock, injected into the worker: a test moves it on (agent ring,
-customer ring, talk time, retry back-off, opening hours) instead of waiting for it.
+Time is the simulator's stepped clock, injected into the bridge: a test moves it on (agent ring,
+customer ring, talk time, retry back-off, opening hours) instead of waiting for it. "Restarting
+the worker" restarts the bridge that runs the callbacks.
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pbx_core.ami.client import AmiOptions
-from pbx_core.callbacks.model import Callback, Status
+from pbx_core.bridge import Bridge
+from pbx_core.callbacks.core.model import Callback, Status
+from pbx_core.callbacks.core.scheduler import SchedulerState
+from pbx_core.callbacks.core.service import AGENT_COOLDOWN_S, FORGET_CLOSED_AFTER_S, CallbackService
+from pbx_core.callbacks.shell import CallbackOptions, Callbacks
 from pbx_core.callbacks.store import CallbackStore, request_callback
-from pbx_core.callbacks.worker import AGENT_COOLDOWN_S, FORGET_CLOSED_AFTER_S, CallbackWorker, WorkerOptions
+from pbx_core.domain.queue_state import Delta
 from pbx_core.provisioning import db
 from pbx_core.provisioning.models import BusinessHours, Queue
 from pbx_core.provisioning.schemas import HoursIn, QueueIn
@@ -36,10 +42,35 @@ BOB = "Local/202@acme-agents/n"
 NUMBER = "0612345678"
 # Monday 2030-01-07 10:00 in Amsterdam: inside the office hours used below.
 T0 = datetime(2030, 1, 7, 10, 0, tzinfo=ZoneInfo("Europe/Amsterdam")).timestamp()
-FAST = WorkerOptions(
-    tick_s=0.02, refresh_s=0.5, store_poll_s=0.02, policies_every_s=60.0, reconcile_every_s=0.2
+FAST = CallbackOptions(
+    refresh_s=0.5, globals_every_s=0.02, store_poll_s=0.02, policies_every_s=60.0, reconcile_every_s=0.2
 )
+TICK_S = 0.02
 AMI = AmiOptions(ping_interval_s=5.0)
+
+
+@dataclass
+class Worker:
+    """A bridge running the callbacks: what used to be the separate worker."""
+
+    bridge: Bridge
+    callbacks: Callbacks
+    task: asyncio.Task[None]
+
+    @property
+    def service(self) -> CallbackService:
+        return self.callbacks.service
+
+    @property
+    def state(self) -> SchedulerState:
+        return self.callbacks.state
+
+    @property
+    def ready(self) -> asyncio.Event:
+        return self.callbacks.ready
+
+    def forget_closed(self, now: float) -> int:
+        return self.callbacks.forget_closed(now)
 
 
 @dataclass
@@ -47,30 +78,23 @@ class Rig:
     sim: SimulatedAsterisk
     store: CallbackStore
     sessions: object
-    workers: list[tuple[CallbackWorker, asyncio.Task[None]]]
+    workers: list[Worker]
 
-    async def start_worker(self) -> CallbackWorker:
-        worker = CallbackWorker(
-            self.sim.url,
-            self.store,
-            self.sessions,
-            ami=AMI,
-            options=FAST,
-            clock=self.sim.clock.now,  # type: ignore[arg-type]
-        )
-        task = asyncio.create_task(worker.run())
-        self.workers.append((worker, task))
-        await wait_until(lambda: worker.ready.is_set() or task.done(), "the worker restored and reconciled")
+    async def start_worker(self) -> Worker:
+        callbacks = Callbacks(self.store, self.sessions, options=FAST)  # type: ignore[arg-type]
+        bridge = Bridge(self.sim.url, ami=AMI, tick_s=TICK_S, parts=[callbacks], clock=self.sim.clock.now)
+        worker = Worker(bridge, callbacks, asyncio.create_task(bridge.run()))
+        self.workers.append(worker)
+        task = worker.task
+        await wait_until(lambda: worker.ready.is_set() or task.done(), "callbacks restored and reconciled")
         if task.done():
             task.result()
-        await wait_until(lambda: QUEUE in worker.engine.state.queues, "the worker's first QueueStatus")
+        await wait_until(lambda: QUEUE in bridge.state.queues, "the bridge's first QueueStatus")
         return worker
 
-    async def stop_worker(self, worker: CallbackWorker) -> None:
-        for w, task in self.workers:
-            if w is worker:
-                w.stop()
-                await task
+    async def stop_worker(self, worker: Worker) -> None:
+        worker.bridge.stop()
+        await worker.task
 
     def actions(self, name: str) -> list[dict[str, str]]:
         return [a for s in self.sim.sessions for a in s.actions if a.get("Action", "").lower() == name]
@@ -156,10 +180,10 @@ async def rig(
     try:
         yield r
     finally:
-        for worker, task in r.workers:
-            worker.stop()
+        for worker in r.workers:
+            worker.bridge.stop()
             with contextlib.suppress(Exception):
-                await task
+                await worker.task
         await sim.close()
         await engine.dispose()
 
@@ -345,7 +369,7 @@ async def test_restart_mid_originate_does_not_dial_twice(tmp_path: Path) -> None
 
         second = await r.start_worker()
         assert second.state.callbacks[cb_id].status is Status.DIALLING  # restored, channel found live
-        assert second.counters.reconciles >= 1
+        assert second.service.counters.reconciles >= 1
         assert await r.settle(cb_id, {Status.COMPLETED, Status.FAILED}, step_s=5) is Status.COMPLETED
         assert len(r.actions("originate")) == 1
         await wait_until(
@@ -401,9 +425,9 @@ async def test_a_result_just_before_the_reconcile_listing_is_not_read_as_a_lost_
             s.send(encode([("Event", "StatusComplete"), aid, ("EventList", "Complete"), ("ListItems", "0")]))
 
         r.sim.handlers["status"] = status_after_the_call_ended
-        reconciles = worker.counters.reconciles
+        reconciles = worker.service.counters.reconciles
         r.sim.clock.advance(130)  # past dial_timeout_s: the worker looks for lost dials
-        await wait_until(lambda: worker.counters.reconciles > reconciles, "the worker reconciled")
+        await wait_until(lambda: worker.service.counters.reconciles > reconciles, "the worker reconciled")
         done = await r.stored(cb_id, lambda c: c.status is not Status.DIALLING)
         assert done.status is Status.COMPLETED
         assert [h["change"] for h in await r.store.history(cb_id)] == ["created", "dialling", "completed"]
@@ -416,7 +440,7 @@ async def test_callback_request_user_event_keeps_the_callers_place(tmp_path: Pat
         r.sim.pause_member(QUEUE, ANN, True, "lunch")  # nobody free: the booking waits in line
         caller = r.sim.join(QUEUE, NUMBER, waited_s=95)
         await wait_until(
-            lambda: bool(worker.engine.state.queues[QUEUE].callers), "the caller is seen waiting"
+            lambda: bool(worker.bridge.state.queues[QUEUE].callers), "the caller is seen waiting"
         )
         r.sim.callback_request(QUEUE, caller, NUMBER)
         await wait_until(lambda: len(worker.state.callbacks) == 1, "the booking reached the worker")
@@ -451,7 +475,7 @@ async def test_expected_wait_and_offer_globals_are_kept_fresh(tmp_path: Path) ->
         await wait_until(lambda: "PBX_OFFER_acme_support" in r.sim.globals, "the offer flag is set")
         assert r.sim.globals["PBX_OFFER_acme_support"] == "0"  # no handled call yet: nothing to promise
         assert "PBX_EWT_acme_support" not in r.sim.globals  # empty = unknown
-        worker.estimators[("acme", "support")].observe(120)
+        worker.service.estimators[("acme", "support")].observe(120)
         for i in range(3):
             r.sim.join(QUEUE, f"0610000{i:03d}")
         await wait_until(lambda: r.sim.globals.get("PBX_OFFER_acme_support") == "1", "the offer opens")
@@ -479,7 +503,35 @@ async def test_fill_pacing_follows_the_queues_live_service_level(tmp_path: Path)
         booked = r.sim.join(QUEUE, NUMBER, waited_s=95)  # leaves for a callback: in neither term
         r.sim.callback_request(QUEUE, booked, NUMBER)
         await wait_until(lambda: len(worker.state.callbacks) == 1, "the booking reached the worker")
-        assert worker.engine.state.queues[QUEUE].counters.answered == 2
-        rolling = worker.pacing.queues[("acme", "support")]
+        assert worker.bridge.state.queues[QUEUE].counters.answered == 2
+        rolling = worker.service.pacing.queues[("acme", "support")]
         assert rolling.sl.service_level_s == 20.0
-        assert rolling.sl.pct(worker.clock()) == 50.0
+        assert rolling.sl.pct(worker.bridge.now()) == 50.0
+
+
+async def test_one_ami_session_and_one_ordered_stream(tmp_path: Path) -> None:
+    """The callbacks run on the bridge's own AMI session and engine task: one login, one parse.
+    Their ``callbacks.summary`` reaches the sinks in the same ordered stream as the queue deltas:
+    the abandon that earns a callback comes before the summary that counts it."""
+    async with rig(tmp_path, queue_settings(callback_on_abandon=True)) as r:
+        r.sim.pause_member(QUEUE, ANN, True, "lunch")  # nobody free: the callback stays pending
+        seen: list[Delta] = []
+        worker = await r.start_worker()
+        worker.bridge.add_sink(seen.extend)
+        assert r.sim.logins == 1 and len(r.sim.sessions) == 1
+        caller = r.sim.join(QUEUE, NUMBER, waited_s=40)
+        await wait_until(lambda: bool(worker.bridge.state.queues[QUEUE].callers), "the caller waits")
+        r.sim.abandon(QUEUE, caller)
+
+        def counted() -> bool:
+            return any(d.type == "callbacks.summary" and d.data["pending"] == 1 for d in seen)
+
+        await wait_until(counted, "the summary counts the abandoned caller's callback")
+        types = [d.type for d in seen]
+        first_counted = next(
+            i for i, d in enumerate(seen) if d.type == "callbacks.summary" and d.data["pending"] == 1
+        )
+        assert types.index("caller.abandoned") < first_counted
+        (cb,) = worker.state.callbacks.values()
+        assert (cb.source, cb.number, cb.status) == ("abandoned", NUMBER, Status.PENDING)
+        assert r.sim.logins == 1  # still the one session: no second login for the callbacks

@@ -7,10 +7,10 @@ enough: read ``agent,call``, write ``agent,originate,call,command``) and
 A throwaway tenant whose queue offers callbacks (and whose after-hours menu books them) is
 applied and its callback contexts are checked in Asterisk's own CLI output. The expected-wait and
 offer globals are written with ``Setvar`` and read back with ``Getvar`` (no Channel: a global,
-as the dialplan's ``${GLOBAL(...)}`` reads it). Then the real :class:`CallbackWorker`, on a
+as the dialplan's ``${GLOBAL(...)}`` reads it). Then a real bridge with its callbacks part, on a
 temporary SQLite store, dials a booked callback agent-first through a member
 ``Local/201@{slug}-agents/n`` whose only device never registered: Asterisk must answer the
-Originate with ``OriginateResponse: Failure``, which must reach the worker through the event
+Originate with ``OriginateResponse: Failure``, which must reach the callbacks through the event
 filter and requeue the callback without using an attempt and without dialling it again.
 """
 
@@ -31,11 +31,12 @@ import pytest
 from pbx_core.ami.client import AmiClient, AmiOptions
 from pbx_core.ami.errors import AmiError
 from pbx_core.asterisk.apply import apply_tenant, cli, remove_tenant
-from pbx_core.callbacks.ami_shell import ewt_variable, offer_variable, setvar_action
-from pbx_core.callbacks.live import free_agents
-from pbx_core.callbacks.model import Status
+from pbx_core.bridge import Bridge
+from pbx_core.callbacks.ami import ewt_variable, offer_variable, setvar_action
+from pbx_core.callbacks.core.live import free_agents
+from pbx_core.callbacks.core.model import Status
+from pbx_core.callbacks.shell import CallbackOptions, Callbacks
 from pbx_core.callbacks.store import CallbackStore, request_callback
-from pbx_core.callbacks.worker import CallbackWorker, WorkerOptions
 from pbx_core.config import AmiUrl
 from pbx_core.provisioning import db
 from pbx_core.provisioning.models import BusinessHours, Queue, Reseller, Tenant
@@ -53,8 +54,9 @@ from .conftest import LIVE_URL, SKIP_REASON
 pytestmark = [pytest.mark.live, pytest.mark.skipif(not LIVE_URL, reason=SKIP_REASON)]
 
 HANG_GUARD_S = 60.0  # a real PBX: generous, and only ever a hang guard
-WORKER_AMI = AmiOptions(action_timeout_s=20.0)  # the worker's own: event filter and resync, as deployed
-WORKER = WorkerOptions(tick_s=0.05, refresh_s=0.2, store_poll_s=0.05, policies_every_s=60.0)
+WORKER_AMI = AmiOptions(action_timeout_s=20.0)  # the bridge's own: event filter and resync, as deployed
+WORKER = CallbackOptions(refresh_s=0.2, globals_every_s=0.05, store_poll_s=0.05, policies_every_s=60.0)
+TICK_S = 0.05
 QUEUE, EXT, NUMBER, TZ = "support", "201", "0612345678", "Europe/Amsterdam"
 # The scheduler's clock (injected, running at real speed): a Monday morning inside the office
 # hours until the worker has sent its first Originate, then that evening, closed. A failed agent
@@ -189,7 +191,8 @@ async def test_callback_dialplan_globals_and_a_failed_agent_leg(
     config = callback_tenant(slug)
     url = f"sqlite+aiosqlite:///{tmp_path / 'callbacks.db'}"
     engine = None
-    worker: CallbackWorker | None = None
+    worker: Callbacks | None = None
+    bridge: Bridge | None = None
     task: asyncio.Task[None] | None = None
     try:
         # ---- (1) the rendered callback dialplan and queue are what Asterisk loaded
@@ -251,17 +254,18 @@ async def test_callback_dialplan_globals_and_a_failed_agent_leg(
 
         def clock() -> float:  # runs at real speed (the worker's refresh follows it)
             w = worker
-            dialled = w is not None and w.counters.originates + w.counters.originate_errors > 0
+            dialled = w is not None and w.counters["originates"] + w.counters["originate_errors"] > 0
             return (CLOSED_T if dialled else OPEN_T) + time.monotonic() - started
 
-        worker = CallbackWorker(ami_url, store, sessions, ami=WORKER_AMI, options=WORKER, clock=clock)
-        task = asyncio.create_task(worker.run())
+        worker = Callbacks(store, sessions, options=WORKER)
+        bridge = Bridge(ami_url, ami=WORKER_AMI, tick_s=TICK_S, parts=[worker], clock=clock)
+        task = asyncio.create_task(bridge.run())
         w = worker
 
         async def free() -> bool:
             if task.done():
                 task.result()  # a refused login or a crash: raise it here
-            q = w.engine.state.queues.get(queue)
+            q = bridge.state.queues.get(queue)
             return w.ready.is_set() and q is not None and iface in free_agents(q)
 
         await eventually(free, "the worker's resync showing the member free")
@@ -291,8 +295,8 @@ async def test_callback_dialplan_globals_and_a_failed_agent_leg(
         assert stored.agent is None and stored.originate_id is None
         history = await store.history(cb.id)
         assert [h["change"] for h in history] == ["created", "dialling", "requeued"], history
-        assert w.counters.originates == 1 and w.counters.originate_errors == 0
-        assert w.counters.results == 1  # the Failure came in through the worker's own event stream
+        assert w.counters["originates"] == 1 and w.counters["originate_errors"] == 0
+        assert w.counters["results"] == 1  # the Failure came in through the worker's own event stream
 
         # The agent the worker reserved with QueuePause (reason "callback") is given back.
         async def unpaused() -> bool:
@@ -303,16 +307,16 @@ async def test_callback_dialplan_globals_and_a_failed_agent_leg(
 
         # Many more scheduler rounds (each refresh is 2 Setvars, one per global): the callback
         # waits for the next opening, it is not dialled again.
-        rounds = w.counters.setvars
-        await eventually(lambda: w.counters.setvars >= rounds + 10, "more worker rounds")
-        assert w.counters.originates == 1
+        rounds = w.counters["setvars"]
+        await eventually(lambda: w.counters["setvars"] >= rounds + 10, "more worker rounds")
+        assert w.counters["originates"] == 1
         assert not w.state.in_flight()
         assert w.state.callbacks[cb.id].status is Status.PENDING
         again = await store.get(cb.id)
         assert again is not None and again.status is Status.PENDING and again.attempts == 0
     finally:
-        if worker is not None and task is not None:
-            worker.stop()
+        if bridge is not None and task is not None:
+            bridge.stop()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, HANG_GUARD_S)
         if engine is not None:

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from pbx_core.ami.client import HANDLED_EVENTS
-from pbx_core.callbacks.ami_shell import CALLBACK_EVENTS
+from pbx_core.callbacks.core.events import CALLBACK_EVENTS
 from pbx_core.config import VARIABLES, parse_ami_url
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ...callbacks.model import Callback, Source, Status, normalise_number
+from ...callbacks.core.model import Callback, Source, Status, normalise_number
 from ...callbacks.store import (
     CallbackClosed,
     CallbackNotFound,

@@ -100,25 +100,73 @@ class CallbackRequest:
 @dataclass(slots=True)
 class SchedulerState:
     policies: dict[QueueKey, QueuePolicy] = field(default_factory=dict)
+    # Every callback it knows: the open ones and the day's closed ones (for the counts).
     callbacks: dict[str, Callback] = field(default_factory=dict)
+    # The open ones, one per (tenant, queue, number): what every decision iterates, so the cost
+    # of a decision follows the open callbacks, not the day's closed ones.
     open_by_key: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    # Indexes kept by put/drop, so a decision costs what it concerns, not every open callback:
+    # the waiting callbacks of each queue, and the callbacks being dialled.
+    waiting: dict[QueueKey, set[str]] = field(default_factory=dict)
+    dialling: set[str] = field(default_factory=set)
+    # When each queue last dialled a fill callback (pacing: fill_spacing_s).
+    last_fill_dial: dict[QueueKey, float] = field(default_factory=dict)
 
     def policy(self, tenant: str, queue: str) -> QueuePolicy:
         return self.policies.get((tenant, queue)) or QueuePolicy()
 
     def put(self, callback: Callback) -> None:
+        old = self.callbacks.get(callback.id)
+        if old is not None:
+            self._unindex(old)
+            if old.key != callback.key and self.open_by_key.get(old.key) == old.id:
+                del self.open_by_key[old.key]
         self.callbacks[callback.id] = callback
+        if callback.status in WAITING:
+            self.waiting.setdefault((callback.tenant, callback.queue), set()).add(callback.id)
+        elif callback.status is Status.DIALLING:
+            self.dialling.add(callback.id)
         if callback.is_open:
             self.open_by_key[callback.key] = callback.id
         elif self.open_by_key.get(callback.key) == callback.id:
             del self.open_by_key[callback.key]
+        if callback.tier > 0 and callback.dialled_at is not None:
+            key = (callback.tenant, callback.queue)
+            last = self.last_fill_dial.get(key)
+            self.last_fill_dial[key] = callback.dialled_at if last is None else max(last, callback.dialled_at)
+
+    def drop(self, callback_id: str) -> None:
+        """Forget a callback entirely (e.g. a closed one from another day)."""
+        old = self.callbacks.pop(callback_id, None)
+        if old is None:
+            return
+        self._unindex(old)
+        if self.open_by_key.get(old.key) == callback_id:
+            del self.open_by_key[old.key]
+
+    def _unindex(self, callback: Callback) -> None:
+        if callback.status in WAITING:
+            key = (callback.tenant, callback.queue)
+            ids = self.waiting.get(key)
+            if ids is not None:
+                ids.discard(callback.id)
+                if not ids:
+                    del self.waiting[key]
+        elif callback.status is Status.DIALLING:
+            self.dialling.discard(callback.id)
 
     def open_for(self, tenant: str, queue: str, number: str) -> Callback | None:
         cb_id = self.open_by_key.get((tenant, queue, normalise_number(number)))
         return None if cb_id is None else self.callbacks[cb_id]
 
+    def open_callbacks(self) -> list[Callback]:
+        """Pending, overdue and dialling callbacks, in no particular order."""
+        callbacks = self.callbacks
+        return [callbacks[cb_id] for cb_id in self.open_by_key.values()]
+
     def in_flight(self) -> list[Callback]:
-        return [c for c in self.callbacks.values() if c.status is Status.DIALLING]
+        callbacks = self.callbacks
+        return [callbacks[cb_id] for cb_id in self.dialling]
 
 
 def _save(state: SchedulerState, callback: Callback, change: str) -> Save:
@@ -193,7 +241,7 @@ def on_live_answer(state: SchedulerState, tenant: str, queue: str, number: str, 
 
 def _deadlines(state: SchedulerState, now: float) -> list[Command]:
     commands: list[Command] = []
-    for callback in list(state.callbacks.values()):
+    for callback in state.open_callbacks():
         if callback.status not in WAITING:
             continue
         policy = state.policy(callback.tenant, callback.queue)
@@ -205,20 +253,19 @@ def _deadlines(state: SchedulerState, now: float) -> list[Command]:
     return commands
 
 
-def decide(state: SchedulerState, now: float, loads: Mapping[QueueKey, QueueLoad]) -> list[Command]:
-    """Mark deadlines, then dial the callbacks whose turn it is on the free agents of each open queue."""
-    commands = _deadlines(state, now)
-    reserved = {c.agent for c in state.in_flight() if c.agent is not None}
-    waiting: dict[QueueKey, list[Callback]] = {}
-    last_fill: dict[QueueKey, float] = {}
-    for callback in state.callbacks.values():
-        key = (callback.tenant, callback.queue)
-        if callback.status in WAITING and callback.not_before <= now:
-            waiting.setdefault(key, []).append(callback)
-        if callback.tier > 0 and callback.dialled_at is not None:
-            last_fill[key] = max(last_fill.get(key, callback.dialled_at), callback.dialled_at)
+def decide(
+    state: SchedulerState, now: float, loads: Mapping[QueueKey, QueueLoad], *, deadlines: bool = True
+) -> list[Command]:
+    """Mark deadlines, then dial the callbacks whose turn it is on the free agents of each open
+    queue in ``loads``. ``deadlines=False``: only the dialling (a queue's line moved; the
+    deadlines are marked on the next full decision)."""
+    commands = _deadlines(state, now) if deadlines else []
+    callbacks = state.callbacks
+    reserved = {agent for cb_id in state.dialling if (agent := callbacks[cb_id].agent) is not None}
+    last_fill = state.last_fill_dial
     for key in sorted(loads):
-        ready = waiting.get(key)
+        ids = state.waiting.get(key)
+        ready = [c for cb_id in ids if (c := callbacks[cb_id]).not_before <= now] if ids else None
         if not ready or not is_open(state.policy(*key).hours, now):
             continue
         load, policy = loads[key], state.policy(*key)
@@ -251,7 +298,7 @@ def next_wakeup(state: SchedulerState, now: float) -> float | None:
     """The earliest future time at which :func:`decide` could act without any new event: a retry
     or opening time coming due, or a deadline passing. The shell sleeps until then (or an event)."""
     times: list[float] = []
-    for callback in state.callbacks.values():
+    for callback in state.open_callbacks():
         if callback.status not in WAITING:
             continue
         policy = state.policy(callback.tenant, callback.queue)

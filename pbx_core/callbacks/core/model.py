@@ -66,6 +66,8 @@ def result_from_dialstatus(dialstatus: str) -> AttemptResult:
 
 def normalise_number(number: str) -> str:
     """The key a number is de-duplicated on: digits and a leading +, nothing else."""
+    if number.isascii() and number.isdigit():
+        return number  # the common case, on the hot path (every answered caller)
     digits = "".join(ch for ch in number if ch.isdigit())
     return ("+" + digits) if number.strip().startswith("+") else digits
 

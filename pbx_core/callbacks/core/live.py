@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ..domain.queue_state import AVAILABLE, LOGGED_OUT, PAUSED, UNAVAILABLE, Delta, LiveState, QueueState
-from .ami_shell import PAUSE_REASON
+from ...domain.queue_state import AVAILABLE, LOGGED_OUT, PAUSED, UNAVAILABLE, Delta, LiveState, QueueState
 from .estimator import RollingLoad, RollingServiceLevel, WaitEstimator
+from .events import PAUSE_REASON
 from .model import WAITING, Callback
 from .scheduler import QueueKey, QueueLoad
 
