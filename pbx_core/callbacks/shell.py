@@ -46,6 +46,7 @@ from .ami import (
     status_action,
 )
 from .core import scheduler as sched
+from .core.announce import spoken_s
 from .core.events import CALLBACK_EVENTS, PAUSE_REASON, WATCHED_EVENTS
 from .core.live import expected_wait_now
 from .core.model import VAR_CALLBACK_ID, VAR_ORIGINATE_ID, Callback
@@ -390,8 +391,10 @@ class Callbacks:
 
     def expected_wait(self, key: tuple[str, str]) -> float | None:
         """Read between engine batches (same loop): the live state and the line as they are."""
+        now = self.clock()
+        rate = self.service.pacing.queue(key).abandons.rate(now)
         return expected_wait_now(
-            self.host.state, key, self.service.estimator(key), self.service.state.callbacks.values()
+            self.host.state, key, self.service.estimator(key), self.service.waiting(key), rate
         )
 
     async def _refresh_globals(self) -> None:
@@ -402,8 +405,9 @@ class Callbacks:
         for key, info in sorted(self.service.infos.items()):
             ewt = self.expected_wait(key)
             offer = info.policy.offer and ewt is not None and ewt >= info.policy.offer_after_s
+            said = spoken_s(ewt)  # what the dialplan says: "less than a minute" or minutes
             values = {
-                ewt_variable(*key): "" if ewt is None else str(round(ewt)),
+                ewt_variable(*key): "" if said is None else str(round(said)),
                 offer_variable(*key): "1" if offer else "0",
             }
             for variable, value in values.items():

@@ -322,6 +322,10 @@ async def request_callback(
             req = CallbackRequest(id=new_callback_id(), tenant=tenant, queue=queue, number=normalised,
                                   source=source, requested_at=at)
             callback, _ = request(state, req)
+            # No window yet: the bridge promises one from the line ahead when it picks the booking
+            # up (within PBX's store poll, about a second); until then due_by is the queue's
+            # fixed due_within_s.
+            callback = callback.evolve(promised_from=None)
             try:
                 await save_in(session, callback, "created", at=at, name=name, note=note)
             except DuplicateCallback:

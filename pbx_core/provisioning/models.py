@@ -285,7 +285,8 @@ class CallbackRow(Base):
     tier: Mapped[int] = mapped_column(Integer)
     requested_at: Mapped[float] = mapped_column(Double)
     place_at: Mapped[float] = mapped_column(Double)
-    due_by: Mapped[float] = mapped_column(Double)
+    due_by: Mapped[float] = mapped_column(Double)  # the end of the promised window
+    promised_from: Mapped[float | None] = mapped_column(Double)  # ... and its start
     not_before: Mapped[float] = mapped_column(Double)
     attempts: Mapped[int] = mapped_column(Integer)
     attempts_dialled: Mapped[int] = mapped_column(Integer)

@@ -294,7 +294,7 @@ async def test_callback_dialplan_globals_and_a_failed_agent_leg(
         assert stored.status is Status.PENDING and stored.attempts == 0, stored  # not the customer's fault
         assert stored.agent is None and stored.originate_id is None
         history = await store.history(cb.id)
-        assert [h["change"] for h in history] == ["created", "dialling", "requeued"], history
+        assert [h["change"] for h in history] == ["created", "promised", "dialling", "requeued"], history
         assert w.counters["originates"] == 1 and w.counters["originate_errors"] == 0
         assert w.counters["results"] == 1  # the Failure came in through the worker's own event stream
 

@@ -31,6 +31,7 @@ from pbx_core.callbacks import (
     request,
     restore,
 )
+from pbx_core.callbacks.core.promise import PromiseRules
 
 TZ = "Europe/Amsterdam"
 HOURS = HoursSpec.build(TZ, [(["mon", "tue", "wed", "thu", "fri"], "08:00", "18:00")], [date(2025, 4, 21)])
@@ -327,7 +328,9 @@ def test_records_round_trip_through_json() -> None:
 
 
 def _fill_state(**policy: object) -> SchedulerState:
-    state = make_state(abandoned_callbacks=True, fill_reserve_agents=1, **policy)
+    # Pacing only: no fill callback here is near its promise (that is tested on its own).
+    no_rush = PromiseRules(urgent_before_s=0)
+    state = make_state(abandoned_callbacks=True, fill_reserve_agents=1, promise=no_rush, **policy)
     book(state, "f1", "+31201111111", source="abandoned", t=at("09:00"))
     book(state, "f2", "+31202222222", source="abandoned", t=at("09:01"))
     return state

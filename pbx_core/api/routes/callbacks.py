@@ -82,7 +82,11 @@ class CallbackOut(Model):
     originate_id: str | None
     requested_at: datetime
     place_at: datetime = Field(description="its virtual place in line: after callers who joined earlier")
-    due_by: datetime = Field(description="overdue after this")
+    promised_from: datetime | None = Field(
+        description="the promised window is promised_from .. due_by, computed from the line ahead "
+        "when the callback was booked (null for a few moments after a REST or wallboard booking, "
+        "until the bridge has promised it)")
+    due_by: datetime = Field(description="the end of the promised window: late (overdue) after this")
     not_before: datetime = Field(description="not dialled before this (retry back-off, opening time)")
     dialled_at: datetime | None
     closed_at: datetime | None
@@ -127,6 +131,7 @@ def _out_fields(row: CallbackRow) -> dict[str, Any]:
         "attempts_dialled": row.attempts_dialled, "last_result": row.last_result, "agent": row.agent,
         "originate_id": row.originate_id, "requested_at": _time(row.requested_at),
         "place_at": _time(row.place_at), "due_by": _time(row.due_by), "not_before": _time(row.not_before),
+        "promised_from": _time_opt(row.promised_from),
         "dialled_at": _time_opt(row.dialled_at), "closed_at": _time_opt(row.closed_at),
         "created_at": utc(row.created_at), "updated_at": utc(row.updated_at),
     }

@@ -83,7 +83,8 @@ class Callback:
     # The virtual place in line: a caller who accepted the offer keeps their original join time;
     # every other source takes its place when it is requested (or at opening, when closed).
     place_at: float
-    due_by: float
+    due_by: float  # the promise: the end of the window the callback was promised
+    # ... and its start (see .promise); None for records from before promises were windows.
     # 0: in line (served at its place, before later live callers); 1: fill (served only on an
     # agent no one in line is waiting for). Set from the queue's policy when booked.
     tier: int = 0
@@ -96,6 +97,7 @@ class Callback:
     dialled_at: float | None = None
     closed_at: float | None = None
     last_result: AttemptResult | None = None
+    promised_from: float | None = None
 
     @property
     def is_open(self) -> bool:
@@ -105,6 +107,12 @@ class Callback:
     def key(self) -> tuple[str, str, str]:
         """One open callback per (tenant, queue, number)."""
         return (self.tenant, self.queue, normalise_number(self.number))
+
+    @property
+    def late(self) -> bool:
+        """Completed after its due-by (an open one past it is ``overdue``)."""
+        closed = self.closed_at
+        return self.status is Status.COMPLETED and closed is not None and closed > self.due_by
 
     @property
     def on_time(self) -> bool:

@@ -7,10 +7,11 @@ grows fields for them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from .hours import HoursSpec, next_opening
+from .promise import PromiseRules
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +40,16 @@ class QueuePolicy:
     # (estimator.RollingLoad): in overload (the peak) there is no spare capacity to fill.
     fill_max_load: float = 1.0
     short_abandon_s: float = 5.0
-    due_within_s: float = 3600.0  # due-by = max(requested, next opening) + this
+    # The expected time when the line says nothing (no handle time or staffed agent known yet), and
+    # the due-by of a booking made without the line (max(requested, next opening) + this).
+    due_within_s: float = 3600.0
     expire_after_s: float = 8 * 3600.0  # past due-by + this, an open callback is given up
     max_attempts: int = 3
     retry_base_s: float = 300.0
     retry_factor: float = 2.0
     retry_cap_s: float = 1800.0
     dial_timeout_s: float = 120.0  # a "dialling" record with no live channel after this: lost attempt
+    promise: PromiseRules = field(default_factory=PromiseRules)  # how windows are promised and kept
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -119,6 +123,14 @@ def fill_allowance(
         return 1
     idle_ok = policy.fill_idle_s > 0 and longest_idle_s is not None and longest_idle_s >= policy.fill_idle_s
     return 1 if idle_ok else 0
+
+
+def promised_fill_rate(policy: QueuePolicy, recent_rate: float, recent_load: float | None) -> float:
+    """The rate (fill callbacks per second) a fill callback's promise may count on: what went out
+    lately, but nothing while the queue is in overload (the pacing lets no fill work out then)."""
+    if recent_load is not None and recent_load > policy.fill_max_load:
+        return 0.0
+    return recent_rate
 
 
 def backoff_s(policy: QueuePolicy, attempts: int) -> float:

@@ -38,9 +38,11 @@ from dataclasses import dataclass, field
 from .hours import is_open, next_opening
 from .model import SOURCES, WAITING, AttemptResult, Callback, Source, Status, normalise_number
 from .policy import QueuePolicy, backoff_s, due_by, fill_allowance, tier
+from .promise import LineAhead, Window, promise
 from .queue_order import callbacks_first_in_line
 
 QueueKey = tuple[str, str]  # (tenant, queue)
+MIN_RETRY_GAP_S = 120.0  # a customer who did not answer is not rung again sooner than this
 
 _FINAL_FOR: dict[AttemptResult, Status] = {
     "no_answer": Status.NO_ANSWER,
@@ -95,6 +97,10 @@ class CallbackRequest:
     source: Source
     requested_at: float
     joined_at: float | None = None  # queue offers: when the caller joined the queue
+    # The promise: ``window`` as given (what the caller heard, or a later slot they chose), else
+    # computed from ``line`` (what is ahead of it now); with neither, the queue's due_within_s.
+    window: Window | None = None
+    line: LineAhead | None = None
 
 
 @dataclass(slots=True)
@@ -201,6 +207,8 @@ def request(state: SchedulerState, req: CallbackRequest) -> tuple[Callback, list
     if opens is None:
         raise ValueError(f"queue {req.tenant}-{req.queue} has no opening time in its business hours")
     place = req.joined_at if req.source == "queue_offer" and req.joined_at is not None else req.requested_at
+    level = tier(policy, req.source)
+    window = req.window or quote(policy, req.requested_at, req.line, level)
     callback = Callback(
         id=req.id,
         tenant=req.tenant,
@@ -209,11 +217,30 @@ def request(state: SchedulerState, req: CallbackRequest) -> tuple[Callback, list
         source=req.source,
         requested_at=req.requested_at,
         place_at=min(place, req.requested_at),
-        due_by=due_by(policy, req.requested_at),
-        tier=tier(policy, req.source),
-        not_before=opens,
+        due_by=window.end,
+        tier=level,
+        not_before=max(opens, window.start) if window.later else opens,
+        promised_from=window.start,
     )
     return callback, [_save(state, callback, "created")]
+
+
+def quote(policy: QueuePolicy, at: float, line: LineAhead | None, level: int = 0) -> Window:
+    """The window a callback booked at ``at`` is promised (``line``: what is ahead of it; None:
+    unknown, the queue's fixed ``due_within_s`` from the request or the next opening)."""
+    if line is None:
+        opens = next_opening(policy.hours, at)
+        if opens is None:
+            raise ValueError("the queue's business hours never open")
+        return Window(opens, due_by(policy, at))
+    return promise(policy.promise, policy.hours, at, line, level, fallback_s=policy.due_within_s)
+
+
+def is_urgent(callback: Callback, policy: QueuePolicy, now: float) -> bool:
+    """A waiting callback near (or past) its promise: a fill callback then goes out past the
+    pacing's gates (not past the reserve). ``urgent_before_s`` 0 turns this off."""
+    before = policy.promise.urgent_before_s
+    return before > 0 and callback.due_by - now <= before
 
 
 def cancel(state: SchedulerState, callback_id: str, at: float) -> list[Command]:
@@ -274,8 +301,12 @@ def decide(
         allowance = fill_allowance(
             policy, now, load.recent_sl_pct, max(idle, default=None), last_fill.get(key), load.recent_load
         )
+        # Fill callbacks near their promise go out whatever the pacing's SL and load gates say,
+        # still only on agents no one in line waits for, with the reserve kept free for live
+        # callers (the live-caller protection): the promise is kept where the line allows it.
+        urgent = sum(1 for c in ready if c.tier > 0 and is_urgent(c, policy, now))
         turn = callbacks_first_in_line(
-            load.live_waiting, ready, len(free), policy.fill_reserve_agents, max_fill=allowance
+            load.live_waiting, ready, len(free), policy.fill_reserve_agents, max_fill=max(allowance, urgent)
         )
         free.sort(key=lambda a: load.idle_since.get(a, now))  # the agent idle longest first
         for callback, agent in zip(turn, free, strict=False):
@@ -343,12 +374,17 @@ def on_result(
             status=_FINAL_FOR[result], attempts=attempts, closed_at=at, agent=None, last_result=result
         )
         return [_save(state, final, final.status.value)]
+    retry_at = at + backoff_s(policy, attempts)
+    if callback.due_by > at:
+        # Keep the promise: when the back-off would miss the window, try again inside it (but
+        # never ring a customer who did not answer again at once).
+        retry_at = min(retry_at, max(at + MIN_RETRY_GAP_S, callback.due_by - policy.promise.slack_s))
     retry = callback.evolve(
         status=_waiting_status(callback, at),
         attempts=attempts,
         agent=None,
         originate_id=None,
-        not_before=at + backoff_s(policy, attempts),
+        not_before=retry_at,
         last_result=result,
     )
     return [_save(state, retry, "retry")]

@@ -42,9 +42,17 @@ from .events import (
     ResultEvent,
     parse_event,
 )
-from .live import Pacing, queue_loads, split_queue, staffed_agents
+from .live import Pacing, line_ahead, queue_loads, split_queue, staffed_agents
 from .model import SOURCES, WAITING, AttemptResult, Callback, Status, result_from_dialstatus
-from .policy import QueueInfo, QueuePolicy, callback_for_abandon, fill_reserve_agents
+from .policy import (
+    QueueInfo,
+    QueuePolicy,
+    callback_for_abandon,
+    fill_reserve_agents,
+    promised_fill_rate,
+    tier,
+)
+from .promise import LineAhead, Window
 from .scheduler import CallbackRequest, QueueKey, QueueLoad
 
 log = logging.getLogger(__name__)
@@ -197,14 +205,14 @@ class CallbackService:
             start = 0
             for index, item in marks:
                 if index > start:
-                    commands += self.on_deltas(deltas[start:index], now)
+                    commands += self.on_deltas(live, deltas[start:index], now)
                     start = index
                 commands += self.take(live, item, now)
                 news = news or type(item) is not dict
             if start < len(deltas):
-                commands += self.on_deltas(deltas[start:] if start else deltas, now)
+                commands += self.on_deltas(live, deltas[start:] if start else deltas, now)
         elif deltas:
-            commands = self.on_deltas(deltas, now)
+            commands = self.on_deltas(live, deltas, now)
         elif not ticked:
             return [], []  # a read of noise only: nothing changed
         else:
@@ -223,7 +231,7 @@ class CallbackService:
                 if moved:
                     commands += self.decide(live, now, moved)
             if ticked:
-                out = self.summary_deltas(now)
+                out = self.summary_deltas(now, live)
         if self._moved:
             self._moved = set()
         return out, commands
@@ -240,7 +248,7 @@ class CallbackService:
             if not self.restored:
                 self._hold(item, now)
                 return []
-            return self._apply_input(item)
+            return self._apply_input(live, item, now)
         if not self.restored:
             self._hold(item, now)
             return []
@@ -254,7 +262,7 @@ class CallbackService:
             return []  # someone else's UserEvent
         event = parse_event(item, now)
         if isinstance(event, RequestEvent):
-            return self.on_request(event)
+            return self.on_request(live, event)
         if isinstance(event, ResultEvent):
             return self.resolve(
                 event.callback_id, event.originate_id, result_from_dialstatus(event.dialstatus), event.ts
@@ -263,7 +271,7 @@ class CallbackService:
             return self.on_originate(event)
         return []
 
-    def on_deltas(self, deltas: Sequence[Delta], now: float) -> list[Command]:
+    def on_deltas(self, live: LiveState, deltas: Sequence[Delta], now: float) -> list[Command]:
         if not self.restored:
             relevant = [d for d in deltas if d.type in _CALLER_DELTAS]
             if relevant:
@@ -293,14 +301,19 @@ class CallbackService:
             pacing = queues.get(key) or self.pacing.queue(key)
             if kind == "caller.joined":
                 pacing.load.arrived(delta.ts)
+                pacing.hour_load.arrived(delta.ts)
             elif kind == "caller.answered":
-                pacing.sl.answered(delta.ts, float(delta.data.get("hold_s") or 0))
+                held = float(delta.data.get("hold_s") or 0)
+                pacing.sl.answered(delta.ts, held)
+                pacing.abandons.ended(delta.ts, held, abandoned=False)
                 number = delta.data.get("number")
                 if number and self.state.open_by_key:
                     commands.extend(sched.on_live_answer(self.state, *key, str(number), delta.ts))
             else:
-                pacing.sl.abandoned(delta.ts, float(delta.data.get("waited_s") or 0))
-                commands.extend(self.on_abandon(key, delta))
+                waited = float(delta.data.get("waited_s") or 0)
+                pacing.sl.abandoned(delta.ts, waited)
+                pacing.abandons.ended(delta.ts, waited, abandoned=True)
+                commands.extend(self.on_abandon(live, key, delta))
         return commands
 
     def _hold(self, item: Any, now: float) -> None:
@@ -326,17 +339,17 @@ class CallbackService:
         backlog, self.backlog = self.backlog, []
         for item, at in backlog:
             if isinstance(item, list):
-                commands += self.on_deltas(item, at)
+                commands += self.on_deltas(live, item, at)
             else:
                 commands += self.take(live, item, at)
         return commands
 
-    def _apply_input(self, item: Input) -> list[Command]:
+    def _apply_input(self, live: LiveState, item: Input, now: float) -> list[Command]:
         if isinstance(item, Reconciled):
             self.reconciled = True
             return self.reconcile(item.live, item.at)
         if isinstance(item, StoreChanged):
-            return self.merge_stored(item.callbacks)
+            return self.merge_stored(live, item.callbacks, now)
         if isinstance(item, DialFailed):
             before = self.state.callbacks.get(item.callback_id)
             commands: list[Command] = list(
@@ -363,7 +376,7 @@ class CallbackService:
 
     # ----------------------------------------------------------------- bookings
 
-    def on_abandon(self, key: QueueKey, delta: Delta) -> list[Command]:
+    def on_abandon(self, live: LiveState, key: QueueKey, delta: Delta) -> list[Command]:
         policy = self.state.policy(*key)
         number = str(delta.data.get("number") or "")
         waited = float(delta.data.get("waited_s") or 0)
@@ -377,9 +390,9 @@ class CallbackService:
             source="abandoned",
             requested_at=delta.ts,
         )
-        return self.request(req)
+        return self.request(live, req)
 
-    def on_request(self, event: RequestEvent) -> list[Command]:
+    def on_request(self, live: LiveState, event: RequestEvent) -> list[Command]:
         key = (event.tenant, event.queue)
         if key not in self.infos:
             self.counters.requests_refused += 1
@@ -400,10 +413,14 @@ class CallbackService:
             requested_at=event.ts,
             joined_at=event.joined_at if event.source == "queue_offer" else None,
         )
-        return self.request(req)
+        return self.request(live, req)
 
-    def request(self, req: CallbackRequest) -> list[Command]:
+    def request(self, live: LiveState | None, req: CallbackRequest) -> list[Command]:
+        """Book (with its promise computed from the line ahead of it now, unless it comes with
+        the window the caller heard)."""
         assert req.source in SOURCES
+        if req.window is None and req.line is None and live is not None:
+            req = dataclasses.replace(req, line=self.line_for(live, req))
         try:
             _callback, commands = sched.request(self.state, req)
         except ValueError as exc:
@@ -412,6 +429,29 @@ class CallbackService:
             return []
         self.counters.requests += bool(commands)
         return list(commands)
+
+    def line_for(self, live: LiveState, req: CallbackRequest) -> LineAhead:
+        key = (req.tenant, req.queue)
+        level = tier(self.state.policy(*key), req.source)
+        place_at = req.joined_at if req.source == "queue_offer" else None
+        q = live.queues.get(f"{req.tenant}-{req.queue}")
+        rate = self._fill_rate(key, q, req.requested_at)
+        aht = self.estimator(key).aht_s
+        return line_ahead(q, self.waiting(key), aht, place_at=place_at, tier=level, fill_rate=rate)
+
+    def waiting(self, key: QueueKey) -> list[Callback]:
+        callbacks = self.state.callbacks
+        return [callbacks[cb_id] for cb_id in self.state.waiting.get(key, ())]
+
+    def quote(self, live: LiveState, key: QueueKey, now: float) -> Window | None:
+        """The window a callback booked now (in line, at the back) would be promised."""
+        if key not in self.infos:
+            return None
+        line = line_ahead(live.queues.get(f"{key[0]}-{key[1]}"), self.waiting(key), self.estimator(key).aht_s)
+        try:
+            return sched.quote(self.state.policy(*key), now, line, 0)
+        except ValueError:
+            return None
 
     # ----------------------------------------------------------------- attempts
 
@@ -451,20 +491,49 @@ class CallbackService:
                     commands.append(Unpause(was.tenant, was.queue, was.agent))
         return commands
 
-    def merge_stored(self, rows: Iterable[Callback]) -> list[Command]:
+    def merge_stored(self, live: LiveState, rows: Iterable[Callback], now: float) -> list[Command]:
         """Changes made outside the engine: callbacks booked through REST or the wallboard join
-        the line; callbacks cancelled through the API leave it (a dial in flight is hung up)."""
+        the line, promised a window from the line ahead of them now; callbacks cancelled through
+        the API leave it (a dial in flight is hung up)."""
         commands: list[Command] = []
         for cb in rows:
             mine = self.state.callbacks.get(cb.id)
             if mine is None:
                 if cb.is_open and self.state.open_for(cb.tenant, cb.queue, cb.number) is None:
                     self.state.put(cb)
+                    if cb.promised_from is None and cb.status is Status.PENDING:
+                        commands += self.promise_booked(live, cb, now)
             elif mine.is_open and not cb.is_open:
                 if mine.status is Status.DIALLING and mine.originate_id:
                     commands.append(sched.Hangup(mine, mine.originate_id))
                 self.state.put(cb)
         return commands
+
+    def promise_booked(self, live: LiveState, cb: Callback, now: float) -> list[Command]:
+        """A window for a callback booked outside the engine (REST, the wallboard), from the line
+        ahead of it as it is now: it goes to the back of the line, like any booking now."""
+        key = (cb.tenant, cb.queue)
+        if key not in self.infos:
+            return []
+        policy = self.state.policy(*key)
+        req = CallbackRequest(cb.id, cb.tenant, cb.queue, cb.number, cb.source, max(now, cb.requested_at))
+        others = [c for c in self.waiting(key) if c.id != cb.id]
+        q = live.queues.get(f"{cb.tenant}-{cb.queue}")
+        rate = self._fill_rate(key, q, now)
+        line = line_ahead(q, others, self.estimator(key).aht_s, tier=cb.tier, fill_rate=rate)
+        try:
+            window = sched.quote(policy, req.requested_at, line, cb.tier)
+        except ValueError:
+            return []
+        promised = cb.evolve(promised_from=window.start, due_by=window.end)
+        self.state.put(promised)
+        return [sched.Save(promised, "promised")]
+
+    def _fill_rate(self, key: QueueKey, q: Any, now: float) -> float:
+        aht = self.estimator(key).aht_s
+        pacing = self.pacing.queue(key)
+        load = pacing.hour_load.share(now, aht, staffed_agents(q)) if q is not None else None
+        return promised_fill_rate(self.state.policy(*key), pacing.fill_rate(now), load)
 
     def lost_dials_possible(self, now: float) -> bool:
         return any(
@@ -481,7 +550,12 @@ class CallbackService:
         keys = self.state.waiting if only is None else only
         loads = queue_loads(live, keys, now, self.pacing, self.estimators) if keys else {}
         loads = self._without_resting_agents(loads, now)
-        return list(sched.decide(self.state, now, loads, deadlines=only is None))
+        commands: list[Command] = list(sched.decide(self.state, now, loads, deadlines=only is None))
+        for command in commands:
+            if isinstance(command, sched.Dial) and command.callback.tier > 0:
+                key = (command.callback.tenant, command.callback.queue)
+                self.pacing.queue(key).fills.arrived(now)
+        return commands
 
     def _without_resting_agents(
         self, loads: dict[QueueKey, QueueLoad], now: float
@@ -550,14 +624,16 @@ class CallbackService:
             self.state.drop(cid)
         return len(old)
 
-    def summary_deltas(self, now: float) -> list[Delta]:
+    def summary_deltas(self, now: float, live: LiveState | None = None) -> list[Delta]:
         """A ``callbacks.summary`` delta for each queue whose counts changed."""
         deltas: list[Delta] = []
         by_queue: dict[QueueKey, list[Callback]] = {}
         for callback in self.state.callbacks.values():
             by_queue.setdefault((callback.tenant, callback.queue), []).append(callback)
         for key, info in sorted(self.infos.items()):
-            data = summary(by_queue.get(key, ()), key, now, info.timezone)
+            data = summary(by_queue.get(key, ()), key, now, info.timezone, info.policy)
+            window = self.quote(live, key, now) if live is not None else None
+            data["quote"] = None if window is None else {"from": window.start, "to": window.end}
             if self.summaries.get(key) != data:
                 self.summaries[key] = data
                 deltas.append(Delta("callbacks.summary", key[0], f"{key[0]}-{key[1]}", now, data))
@@ -586,22 +662,34 @@ def request_id(key: QueueKey, uniqueid: str) -> str:
     return str(uuid.uuid5(_ID_NAMESPACE, f"{key[0]}/{key[1]}/{uniqueid}"))
 
 
-def summary(callbacks: Iterable[Callback], key: QueueKey, now: float, timezone: str) -> dict[str, Any]:
+def summary(
+    callbacks: Iterable[Callback],
+    key: QueueKey,
+    now: float,
+    timezone: str,
+    policy: QueuePolicy | None = None,
+) -> dict[str, Any]:
     """The ``callbacks.summary`` delta's data for one queue (contract: pending, in progress,
-    overdue, completed and on time today, the next few in line)."""
+    overdue, at risk of being late, completed / on time / late today, the next few in line with
+    their promised windows; the service adds ``quote``, the window a booking now would get)."""
     zone = ZoneInfo(timezone)
     local = datetime.fromtimestamp(now, zone)
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    rules = (policy or QueuePolicy()).promise
     mine = [c for c in callbacks if (c.tenant, c.queue) == key]
     completed = [c for c in mine if c.status is Status.COMPLETED and (c.closed_at or 0) >= midnight]
     on_time = sum(1 for c in completed if c.on_time)
     waiting = sorted((c for c in mine if c.status in WAITING), key=lambda c: (c.tier, c.place_at))
+    at_risk = [c for c in mine if c.status is Status.PENDING and c.due_by - now <= rules.urgent_before_s]
     return {
         "pending": sum(1 for c in mine if c.status is Status.PENDING),
         "in_progress": sum(1 for c in mine if c.status is Status.DIALLING),
         "overdue": sum(1 for c in mine if c.status is Status.OVERDUE),
+        # Not late yet, but near the end of their window: being rushed in line now.
+        "at_risk": len(at_risk),
         "completed_today": len(completed),
         "on_time_today": on_time,
+        "late_today": len(completed) - on_time,
         "on_time_pct": round(100.0 * on_time / len(completed), 1) if completed else None,
         "next": [
             {
@@ -609,7 +697,9 @@ def summary(callbacks: Iterable[Callback], key: QueueKey, now: float, timezone: 
                 "number": c.number,
                 "status": c.status.value,
                 "due_by": c.due_by,
+                "promised_from": c.promised_from,
                 "place_at": c.place_at,
+                "at_risk": c.status is Status.PENDING and c.due_by - now <= rules.urgent_before_s,
             }
             for c in waiting[:5]
         ],
