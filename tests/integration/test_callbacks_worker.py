@@ -430,7 +430,8 @@ async def test_a_result_just_before_the_reconcile_listing_is_not_read_as_a_lost_
         await wait_until(lambda: worker.service.counters.reconciles > reconciles, "the worker reconciled")
         done = await r.stored(cb_id, lambda c: c.status is not Status.DIALLING)
         assert done.status is Status.COMPLETED
-        assert [h["change"] for h in await r.store.history(cb_id)] == ["created", "promised", "dialling", "completed"]
+        changes = [h["change"] for h in await r.store.history(cb_id)]
+        assert changes == ["created", "promised", "dialling", "completed"]
         assert len(r.actions("originate")) == 1
 
 
