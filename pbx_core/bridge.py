@@ -392,7 +392,8 @@ settings (environment):
 
 The AMI user needs read permission for `agent` (queue events) and `call` (Hangup), and write
 `system` if PBX_AMI_EVENT_FILTER is on (without it the bridge filters locally). With
---callbacks also read `user` and write `originate,call,agent` (see asterisk-config/manager.conf).
+--callbacks also read `user` and write `originate,call,agent,reporting` (DBGet of the callback
+dialplan's markers; see asterisk-config/manager.conf).
 
 An unreachable Asterisk is retried with capped backoff (it may still be starting); a refused
 first login is not (fix the user or secret).

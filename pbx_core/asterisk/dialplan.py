@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..callbacks.core.model import MARKER_FAMILY, MARKER_STARTED
 from . import escape as esc
 from .conf import Context
 from .model import Tenant, User
@@ -414,19 +415,34 @@ def booking(slug: str, name: str) -> Context:
 
 
 def dialling(slug: str, caller_id: str | None) -> Context:
-    """The worker's agent-first Originate: ``Local/{ext}@{slug}-agents/n`` rings the agent; once
-    answered that channel runs exten s here with PBX_CALLBACK_ID, PBX_ORIGINATE_ID and
-    PBX_CALLBACK_NUMBER set. Exactly one PbxCallbackResult per attempt: after Dial, or from ``h``
-    when the agent hangs up first (DIALSTATUS empty before Dial, CANCEL while the customer rings)."""
+    """The bridge's agent-first Originate: ``Local/{ext}@{slug}-agents/n`` rings the agent; once
+    answered that channel runs exten s here with PBX_CALLBACK_ID, PBX_ORIGINATE_ID,
+    PBX_CALLBACK_NUMBER and PBX_CALLBACK_MARK set. Exactly one PbxCallbackResult per attempt:
+    after Dial, or from ``h`` when the agent hangs up first (DIALSTATUS empty before Dial, CANCEL
+    while the customer rings), each written first to the attempt's AstDB marker."""
     ctx = Context(f"{slug}-callback", comment="agent-first callbacks: announce the customer, then dial them")
     result = ("UserEvent(PbxCallbackResult,CallbackId: ${PBX_CALLBACK_ID},"
               "OriginateId: ${PBX_ORIGINATE_ID},DialStatus: ${DIALSTATUS})")
+    # The durable marker (AstDB) beside the UserEvent, for a bridge that was down when it was sent.
+    status = '${IF($["${DIALSTATUS}"=""]?NONE:${DIALSTATUS})}'
+    marked = f'ExecIf($["${{PBX_MARK}}"!=""]?Set(DB({MARKER_FAMILY}/${{PBX_MARK}})={status}))'
+    housekeeping = [
+        f"DBdeltree({MARKER_FAMILY}/${{STRFTIME($[${{EPOCH}}-{days * 86400}],UTC,%Y%m%d)}})"
+        for days in (3, 4)
+    ]
     # The customer sees the tenant's number; never the "Callback <customer>" ID the agent was shown.
     caller = [f"Set(CALLERID(num)={caller_id})"] if caller_id else ["Set(CALLERID(num)=)"]
     ctx.exten("s", [
         # Digits and '+' only: the number goes into a Dial string.
         "Set(PBX_CALLBACK_NUMBER=${FILTER(0-9+,${PBX_CALLBACK_NUMBER})})",
+        # The AstDB key the bridge chose for this attempt's marker ({UTC day}/{originate id}).
+        "Set(PBX_MARK=${FILTER(0-9A-Za-z/_.-,${PBX_CALLBACK_MARK})})",
         "GotoIf($[${LEN(${PBX_CALLBACK_NUMBER})}<3]?invalid)",
+        # The agent answered: before the customer is dialled, the attempt is marked "started" in
+        # Asterisk's database; a bridge that missed the result reads the marker with AMI DBGet
+        # and never redials a call that may have connected. Markers 3-4 days old go.
+        f'ExecIf($["${{PBX_MARK}}"!=""]?Set(DB({MARKER_FAMILY}/${{PBX_MARK}})={MARKER_STARTED}))',
+        *housekeeping,
         f"Playback({SOUND_ANNOUNCE})",  # the channel is up: Originate waited for the agent's answer
         "SayDigits(${FILTER(0-9,${PBX_CALLBACK_NUMBER})})",
         *caller,
@@ -434,6 +450,7 @@ def dialling(slug: str, caller_id: str | None) -> Context:
         # The trunk of the shared [pbx-outbound], dialled directly so DIALSTATUS is the customer's.
         f"Dial(PJSIP/${{PBX_CALLBACK_NUMBER}}@{TRUNK},{CALLBACK_DIAL_S})",
         "(result)Set(PBX_RESULT_SENT=1)",
+        marked,
         result,
         "Hangup()",
         "(invalid)Set(DIALSTATUS=INVALIDARGS)",
@@ -442,6 +459,7 @@ def dialling(slug: str, caller_id: str | None) -> Context:
     ctx.exten("h", [
         'GotoIf($["${PBX_RESULT_SENT}"="1"]?sent)',
         "Set(PBX_RESULT_SENT=1)",
+        marked,
         result,
         "(sent)NoOp()",
     ])

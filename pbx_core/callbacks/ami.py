@@ -9,10 +9,11 @@ import re
 from collections.abc import Iterable, Mapping
 
 from .core.events import PAUSE_REASON
-from .core.model import VAR_CALLBACK_ID, VAR_ORIGINATE_ID, Callback
+from .core.model import MARKER_FAMILY, VAR_CALLBACK_ID, VAR_ORIGINATE_ID, Callback, marker_key
 
 VAR_CALLBACK_NUMBER = "PBX_CALLBACK_NUMBER"
 VAR_QUEUE = "PBX_QUEUE"
+VAR_MARK = "PBX_CALLBACK_MARK"  # the AstDB key the dialplan writes the attempt's marker under
 
 _SAFE_NUMBER = re.compile(r"^\+?[0-9]{1,32}$")
 
@@ -44,8 +45,23 @@ def originate_action(callback: Callback, agent: str, originate_id: str) -> dict[
             f"{VAR_ORIGINATE_ID}={originate_id}",
             f"{VAR_CALLBACK_NUMBER}={callback.number}",
             f"{VAR_QUEUE}={callback.queue}",
+            f"{VAR_MARK}={marker_key(originate_id, callback.dialled_at or 0.0)}",
         ],
     }
+
+
+def marker_action(callback: Callback) -> dict[str, str]:
+    """``DBGet`` of the dialplan's marker of the callback's attempt in flight (AMI write class
+    ``reporting`` or ``system``). Answered with an error when the marker is not there."""
+    assert callback.originate_id is not None
+    return {
+        "Action": "DBGet",
+        "Family": MARKER_FAMILY,
+        "Key": marker_key(callback.originate_id, callback.dialled_at or 0.0),
+    }
+
+
+NOT_FOUND = "Database entry not found"  # main/db.c's error when the key is missing
 
 
 def pause_action(tenant: str, queue: str, interface: str, paused: bool) -> dict[str, str]:

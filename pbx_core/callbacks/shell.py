@@ -37,8 +37,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ..ami.errors import AmiActionError, AmiDisconnected, AmiError, AmiTimeout
 from ..domain.queue_state import Delta, LiveState
 from .ami import (
+    NOT_FOUND,
     ewt_variable,
     live_callback_channels,
+    marker_action,
     offer_variable,
     originate_action,
     pause_action,
@@ -74,6 +76,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLL_OVERLAP_S = 5.0  # the store's stamps come from other processes' clocks
+_FAILED = object()  # a marker lookup Asterisk did not answer
 RESTART_DELAY_S = 5.0  # after a shell failure (database down): restore again after this
 
 
@@ -152,6 +155,7 @@ class Callbacks:
         self._wake = asyncio.Event()
         self._sent: dict[str, str] = {}  # global variable -> value last sent
         self._last_full = float("-inf")
+        self._seen_lost: set[str] = set()  # dials past their timeout already reconciled for
 
     # ----------------------------------------------------------------- as an engine part
 
@@ -258,7 +262,9 @@ class Callbacks:
             if now >= next_policies:
                 next_policies = now + self.options.policies_every_s
                 await self._load_policies(epoch)
-            if now >= next_reconcile:
+            lost = self._newly_lost()
+            if now >= next_reconcile or lost:
+                # Every reconcile_every_s, and at once when a dial passes its timeout unresolved.
                 next_reconcile = now + self.options.reconcile_every_s
                 await self._reconcile(epoch)
             if now >= next_globals and self.service.restored:
@@ -353,6 +359,15 @@ class Callbacks:
 
     # ----------------------------------------------------------------- restart and drift
 
+    def _newly_lost(self) -> bool:
+        """A dial passed its timeout without a result since the last look."""
+        if not self.service.restored:
+            return False
+        lost = {c.originate_id for c in self.service.lost_dials(self.clock())}
+        new = bool(lost - self._seen_lost)
+        self._seen_lost = {oid for oid in lost if oid is not None}
+        return new
+
     async def _reconcile(self, epoch: int, *, always: bool = False) -> None:
         """List the live callback channels; the engine applies the listing after every event
         Asterisk sent before it (the socket callback enqueues in stream order, then completes
@@ -365,7 +380,37 @@ class Callbacks:
         except AmiError as exc:
             log.warning("callbacks: cannot list live channels (%s); reconciling later", exc)
             return
-        self._post(Reconciled(epoch, frozenset(live_callback_channels(items)), self.clock()))
+        live = frozenset(live_callback_channels(items))
+        # Dials without a channel: what the dialplan wrote down for them (their result events may
+        # have come and gone while this bridge was down).
+        markers: dict[str, str | None] = {}
+        if self.service.restored:
+            for callback in self.service.state.in_flight():
+                if callback.id not in live and callback.originate_id is not None:
+                    found = await self._marker(callback)
+                    if found is not _FAILED:
+                        markers[callback.originate_id] = found  # type: ignore[assignment]
+        self._post(Reconciled(epoch, live, self.clock(), markers))
+
+    async def _marker(self, callback: Callback) -> str | object | None:
+        """The attempt's AstDB marker: its value, None when it is not there, _FAILED when Asterisk
+        could not be asked (the reconcile then counts the attempt as unconfirmed, never failed)."""
+        try:
+            items = await self.client.listing(marker_action(callback))
+        except AmiActionError as exc:
+            if NOT_FOUND.lower() in str(exc).lower():
+                return None
+            log.error(
+                "callbacks: DBGet of %s's marker refused (%s): the AMI user needs write class "
+                "'reporting' (see asterisk-config/manager.conf); its outcome stays unconfirmed",
+                callback.id, exc,
+            )
+            return _FAILED
+        except AmiError as exc:
+            log.warning("callbacks: DBGet of %s's marker failed: %s", callback.id, exc)
+            return _FAILED
+        values = [item.get("Val", "") for item in items if item.get("Event") == "DBGetResponse"]
+        return values[0] if values else None
 
     async def _poll_store(self, epoch: int, since: datetime) -> datetime:
         """Changes made outside the engine: bookings through REST or the wallboard, API cancels."""

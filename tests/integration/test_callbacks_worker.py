@@ -212,6 +212,7 @@ async def test_callback_is_originated_to_a_free_agent_and_completes(tmp_path: Pa
             f"PBX_ORIGINATE_ID={cb_id}:1",
             f"PBX_CALLBACK_NUMBER={NUMBER}",
             "PBX_QUEUE=support",
+            f"PBX_CALLBACK_MARK=20300107/{cb_id}-1",  # the AstDB key of the dialplan's marker
         }
         pauses = r.actions("queuepause")
         assert pauses[0] == {
@@ -326,7 +327,7 @@ async def test_agent_leg_failure_requeues_without_using_an_attempt(tmp_path: Pat
         assert await r.settle(cb_id, {Status.COMPLETED}) is Status.COMPLETED
         assert r.actions("originate")[-1]["Channel"] == ANN
         cb = await r.store.get(cb_id)
-        assert cb is not None and cb.attempts == 0  # the customer was never the problem
+        assert cb is not None and cb.attempts == 1  # the answered one: the failed agent leg used none
         assert "requeued" in [h["change"] for h in await r.store.history(cb_id)]
 
 
@@ -377,22 +378,29 @@ async def test_restart_mid_originate_does_not_dial_twice(tmp_path: Path) -> None
         )
 
 
-async def test_lost_dial_after_restart_is_retried_not_stuck(tmp_path: Path) -> None:
+async def test_a_dial_whose_result_was_missed_is_resolved_from_the_dialplans_marker(tmp_path: Path) -> None:
+    """The bridge stops while an attempt is up; the call ends (answered) while no bridge
+    watches, so its result event is gone. The restarted bridge finds no channel: the dialplan's
+    AstDB marker (DBGet) says ANSWER, so the callback is completed, never dialled again."""
     async with rig(tmp_path, queue_settings(callback_max_attempts=3)) as r:
         r.sim.callback_plans[NUMBER] = CallbackPlan(agent_ring_s=1, ring_s=2, talk_s=5)
         first = await r.start_worker()
         cb_id = await r.book()
-        await wait_until(lambda: len(r.actions("originate")) == 1, "the first worker dialled")
+        await wait_until(lambda: len(r.actions("originate")) == 1, "the first bridge dialled")
         await r.stop_worker(first)
-        await r.step_until(lambda: not r.sim.callback_calls, "the call ended while no worker watched")
+        await r.step_until(lambda: not r.sim.callback_calls, "the call ended while no bridge watched")
+        assert r.sim.astdb == {f"/pbxcb/20300107/{cb_id}-1": "ANSWER"}
         second = await r.start_worker()
-        # No channel and no result: after dial_timeout_s it is a failed attempt, retried later.
         await r.step_until(
             lambda: second.state.callbacks[cb_id].status is not Status.DIALLING, "reconciled", step_s=10
         )
-        assert (await r.stored(cb_id, lambda c: c.status is not Status.DIALLING)).last_result == "failed"
-        assert await r.settle(cb_id, {Status.COMPLETED}, step_s=30) is Status.COMPLETED
-        assert len(r.actions("originate")) == 2
+        done = await r.stored(cb_id, lambda c: c.status is not Status.DIALLING)
+        assert (done.status, done.last_result, done.attempts) == (Status.COMPLETED, "answered", 1)
+        for _ in range(20):
+            r.sim.clock.advance(60)
+            await asyncio.sleep(0.01)
+        assert len(r.actions("originate")) == 1
+        assert r.actions("dbget")[-1]["Key"] == f"20300107/{cb_id}-1"
 
 
 async def test_a_result_just_before_the_reconcile_listing_is_not_read_as_a_lost_dial(tmp_path: Path) -> None:

@@ -271,8 +271,8 @@ def test_manager_user_has_least_privilege_and_an_acl(compose: dict[str, Any]) ->
     # agent: queue events; call: Hangup / OriginateResponse; user: the callback UserEvents.
     assert read == {"agent", "call", "user"}
     # agent: QueueAdd/Remove/Pause/Penalty; originate: callbacks; call: Setvar/Status/Hangup;
-    # command: module reloads.
-    assert write == {"agent", "originate", "call", "command"}
+    # command: module reloads; reporting: DBGet of the callback dialplan's markers (read-only).
+    assert write == {"agent", "originate", "call", "command", "reporting"}
     assert not (read | write) & {"all", "system", "config", "dialplan"}
     assert [v for k, v in user if k == "deny"] == ["0.0.0.0/0.0.0.0"]
     (permit,) = [v for k, v in user if k == "permit"]

@@ -196,7 +196,8 @@ def test_callback_destination_books_and_is_not_closed_with_the_schedule() -> Non
 def test_dialling_context_announces_then_dials_with_the_tenant_number() -> None:
     plan = dialplan(acme_config())
     steps = apps(plan, "acme-callback", "s")
-    assert steps[:2] == ["Set(PBX_CALLBACK_NUMBER=${FILTER(0-9+,${PBX_CALLBACK_NUMBER})})",
+    assert steps[:3] == ["Set(PBX_CALLBACK_NUMBER=${FILTER(0-9+,${PBX_CALLBACK_NUMBER})})",
+                         "Set(PBX_MARK=${FILTER(0-9A-Za-z/_.-,${PBX_CALLBACK_MARK})})",
                          "GotoIf($[${LEN(${PBX_CALLBACK_NUMBER})}<3]?invalid)"]
     order = [steps.index(x) for x in ("Playback(pbx-core/callback-announce)",
                                       "SayDigits(${FILTER(0-9,${PBX_CALLBACK_NUMBER})})",
@@ -218,11 +219,31 @@ def test_every_attempt_reports_exactly_one_result() -> None:
         assert name == "PbxCallbackResult"
         assert headers == [("CallbackId", "${PBX_CALLBACK_ID}"), ("OriginateId", "${PBX_ORIGINATE_ID}"),
                            ("DialStatus", "${DIALSTATUS}")]
-        # The guard is set before the event; h skips when the main path already reported.
-        assert steps[results[0] - 1] == "Set(PBX_RESULT_SENT=1)"
+        # The guard is set before the event, then the durable marker; h skips when the main path
+        # already reported.
+        assert steps[results[0] - 2] == "Set(PBX_RESULT_SENT=1)"
+        assert steps[results[0] - 1] == (
+            'ExecIf($["${PBX_MARK}"!=""]?Set(DB(pbxcb/${PBX_MARK})='
+            '${IF($["${DIALSTATUS}"=""]?NONE:${DIALSTATUS})}))'
+        )
     assert plan["h"][0] == ("", 'GotoIf($["${PBX_RESULT_SENT}"="1"]?sent)')
     s = plan["s"]
     assert s[s.index(("invalid", "Set(DIALSTATUS=INVALIDARGS)")) + 1] == ("", "Goto(result)")
+
+
+def test_the_attempt_is_marked_started_in_astdb_before_the_customer_is_dialled() -> None:
+    """Never twice: a bridge that missed an attempt's result reads this marker (AMI DBGet of
+    family pbxcb, the key it passed as PBX_CALLBACK_MARK) instead of dialling again."""
+    steps = apps(dialplan(acme_config()), "acme-callback", "s")
+    started = steps.index('ExecIf($["${PBX_MARK}"!=""]?Set(DB(pbxcb/${PBX_MARK})=started))')
+    assert steps.index("Set(PBX_MARK=${FILTER(0-9A-Za-z/_.-,${PBX_CALLBACK_MARK})})") < started
+    assert started < steps.index("Dial(PJSIP/${PBX_CALLBACK_NUMBER}@pbx-trunk,30)")
+    # Only a key's own characters reach DB(): no ':' (ExecIf's else), no ',' or ')'.
+    housekeeping = [s for s in steps if s.startswith("DBdeltree(")]
+    assert housekeeping == [
+        "DBdeltree(pbxcb/${STRFTIME($[${EPOCH}-259200],UTC,%Y%m%d)})",
+        "DBdeltree(pbxcb/${STRFTIME($[${EPOCH}-345600],UTC,%Y%m%d)})",
+    ]
 
 
 def test_without_outbound_caller_id_the_customer_never_sees_their_own_number() -> None:

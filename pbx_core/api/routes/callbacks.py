@@ -44,8 +44,8 @@ CALLBACK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 IdPath = Annotated[str, Path(description="The callback's id", examples=["3f2a9c0e5b7d4e1fa6c8b9d0e1f2a3b4"],
                              pattern=CALLBACK_ID_PATTERN)]
 StatusName = Literal["pending", "overdue", "dialling", "completed", "no_answer", "busy", "failed",
-                     "cancelled", "expired"]
-ResultName = Literal["answered", "no_answer", "busy", "failed", "agent_unavailable"]
+                     "cancelled", "expired", "unconfirmed"]
+ResultName = Literal["answered", "no_answer", "busy", "failed", "agent_unavailable", "unknown"]
 _FORMATTED_NUMBER = re.compile(r"^\+?[0-9 ()./-]+$")
 _NUMBER = re.compile(NUMBER_PATTERN)
 

@@ -11,6 +11,7 @@ Times are epoch seconds (floats), handed in by the shell; nothing here reads a c
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -31,6 +32,9 @@ class Status(StrEnum):
     FAILED = "failed"  # the last attempt could not be placed (congestion, unreachable)
     CANCELLED = "cancelled"  # withdrawn (customer, supervisor, or the caller got through live)
     EXPIRED = "expired"  # not served in time to be useful
+    # A dial whose outcome was missed (the bridge was down) and may have reached the customer:
+    # never dialled again by itself; a person looks at it (and books again if needed).
+    UNCONFIRMED = "unconfirmed"
 
 
 WAITING = frozenset({Status.PENDING, Status.OVERDUE})
@@ -42,7 +46,7 @@ SOURCES: tuple[Source, ...] = ("queue_offer", "abandoned", "after_hours", "rest"
 
 # What one attempt came to. ``agent_unavailable``: the agent leg failed before the customer was
 # dialled, so it does not count as an attempt on the customer.
-AttemptResult = Literal["answered", "no_answer", "busy", "failed", "agent_unavailable"]
+AttemptResult = Literal["answered", "no_answer", "busy", "failed", "agent_unavailable", "unknown"]
 
 # The customer leg's ${DIALSTATUS} (Asterisk's Dial) -> attempt result.
 _DIALSTATUS: dict[str, AttemptResult] = {
@@ -62,6 +66,23 @@ _DIALSTATUS: dict[str, AttemptResult] = {
 def result_from_dialstatus(dialstatus: str) -> AttemptResult:
     """The result of the customer leg from Asterisk's ``DIALSTATUS`` (unknown values: failed)."""
     return _DIALSTATUS.get(dialstatus.strip().upper(), "failed")
+
+
+# The dialplan's durable marker of each attempt, in Asterisk's database (AstDB): family
+# MARKER_FAMILY, key "{UTC day of the dial}/{originate id}" (see marker_key), "started" once the
+# agent answered (before the customer is dialled), then the customer leg's DIALSTATUS. A bridge that was down
+# when an attempt ended reads it back (AMI DBGet). The dialplan deletes markers 3 and 4 days old.
+MARKER_FAMILY = "pbxcb"
+MARKER_STARTED = "started"
+MARKER_KEPT_S = 2 * 86400.0  # a missing marker younger than this: the dialplan never ran
+
+
+def marker_key(originate_id: str, dialled_at: float) -> str:
+    """The AstDB key (within MARKER_FAMILY) of an attempt dialled at ``dialled_at``: the UTC day
+    (the dialplan deletes old days) and the originate id with ':' as '-' (a ':' would split the
+    dialplan's ExecIf)."""
+    day = datetime.fromtimestamp(dialled_at, UTC).strftime("%Y%m%d")
+    return f"{day}/{originate_id.replace(':', '-')}"
 
 
 def normalise_number(number: str) -> str:

@@ -36,7 +36,18 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .hours import is_open, next_opening
-from .model import SOURCES, WAITING, AttemptResult, Callback, Source, Status, normalise_number
+from .model import (
+    MARKER_KEPT_S,
+    MARKER_STARTED,
+    SOURCES,
+    WAITING,
+    AttemptResult,
+    Callback,
+    Source,
+    Status,
+    normalise_number,
+    result_from_dialstatus,
+)
 from .policy import QueuePolicy, backoff_s, due_by, fill_allowance, tier
 from .promise import LineAhead, Window, promise
 from .queue_order import callbacks_first_in_line
@@ -355,8 +366,19 @@ def on_result(
     if callback is None or callback.status is not Status.DIALLING or callback.originate_id != originate_id:
         return []
     if result == "answered":
-        done = callback.evolve(status=Status.COMPLETED, closed_at=at, agent=None, last_result=result)
+        # The answered attempt is an attempt on the customer too (it reached them).
+        attempts = callback.attempts + 1
+        done = callback.evolve(
+            status=Status.COMPLETED, attempts=attempts, closed_at=at, agent=None, last_result=result
+        )
         return [_save(state, done, "completed")]
+    if result == "unknown":
+        # It may have reached the customer: never dialled again; a person looks at it.
+        attempts = callback.attempts + 1
+        unsure = callback.evolve(
+            status=Status.UNCONFIRMED, attempts=attempts, closed_at=at, agent=None, last_result=result
+        )
+        return [_save(state, unsure, "unconfirmed")]
     if result == "agent_unavailable":
         # Not the customer's doing: back in line at the same place, no attempt used.
         back = callback.evolve(
@@ -403,16 +425,54 @@ def restore(records: Iterable[Callback], policies: Mapping[QueueKey, QueuePolicy
     return state
 
 
-def reconcile(state: SchedulerState, now: float, live_callback_ids: Collection[str]) -> list[Command]:
-    """After a restart (and after replaying the events missed): a ``dialling`` callback whose call
-    is still up (its id is on a live channel) is left alone; one with no channel and no result for
-    ``dial_timeout_s`` since it was dialled counts as a failed attempt (retried with back-off)."""
+def reconcile(
+    state: SchedulerState,
+    now: float,
+    live_callback_ids: Collection[str],
+    markers: Mapping[str, str | None] | None = None,
+) -> list[Command]:
+    """After a restart (and after applying the events missed): what became of each ``dialling``
+    callback whose result never arrived. One whose call is still up (its id on a live channel)
+    is left alone. For the others ``markers`` (originate id -> the dialplan's AstDB marker;
+    None: looked up, not there; absent: the lookup failed) decides, and nothing that may have
+    reached the customer is dialled again:
+
+    - a DIALSTATUS: the attempt's result, as if its UserEvent had arrived (at once);
+    - ``started``: the agent answered and the customer may have been called: unconfirmed;
+    - none (and young enough to have one): the agent leg never answered, the customer was never
+      dialled: back in line without using an attempt;
+    - lookup failed, or too old to tell: unconfirmed.
+
+    All but the first wait until ``dial_timeout_s`` after the dial: the call may still be
+    coming up.
+    """
     commands: list[Command] = []
+    looked_up = markers or {}
     for callback in state.in_flight():
-        if callback.id in live_callback_ids or callback.originate_id is None:
+        oid = callback.originate_id
+        if callback.id in live_callback_ids or oid is None:
             continue
+        marker = looked_up.get(oid)
+        final = marker is not None and marker != MARKER_STARTED
         policy = state.policy(callback.tenant, callback.queue)
-        if callback.dialled_at is not None and now - callback.dialled_at < policy.dial_timeout_s:
+        young = callback.dialled_at is not None and now - callback.dialled_at < policy.dial_timeout_s
+        if young and not final:
             continue
-        commands.extend(on_result(state, callback.id, callback.originate_id, "failed", now))
+        result = lost_dial_result(looked_up, oid, callback.dialled_at, now)
+        commands.extend(on_result(state, callback.id, oid, result, now))
     return commands
+
+
+def lost_dial_result(
+    markers: Mapping[str, str | None], originate_id: str, dialled_at: float | None, now: float
+) -> AttemptResult:
+    """What a dial whose result was missed came to, from the dialplan's marker (see reconcile)."""
+    if originate_id not in markers:
+        return "unknown"
+    marker = markers[originate_id]
+    if marker is None:
+        young = dialled_at is not None and now - dialled_at <= MARKER_KEPT_S
+        return "agent_unavailable" if young else "unknown"
+    if marker == MARKER_STARTED:
+        return "unknown"
+    return result_from_dialstatus(marker)

@@ -114,12 +114,14 @@ class StoreChanged:
 
 @dataclass(frozen=True, slots=True)
 class Reconciled:
-    """Which callback ids are on a live channel (an AMI ``Status`` listing, taken after every
-    event before it was applied)."""
+    """Which callback ids are on a live channel (an AMI ``Status`` listing, applied after every
+    event Asterisk sent before it), and for dials without a channel, the dialplan's marker
+    (originate id -> value; None: not there; absent: the lookup failed)."""
 
     epoch: int
     live: frozenset[str]
     at: float
+    markers: Mapping[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +183,9 @@ class CallbackService:
     summaries: dict[QueueKey, dict[str, Any]] = field(default_factory=dict)
     backlog: list[tuple[Any, float]] = field(default_factory=list)  # inputs before the restore
     _moved: set[QueueKey] = field(default_factory=set)  # queues whose line moved in this batch
+    # Restored bookings without a window yet (booked through REST just before a restart):
+    # promised on the first tick, once the live line is known.
+    unpromised: set[str] = field(default_factory=set)
 
     @property
     def ready(self) -> bool:
@@ -221,6 +226,8 @@ class CallbackService:
         if self.ready:
             if ticked:
                 self.size_fill_reserves(live)
+                if self.unpromised:
+                    commands += self.promise_restored(live, now)
             if ticked or news:
                 commands += self.decide(live, now)
             else:
@@ -330,6 +337,9 @@ class CallbackService:
             if not callback.is_open and callback.id not in self.state.callbacks:
                 self.state.put(callback)
         self._configure_pacing()
+        self.unpromised = {
+            c.id for c in restored.callbacks if c.promised_from is None and c.status is Status.PENDING
+        }
         self.restored = True
         log.info(
             "callbacks: restored %d open callbacks (and %d closed in the last day)",
@@ -347,7 +357,7 @@ class CallbackService:
     def _apply_input(self, live: LiveState, item: Input, now: float) -> list[Command]:
         if isinstance(item, Reconciled):
             self.reconciled = True
-            return self.reconcile(item.live, item.at)
+            return self.reconcile(item.live, item.at, item.markers)
         if isinstance(item, StoreChanged):
             return self.merge_stored(live, item.callbacks, now)
         if isinstance(item, DialFailed):
@@ -478,12 +488,15 @@ class CallbackService:
             commands.append(Unpause(before.tenant, before.queue, before.agent))
         return commands
 
-    def reconcile(self, live_ids: frozenset[str], at: float) -> list[Command]:
-        """Dialling records whose call is gone, with no result, become failed attempts (after
-        ``dial_timeout_s``); those whose channel is up are left to finish."""
+    def reconcile(
+        self, live_ids: frozenset[str], at: float, markers: Mapping[str, str | None] | None = None
+    ) -> list[Command]:
+        """Dialling records whose call is gone with no result: the dialplan's marker says what
+        became of them (scheduler.reconcile: nothing that may have reached the customer is dialled
+        again); those whose channel is up are left to finish."""
         self.counters.reconciles += 1
         before = {c.id: c for c in self.state.in_flight()}
-        commands: list[Command] = list(sched.reconcile(self.state, at, live_ids))
+        commands: list[Command] = list(sched.reconcile(self.state, at, live_ids, markers))
         for command in list(commands):
             if isinstance(command, sched.Save) and command.callback.id in before:
                 was = before[command.callback.id]
@@ -529,18 +542,31 @@ class CallbackService:
         self.state.put(promised)
         return [sched.Save(promised, "promised")]
 
+    def promise_restored(self, live: LiveState, now: float) -> list[Command]:
+        commands: list[Command] = []
+        for cb_id in sorted(self.unpromised):
+            cb = self.state.callbacks.get(cb_id)
+            if cb is not None and cb.status is Status.PENDING and cb.promised_from is None:
+                commands += self.promise_booked(live, cb, now)
+        self.unpromised.clear()
+        return commands
+
     def _fill_rate(self, key: QueueKey, q: Any, now: float) -> float:
         aht = self.estimator(key).aht_s
         pacing = self.pacing.queue(key)
         load = pacing.hour_load.share(now, aht, staffed_agents(q)) if q is not None else None
         return promised_fill_rate(self.state.policy(*key), pacing.fill_rate(now), load)
 
-    def lost_dials_possible(self, now: float) -> bool:
-        return any(
-            c.dialled_at is not None
+    def lost_dials(self, now: float) -> list[Callback]:
+        """Dials past ``dial_timeout_s`` without a result: a reconcile may be needed."""
+        return [
+            c for c in self.state.in_flight()
+            if c.dialled_at is not None
             and now - c.dialled_at >= self.state.policy(c.tenant, c.queue).dial_timeout_s
-            for c in self.state.in_flight()
-        )
+        ]
+
+    def lost_dials_possible(self, now: float) -> bool:
+        return bool(self.lost_dials(now))
 
     # ----------------------------------------------------------------- deciding
 
@@ -691,6 +717,10 @@ def summary(
         "on_time_today": on_time,
         "late_today": len(completed) - on_time,
         "on_time_pct": round(100.0 * on_time / len(completed), 1) if completed else None,
+        # Outcome missed while the bridge was down and possibly connected: a person decides.
+        "unconfirmed_today": sum(
+            1 for c in mine if c.status is Status.UNCONFIRMED and (c.closed_at or 0) >= midnight
+        ),
         "next": [
             {
                 "id": c.id,
