@@ -84,6 +84,11 @@ def offer_variable(tenant: str, queue: str) -> str:
     return f"PBX_OFFER_{tenant}_{queue}"
 
 
+def quote_variable(tenant: str, queue: str) -> str:
+    """The window a booking now is promised, and a later one (``core.promise.quote_value``)."""
+    return f"PBX_CBQ_{tenant}_{queue}"
+
+
 def setvar_action(variable: str, value: str) -> dict[str, str]:
     """No Channel header: a global variable (needs only write class ``call``)."""
     return {"Action": "Setvar", "Variable": variable, "Value": value}

@@ -44,6 +44,7 @@ from .ami import (
     offer_variable,
     originate_action,
     pause_action,
+    quote_variable,
     setvar_action,
     status_action,
 )
@@ -52,6 +53,8 @@ from .core.announce import spoken_s
 from .core.events import CALLBACK_EVENTS, PAUSE_REASON, WATCHED_EVENTS
 from .core.live import expected_wait_now
 from .core.model import VAR_CALLBACK_ID, VAR_ORIGINATE_ID, Callback
+from .core.policy import QueuePolicy
+from .core.promise import LATER_SLOT_HOURS, later_slot, quote_value
 from .core.service import (
     FORGET_CLOSED_AFTER_S,
     CallbackService,
@@ -442,6 +445,18 @@ class Callbacks:
             self.host.state, key, self.service.estimator(key), self.service.waiting(key), rate
         )
 
+    def quote(self, key: tuple[str, str], policy: QueuePolicy, timezone: str, now: float) -> str:
+        """What a caller booking now hears: the window (at the back of the line; a caller who
+        keeps their place is served no later) and the later slot the menu offers."""
+        window = self.service.quote(self.host.state, key, now)
+        if window is None:
+            return ""
+        try:
+            later = later_slot(window, policy.hours, LATER_SLOT_HOURS)
+        except ValueError:
+            return ""
+        return quote_value(window, later, now, timezone)
+
     async def _refresh_globals(self) -> None:
         now = self.clock()
         full = now - self._last_full >= self.options.refresh_s or now < self._last_full
@@ -454,6 +469,7 @@ class Callbacks:
             values = {
                 ewt_variable(*key): "" if said is None else str(round(said)),
                 offer_variable(*key): "1" if offer else "0",
+                quote_variable(*key): self.quote(key, info.policy, info.timezone, now),
             }
             for variable, value in values.items():
                 if not full and self._sent.get(variable) == value:

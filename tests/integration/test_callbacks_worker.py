@@ -566,3 +566,37 @@ async def test_a_rest_booking_is_promised_a_window_from_the_line_ahead(tmp_path:
         assert booked + 2100 <= promised.due_by <= booked + 2100 + 300
         assert [h["change"] for h in await r.store.history(cb_id)] == ["created", "promised"]
         assert r.actions("originate") == []
+
+
+@pytest.mark.parametrize("later", [False, True])
+async def test_the_caller_is_promised_the_window_they_heard_or_the_later_one_they_chose(
+    tmp_path: Path, later: bool
+) -> None:
+    """The bridge keeps the quote global fresh (the window a booking now gets, and a later one);
+    the booking dialplan says it, the caller may press 2 for the later one, and the booking
+    carries what they chose: that is the promise stored, and a later slot is not dialled early."""
+    async with rig(tmp_path, queue_settings(callback_offer=True)) as r:
+        worker = await r.start_worker()
+        r.sim.pause_member(QUEUE, ANN, True, "callback")  # staffed, busy: nobody is dialled yet
+        worker.service.estimator(("acme", "support")).observe(300)
+        r.sim.later_slot_share = 1.0 if later else 0.0
+        await wait_until(lambda: bool(r.sim.globals.get("PBX_CBQ_acme_support")), "the quote global")
+        fields = r.sim.globals["PBX_CBQ_acme_support"].split("/")
+        assert fields[2] == fields[5] == "today"
+        start, end = (float(fields[3]), float(fields[4])) if later else (float(fields[0]), float(fields[1]))
+        assert end > start > r.sim.now() - 300
+        caller = r.sim.join(QUEUE, NUMBER, waited_s=95)
+        await wait_until(lambda: bool(worker.bridge.state.queues[QUEUE].callers), "the caller waits")
+        r.sim.callback_request(QUEUE, caller, NUMBER)
+        await wait_until(lambda: len(worker.state.callbacks) == 1, "the booking")
+        (cb,) = worker.state.callbacks.values()
+        stored = await r.stored(cb.id, lambda c: True)
+        assert (stored.promised_from, stored.due_by) == (start, end)
+        if later:
+            assert stored.not_before == start  # the caller asked for later: not before it
+            assert float(fields[3]) - float(fields[0]) == 2 * 3600  # two open hours on
+        r.sim.pause_member(QUEUE, ANN, False)
+        for _ in range(10):
+            r.sim.clock.advance(1)
+            await asyncio.sleep(0.02)
+        assert (len(r.actions("originate")) == 0) is later

@@ -74,7 +74,9 @@ def test_queue_sets_the_join_time_and_announces_our_expected_wait() -> None:
     # The worker's global, digits only; silent while unknown or zero.
     assert "Set(PBX_EWT=${FILTER(0-9,${GLOBAL(PBX_EWT_acme_support)})})" in steps
     assert 'GotoIf($["${PBX_EWT}"="" | "${PBX_EWT}"="0"]?said)' in steps
-    assert "SayNumber($[CEIL(${PBX_EWT}/60)])" in steps
+    # The global holds what to say (announce.spoken_s): under a minute, or whole minutes.
+    assert "ExecIf($[${PBX_EWT}<60]?Playback(pbx-core/wait-less-than-a-minute))" in steps
+    assert "SayNumber($[ROUND(${PBX_EWT}/60)])" in steps
     assert "Playback(${IF($[${PBX_EWT}>60]?queue-minutes:queue-minute)})" in steps
     # Asterisk's own estimate (its average) is never announced.
     assert "announce-holdtime=no" in queues_conf(acme_config(), "support")
@@ -115,7 +117,7 @@ def test_offer_closed_puts_the_caller_back_at_their_place() -> None:
     plan = dialplan(acme_config())
     exit_steps = apps(plan, "acme-queue-support-exit", "1")
     assert exit_steps[:3] == [
-        'GotoIf($["${GLOBAL(PBX_OFFER_acme_support)}"="1"]?book)',
+        'GotoIf($["${GLOBAL(PBX_OFFER_acme_support)}"="1"]?offered)',
         "Playback(pbx-core/callback-unavailable)",
         "Goto(acme-queue-support,rejoin,1)",
     ]
@@ -155,7 +157,9 @@ def test_booking_emits_the_contract_user_event(
     name, headers = user_event(events[0])
     assert name == "PbxCallbackRequest"
     assert headers == [("Tenant", "acme"), ("Queue", queue), ("Number", "${PBX_CB_NUMBER}"),
-                       ("Source", source), ("JoinedAt", "${PBX_CB_JOINED}"), ("Uniqueid", "${UNIQUEID}")]
+                       ("Source", source), ("JoinedAt", "${PBX_CB_JOINED}"), ("Uniqueid", "${UNIQUEID}"),
+                       ("WindowFrom", "${PBX_CB_FROM}"), ("WindowTo", "${PBX_CB_TO}"),
+                       ("Later", "${PBX_CB_LATER}")]
     # JoinedAt: the place in line (digits of the join time) or empty; set once, before any prompt.
     assert [s for s in steps if s.startswith("Set(PBX_CB_JOINED=")] == [f"Set(PBX_CB_JOINED={joined})"]
     # Only digits (and a caller ID's leading +) ever become PBX_CB_NUMBER.
@@ -164,6 +168,36 @@ def test_booking_emits_the_contract_user_event(
                         "Set(PBX_CB_NUMBER=${FILTER(0-9,${PBX_CB_TYPED})})"]
     after = steps[steps.index(events[0]) + 1:]
     assert after[:2] == ["Playback(pbx-core/callback-booked)", "Hangup()"]
+
+
+@pytest.mark.parametrize(
+    ("context", "exten"), [("acme-queue-support-exit", "1"), ("acme-callback-book-support", "s")]
+)
+def test_booking_says_the_promised_window_and_offers_a_later_one(context: str, exten: str) -> None:
+    """The caller hears the window from the bridge's quote global in their language (SayUnixTime
+    in the tenant's timezone), may choose the later one, and the booking carries what they
+    chose. Only digits and the day word reach the times."""
+    steps = apps(dialplan(acme_config()), context, exten)
+    assert "Set(PBX_CB_Q=${GLOBAL(PBX_CBQ_acme_support)})" in steps
+    assert 'GotoIf($["${PBX_CB_Q}"=""]?book)' in steps  # no quote yet: book, the bridge promises
+    assert "Set(PBX_CB_FROM=${FILTER(0-9,${CUT(PBX_CB_Q,/,1)})})" in steps
+    assert "Set(PBX_CB_DAY=${FILTER(a-z,${CUT(PBX_CB_Q,/,3)})})" in steps
+    between = steps.index("Playback(pbx-core/callback-between)")
+    assert steps[between + 1:between + 4] == [
+        "SayUnixTime(${PBX_CB_FROM},Europe/Amsterdam,HM)",
+        "Playback(pbx-core/callback-and)",
+        "SayUnixTime(${PBX_CB_TO},Europe/Amsterdam,HM)",
+    ]
+    assert "Playback(pbx-core/callback-tomorrow-after)" in steps
+    choice = steps.index("Read(PBX_CB_KEY,pbx-core/callback-slot-choice,1,,1,6)")
+    assert steps[choice + 1:choice + 6] == [
+        'GotoIf($["${PBX_CB_KEY}"!="2"]?book)',
+        "Set(PBX_CB_LATER=1)",
+        "Set(PBX_CB_FROM=${FILTER(0-9,${CUT(PBX_CB_Q,/,4)})})",
+        "Set(PBX_CB_TO=${FILTER(0-9,${CUT(PBX_CB_Q,/,5)})})",
+        "Set(PBX_CB_DAY=${FILTER(a-z,${CUT(PBX_CB_Q,/,6)})})",
+    ]
+    assert steps[choice + 6] == "Goto(tell)"
 
 
 def test_booking_confirms_with_1_and_takes_another_number_with_2() -> None:

@@ -33,6 +33,11 @@ class RequestEvent:
     joined_at: float | None
     uniqueid: str
     ts: float
+    # The window the caller heard (from the PBX_CBQ_ quote global) and whether it was the later
+    # slot they chose; None when the dialplan had no quote to say.
+    window_from: float | None = None
+    window_to: float | None = None
+    later: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +107,9 @@ def parse_event(frame: Mapping[str, str], fallback_ts: float) -> CallbackEvent |
             joined_at=_float(_last(frame, "JoinedAt")),
             uniqueid=_last(frame, "Uniqueid"),
             ts=ts,
+            window_from=_float(_last(frame, "WindowFrom")),
+            window_to=_float(_last(frame, "WindowTo")),
+            later=_last(frame, "Later") == "1",
         )
     if kind == RESULT_EVENT:
         callback_id = _last(frame, "CallbackId")

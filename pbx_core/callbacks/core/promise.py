@@ -151,6 +151,38 @@ def later_slot(window: Window, hours: HoursSpec | None, hours_later: float) -> W
     return Window(start, max(end, start + (window.end - window.start)), later=True)
 
 
+# --------------------------------------------------------------------------- the dialplan's quote
+
+LATER_SLOT_HOURS = 2.0  # the offer menu's "later" choice: the same window, two open hours on
+QUOTE_SEPARATOR = "/"
+
+
+def day_word(t: float, at: float, timezone: str) -> str:
+    """How the dialplan names the day of ``t`` for a caller at ``at``: today, tomorrow, later."""
+    zone = ZoneInfo(timezone)
+    day, now = datetime.fromtimestamp(t, zone).date(), datetime.fromtimestamp(at, zone).date()
+    return "today" if day == now else "tomorrow" if day == now + timedelta(days=1) else "later"
+
+
+def quote_value(window: Window, later: Window, at: float, timezone: str) -> str:
+    """The ``PBX_CBQ_{slug}_{queue}`` global the dialplan reads when a caller books:
+    ``from/to/day/later from/later to/later day`` (epoch seconds; day: today, tomorrow, later).
+    It says the window, offers the later one, and books with what the caller chose."""
+    parts = (
+        int(window.start), int(window.end), day_word(window.start, at, timezone),
+        int(later.start), int(later.end), day_word(later.start, at, timezone),
+    )
+    return QUOTE_SEPARATOR.join(str(p) for p in parts)
+
+
+def heard_window(start: float | None, end: float | None, later: bool, at: float) -> Window | None:
+    """The window a booking event says the caller heard, if it is one that can be kept: it ends
+    after the booking and starts within two weeks of it. None: the core promises one itself."""
+    if start is None or end is None or not (start <= end and end > at and start < at + 14 * 86400):
+        return None
+    return Window(start, end, later=later)
+
+
 # --------------------------------------------------------------------------- saying it
 
 _WORDS = {

@@ -52,7 +52,7 @@ from .policy import (
     promised_fill_rate,
     tier,
 )
-from .promise import LineAhead, Window
+from .promise import LineAhead, Window, heard_window
 from .scheduler import CallbackRequest, QueueKey, QueueLoad
 
 log = logging.getLogger(__name__)
@@ -422,6 +422,8 @@ class CallbackService:
             source=event.source,  # type: ignore[arg-type]  # checked above
             requested_at=event.ts,
             joined_at=event.joined_at if event.source == "queue_offer" else None,
+            # What the caller heard is the promise; without it (no quote yet) one is computed.
+            window=heard_window(event.window_from, event.window_to, event.later, event.ts),
         )
         return self.request(live, req)
 
