@@ -442,7 +442,7 @@ class Callbacks:
         now = self.clock()
         rate = self.service.pacing.queue(key).abandons.rate(now)
         return expected_wait_now(
-            self.host.state, key, self.service.estimator(key), self.service.waiting(key), rate
+            self.host.state, key, self.service.estimator(key), self.service.waiting(key), rate, now
         )
 
     def quote(self, key: tuple[str, str], policy: QueuePolicy, timezone: str, now: float) -> str:

@@ -154,3 +154,10 @@ def test_the_band_and_the_accuracy() -> None:
     assert announce.within_band(60.0, 90.0) and announce.within_band(None, 25.0)  # +-30 s when short
     acc = announce.accuracy([(600.0, 700.0), (60.0, 200.0), (None, 10.0)])
     assert (acc.callers, acc.within, acc.within_pct, acc.median_error_s) == (3, 2, 66.7, 100.0)
+
+
+def test_free_agents_and_agents_in_wrap_up_come_first() -> None:
+    assert announce.expected_wait_s(2, 4, 240.0, free=2) == 0.0  # an agent is free for them
+    assert announce.expected_wait_s(3, 4, 240.0, free=2, soon=(12.0, 40.0)) == 12.0  # wrap-up ends
+    assert announce.expected_wait_s(5, 4, 240.0, free=2, soon=(12.0, 40.0)) == 60.0  # then 240/4
+    assert announce.spoken_s(0.0) is None  # nothing to say: answered at once

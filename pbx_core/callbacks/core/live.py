@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ...domain.queue_state import AVAILABLE, LOGGED_OUT, PAUSED, UNAVAILABLE, Delta, LiveState, QueueState
-from .announce import expected_wait_s
+from .announce import expected_wait_s, wrapping_up
 from .estimator import RollingAbandonRate, RollingLoad, RollingServiceLevel, WaitEstimator
 from .events import PAUSE_REASON
 from .model import WAITING, Callback
@@ -150,6 +150,7 @@ def expected_wait_now(
     estimator: WaitEstimator,
     callbacks: Iterable[Callback],
     abandon_rate: float = 0.0,
+    now: float | None = None,
 ) -> float | None:
     """Expected wait of a caller joining ``key`` now: behind every live caller and every callback
     that holds a place in line (fill-tier callbacks stand behind them, so they do not count);
@@ -157,10 +158,13 @@ def expected_wait_now(
     q = state.queues.get(f"{key[0]}-{key[1]}")
     if q is None:
         return None
+    now = state.now if now is None else now
     ahead = len(q.callers) + sum(
         1 for c in callbacks if (c.tenant, c.queue) == key and c.status in WAITING and c.tier == 0
     )
-    return expected_wait_s(ahead + 1, staffed_agents(q), estimator.aht_s, abandon_rate)
+    free = len(free_agents(q))
+    soon = wrapping_up(q, now)
+    return expected_wait_s(ahead + 1, staffed_agents(q), estimator.aht_s, abandon_rate, free, soon)
 
 
 def line_ahead(
