@@ -499,7 +499,7 @@ def dialling(slug: str, caller_id: str | None) -> Context:
         # Digits and '+' only: the number goes into a Dial string.
         "Set(PBX_CALLBACK_NUMBER=${FILTER(0-9+,${PBX_CALLBACK_NUMBER})})",
         # The AstDB key the bridge chose for this attempt's marker ({UTC day}/{originate id}).
-        "Set(PBX_MARK=${FILTER(0-9A-Za-z/_.-,${PBX_CALLBACK_MARK})})",
+        "Set(PBX_MARK=${FILTER(-0-9A-Za-z/_.,${PBX_CALLBACK_MARK})})",  # a leading - is a -, not a range
         "GotoIf($[${LEN(${PBX_CALLBACK_NUMBER})}<3]?invalid)",
         # The agent answered: before the customer is dialled, the attempt is marked "started" in
         # Asterisk's database; a bridge that missed the result reads the marker with AMI DBGet

@@ -29,12 +29,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pbx_core.ami.client import AmiClient, AmiOptions
-from pbx_core.ami.errors import AmiError
+from pbx_core.ami.errors import AmiActionError, AmiError
 from pbx_core.asterisk.apply import apply_tenant, cli, remove_tenant
 from pbx_core.bridge import Bridge
-from pbx_core.callbacks.ami import ewt_variable, offer_variable, setvar_action
+from pbx_core.callbacks.ami import NOT_FOUND, VAR_MARK, ewt_variable, offer_variable, setvar_action
 from pbx_core.callbacks.core.live import free_agents
-from pbx_core.callbacks.core.model import Status
+from pbx_core.callbacks.core.model import MARKER_FAMILY, Status, marker_key
+from pbx_core.callbacks.core.scheduler import lost_dial_result
 from pbx_core.callbacks.shell import CallbackOptions, Callbacks
 from pbx_core.callbacks.store import CallbackStore, request_callback
 from pbx_core.config import AmiUrl
@@ -59,7 +60,7 @@ WORKER = CallbackOptions(refresh_s=0.2, globals_every_s=0.05, store_poll_s=0.05,
 TICK_S = 0.05
 QUEUE, EXT, NUMBER, TZ = "support", "201", "0612345678", "Europe/Amsterdam"
 # The scheduler's clock (injected, running at real speed): a Monday morning inside the office
-# hours until the worker has sent its first Originate, then that evening, closed. A failed agent
+# hours until the first attempt's outcome is known, then that evening, closed. A failed agent
 # leg requeues the callback at once for the same agent, who is "free" again (a Local member with
 # an unregistered phone behind it stays NOT_INUSE): closing keeps a legitimate next dial from
 # masking a double dial of the first attempt, and shows nothing goes out while closed.
@@ -254,8 +255,10 @@ async def test_callback_dialplan_globals_and_a_failed_agent_leg(
 
         def clock() -> float:  # runs at real speed (the worker's refresh follows it)
             w = worker
-            dialled = w is not None and w.counters["originates"] + w.counters["originate_errors"] > 0
-            return (CLOSED_T if dialled else OPEN_T) + time.monotonic() - started
+            # Closed once the first attempt has an outcome: a clock that jumped at the Originate
+            # would make it look lost at once (dial_timeout_s) before Asterisk could answer.
+            done = w is not None and any(c.last_result for c in w.state.callbacks.values())
+            return (CLOSED_T if done else OPEN_T) + time.monotonic() - started
 
         worker = Callbacks(store, sessions, options=WORKER)
         bridge = Bridge(ami_url, ami=WORKER_AMI, tick_s=TICK_S, parts=[worker], clock=clock)
@@ -332,3 +335,53 @@ async def test_callback_dialplan_globals_and_a_failed_agent_leg(
     assert (await cli(ami, f"queue show {queue}")).output.startswith(f"No such queue: {queue}")
     assert not (await cli(ami, f"dialplan show {slug}-callback")).ok
     assert await getvar(ami, offer) == ""
+
+
+async def test_the_callback_dialplan_writes_its_astdb_marker_and_dbget_reads_it(
+    ami: AmiClient, config_dir: Path
+) -> None:
+    """Never twice, on a real Asterisk: the rendered `{slug}-callback` context marks the attempt in
+    AstDB (under the key passed as PBX_CALLBACK_MARK) and the pbx-core AMI user reads it back with
+    DBGet (write class `reporting`), as the bridge does after missing a result. The "agent" is a
+    Local channel into the context itself; the customer leg fails at once (no trunk here), so the
+    marker ends as that DIALSTATUS, written before the PbxCallbackResult."""
+    slug = f"cb{secrets.token_hex(4)}"
+    config = callback_tenant(slug)
+    oid = f"live{secrets.token_hex(4)}:1"
+    mark = marker_key(oid, time.time())
+    try:
+        async with asyncio.timeout(HANG_GUARD_S):
+            applied = await apply_tenant(ami, config_dir, config)
+        assert applied.status == "ok", applied.error
+        variables = [  # __: inherited by the Local channel's other half, which runs the context
+            f"__PBX_CALLBACK_ID=live{oid}", f"__PBX_ORIGINATE_ID={oid}",
+            f"__PBX_CALLBACK_NUMBER={NUMBER}", f"__{VAR_MARK}={mark}",
+        ]
+        await ami.action({
+            "Action": "Originate", "Channel": f"Local/s@{slug}-callback", "Application": "Wait",
+            "Data": "60", "Async": "true", "Variable": ",".join(variables),
+        })
+
+        async def marked() -> str | None:
+            try:
+                items = await ami.listing({"Action": "DBGet", "Family": MARKER_FAMILY, "Key": mark})
+            except AmiActionError as exc:
+                assert NOT_FOUND.lower() in str(exc).lower(), exc  # not yet written
+                return None
+            values = [i.get("Val") for i in items if i.get("Event") == "DBGetResponse"]
+            return values[0] if values and values[0] != "started" else None
+
+        async def final_marker() -> bool:
+            return await marked() is not None
+
+        await eventually(final_marker, "the attempt's final marker in AstDB")
+        value = await marked()
+        assert value in ("CHANUNAVAIL", "CONGESTION", "NOANSWER", "BUSY", "INVALIDARGS"), value
+        # The bridge's own reading of it.
+        reading = lost_dial_result({oid: value}, oid, time.time(), time.time())
+        assert reading in ("failed", "no_answer", "busy")
+    finally:
+        with contextlib.suppress(AmiError):
+            await cli(ami, f"database deltree {MARKER_FAMILY} {mark.split('/')[0]}")
+        removed = await remove_tenant(ami, config_dir, slug)
+    assert removed.status == "ok", removed.error

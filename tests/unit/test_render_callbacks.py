@@ -231,7 +231,7 @@ def test_dialling_context_announces_then_dials_with_the_tenant_number() -> None:
     plan = dialplan(acme_config())
     steps = apps(plan, "acme-callback", "s")
     assert steps[:3] == ["Set(PBX_CALLBACK_NUMBER=${FILTER(0-9+,${PBX_CALLBACK_NUMBER})})",
-                         "Set(PBX_MARK=${FILTER(0-9A-Za-z/_.-,${PBX_CALLBACK_MARK})})",
+                         "Set(PBX_MARK=${FILTER(-0-9A-Za-z/_.,${PBX_CALLBACK_MARK})})",
                          "GotoIf($[${LEN(${PBX_CALLBACK_NUMBER})}<3]?invalid)"]
     order = [steps.index(x) for x in ("Playback(pbx-core/callback-announce)",
                                       "SayDigits(${FILTER(0-9,${PBX_CALLBACK_NUMBER})})",
@@ -270,7 +270,7 @@ def test_the_attempt_is_marked_started_in_astdb_before_the_customer_is_dialled()
     family pbxcb, the key it passed as PBX_CALLBACK_MARK) instead of dialling again."""
     steps = apps(dialplan(acme_config()), "acme-callback", "s")
     started = steps.index('ExecIf($["${PBX_MARK}"!=""]?Set(DB(pbxcb/${PBX_MARK})=started))')
-    assert steps.index("Set(PBX_MARK=${FILTER(0-9A-Za-z/_.-,${PBX_CALLBACK_MARK})})") < started
+    assert steps.index("Set(PBX_MARK=${FILTER(-0-9A-Za-z/_.,${PBX_CALLBACK_MARK})})") < started
     assert started < steps.index("Dial(PJSIP/${PBX_CALLBACK_NUMBER}@pbx-trunk,30)")
     # Only a key's own characters reach DB(): no ':' (ExecIf's else), no ',' or ')'.
     housekeeping = [s for s in steps if s.startswith("DBdeltree(")]

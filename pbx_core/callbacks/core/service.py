@@ -501,6 +501,7 @@ class CallbackService:
         commands: list[Command] = list(sched.reconcile(self.state, at, live_ids, markers))
         for command in list(commands):
             if isinstance(command, sched.Save) and command.callback.id in before:
+                self.counters.results += 1  # an attempt's outcome, found by the reconcile
                 was = before[command.callback.id]
                 if was.agent:
                     commands.append(Unpause(was.tenant, was.queue, was.agent))
