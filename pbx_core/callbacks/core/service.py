@@ -184,7 +184,7 @@ class CallbackService:
     backlog: list[tuple[Any, float]] = field(default_factory=list)  # inputs before the restore
     _moved: set[QueueKey] = field(default_factory=set)  # queues whose line moved in this batch
     # Restored bookings without a window yet (booked through REST just before a restart):
-    # promised on the first tick, once the live line is known.
+    # promised once serving (after the first reconcile listing: the live line is known).
     unpromised: set[str] = field(default_factory=set)
 
     @property
@@ -224,10 +224,10 @@ class CallbackService:
             commands = []
         out: list[Delta] = []
         if self.ready:
+            if self.unpromised:  # before anything is dialled: the line is known by now
+                commands += self.promise_restored(live, now)
             if ticked:
                 self.size_fill_reserves(live)
-                if self.unpromised:
-                    commands += self.promise_restored(live, now)
             if ticked or news:
                 commands += self.decide(live, now)
             else:
