@@ -146,7 +146,8 @@ def due_by(policy: QueuePolicy, requested_at: float) -> float:
 
 
 # Pacing of fill callbacks (callers who hung up), as measured by `pbx-core bench callbacks`
-# (10 agents, 110% load for 3 h then 85%, AHT 240 s, 5 seeds; mean over the seeds):
+# before promises (10 agents, 110% load for 3 h then 85%, AHT 240 s, 5 seeds; means; the README
+# has today's figures, with promises kept):
 #   reserve 1: 78.9% fewer callers lost, live SL 9.1 points lower
 #   reserve 2: 75.7% fewer lost, SL 6.9 points lower
 #   reserve 3: 65.3% fewer lost, SL 4.6 points lower   <- both targets (>= 50%, <= 5 points)
