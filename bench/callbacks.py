@@ -10,6 +10,7 @@ callback attempt), and the same callers are played twice:
                       after ``short_abandon_s``; every callback keeps its place in line
 
 The callback decisions (who is dialled when, on which agent, retries, deadlines, opening hours),
+the promised window (``core.promise``: from the line ahead at booking, as the bridge computes it),
 the expected wait and the offer rule are the real ``pbx_core.callbacks`` core, driven the way the
 shell drives it: ``decide`` whenever an agent frees up, a caller arrives or ``next_wakeup`` comes
 due. Agents serve whoever is first in the virtual line; a callback holds its agent from the
@@ -28,9 +29,16 @@ proves nothing.
 
 KPIs (DESIGN.md), over live calls: SL = answered within T / (answered + abandoned - short
 abandons), as the engine counts them (a caller who left the queue for a callback is an "other
-exit", in neither term); ASA = mean wait of answered calls. Callers lost = callers (short abandons excluded)
-who never reached an agent: not answered live and no callback completed. Callback on-time % =
-callbacks completed by their due-by / callbacks booked.
+exit", in neither term); ASA = mean wait of answered calls. Callers lost = callers (short
+abandons excluded) who never reached an agent that day: not answered live and no callback
+completed. Callback on-time % = callbacks completed by their promised due-by / callbacks booked,
+leaving out those promised for the next day (shown as "next day"; their callers count as lost).
+
+Targets, on every seed: lost >= 50% fewer, live SL <= 5 points lower, on time >= 95%. Wait
+announcements (``core.announce``): what each caller who had to wait was told on joining, ours and
+Asterisk's announce-holdtime on the same callers, against the wait they then had: the share
+within +-30% (or +-30 s) and the median error; target >= 80% and better than Asterisk's.
+``--loads`` adds the trade-off over peak loads.
 """
 
 from __future__ import annotations
