@@ -564,6 +564,7 @@ async def test_a_rest_booking_is_promised_a_window_from_the_line_ahead(tmp_path:
         # it and closes at 1.5 x + 5 min, on whole 5 minutes.
         booked = promised.requested_at
         assert booked + 600 - 300 <= promised.promised_from <= booked + 600
+        assert promised.promised_from % 300 == 0 and promised.due_by % 300 == 0
         assert booked + 2100 <= promised.due_by <= booked + 2100 + 300
         assert [h["change"] for h in await r.store.history(cb_id)] == ["created", "promised"]
         assert r.actions("originate") == []

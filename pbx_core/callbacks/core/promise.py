@@ -132,10 +132,10 @@ def promise(
     if start is None or end is None:
         raise ValueError("the queue's business hours never open: no callback can be promised")
     step = rules.round_s
+    # On whole 5 minutes, so it can be said: "between 10:40 and 11:00" (said at 10:42 too).
     start = math.floor(start / step) * step
     if next_opening(hours, start) != start:  # rounded back into closed time: the opening it is
         start = next_opening(hours, start) or start
-    start = max(start, min(at, end))
     end = math.ceil(max(end, start + rules.min_width_s) / step) * step
     return Window(start, end)
 
