@@ -136,7 +136,7 @@ def promise(
     start = math.floor(start / step) * step
     if next_opening(hours, start) != start:  # rounded back into closed time: the opening it is
         start = next_opening(hours, start) or start
-    end = math.ceil(max(end, start + rules.min_width_s) / step) * step
+    end = math.ceil(max(end, max(start, at) + rules.min_width_s) / step) * step  # wide enough from now
     return Window(start, end)
 
 
