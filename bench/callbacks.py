@@ -10,6 +10,7 @@ callback attempt), and the same callers are played twice:
                       after ``short_abandon_s``; every callback keeps its place in line
 
 The callback decisions (who is dialled when, on which agent, retries, deadlines, opening hours),
+the promised window (``core.promise``: from the line ahead at booking, as the bridge computes it),
 the expected wait and the offer rule are the real ``pbx_core.callbacks`` core, driven the way the
 shell drives it: ``decide`` whenever an agent frees up, a caller arrives or ``next_wakeup`` comes
 due. Agents serve whoever is first in the virtual line; a callback holds its agent from the
@@ -28,9 +29,16 @@ proves nothing.
 
 KPIs (DESIGN.md), over live calls: SL = answered within T / (answered + abandoned - short
 abandons), as the engine counts them (a caller who left the queue for a callback is an "other
-exit", in neither term); ASA = mean wait of answered calls. Callers lost = callers (short abandons excluded)
-who never reached an agent: not answered live and no callback completed. Callback on-time % =
-callbacks completed by their due-by / callbacks booked.
+exit", in neither term); ASA = mean wait of answered calls. Callers lost = callers (short
+abandons excluded) who never reached an agent that day: not answered live and no callback
+completed. Callback on-time % = callbacks completed by their promised due-by / callbacks booked,
+leaving out those promised for the next day (shown as "next day"; their callers count as lost).
+
+Targets, on every seed: lost >= 50% fewer, live SL <= 5 points lower, on time >= 95%. Wait
+announcements (``core.announce``): what each caller who had to wait was told on joining, ours and
+Asterisk's announce-holdtime on the same callers, against the wait they then had: the share
+within +-30% (or +-30 s) and the median error; target >= 80% and better than Asterisk's.
+``--loads`` adds the trade-off over peak loads.
 """
 
 from __future__ import annotations
@@ -69,7 +77,19 @@ from pbx_core.callbacks import (
     request,
     should_offer,
 )
-from pbx_core.callbacks.model import AttemptResult
+from pbx_core.callbacks.core.announce import (
+    Accuracy,
+    accuracy,
+    asterisk_announcement_s,
+    asterisk_holdtime,
+    expected_wait_s,
+    spoken_s,
+)
+from pbx_core.callbacks.core.estimator import RollingAbandonRate
+from pbx_core.callbacks.core.live import FILL_RATE_WINDOW_S, count_ahead
+from pbx_core.callbacks.core.model import WAITING, AttemptResult, Source
+from pbx_core.callbacks.core.policy import promised_fill_rate, tier
+from pbx_core.callbacks.core.promise import PromiseRules
 from pbx_core.provisioning.schemas import QueueIn
 
 TENANT, QUEUE = "bench", "support"
@@ -78,6 +98,9 @@ TIMEZONE = "Europe/Amsterdam"
 DAY = "2025-03-03"  # a Monday
 TARGET_LOST_REDUCTION = 0.5
 TARGET_SL_DROP = 5.0
+TARGET_ON_TIME_PCT = 95.0
+TARGET_ANNOUNCED_WITHIN_PCT = 80.0
+LOADS = (1.0, 1.05, 1.10, 1.15, 1.20)
 _QUEUE_DEFAULTS = QueueIn()
 TICK_S = 5.0
 
@@ -96,6 +119,10 @@ class Caller:
     abandoned_at: float | None = None
     left_for_callback_at: float | None = None
     callback_id: str | None = None
+    # what the caller was told on joining (seconds; None: nothing): ours, and Asterisk's own
+    told: float | None = None
+    told_by_asterisk: float | None = None
+    heard: bool = False  # waited at joining (a caller answered at once hears nothing)
 
     def draw_attempt(self, n: int, p_answer: float, p_busy: float) -> tuple[AttemptResult, float]:
         """Attempt ``n`` (0-based) on this customer: its result and ring seconds. Drawn from the
@@ -148,7 +175,12 @@ class Outcome:
     callbacks: int = 0
     callbacks_completed: int = 0
     callbacks_on_time: int = 0
+    # Still open at closing with a promise that runs into the next day: neither on time nor
+    # late yet (and their callers count as lost: not served that day).
+    callbacks_not_yet_due: int = 0
     callbacks_by_status: dict[str, int] = field(default_factory=dict)
+    announced: Accuracy | None = None  # our wait announcements against the waits callers had
+    asterisk: Accuracy | None = None  # Asterisk's announce-holdtime on the same callers
 
     def kpis(self) -> dict[str, Any]:
         counted = self.answered + self.abandoned - self.short_abandoned
@@ -157,7 +189,9 @@ class Outcome:
             "sl_pct": round(100.0 * self.answered_within_sl / counted, 1) if counted else None,
             "asa_s": round(self.answered_wait_s / self.answered, 1) if self.answered else None,
             "callback_on_time_pct": (
-                round(100.0 * self.callbacks_on_time / self.callbacks, 1) if self.callbacks else None
+                round(100.0 * self.callbacks_on_time / due, 1)
+                if (due := self.callbacks - self.callbacks_not_yet_due)
+                else None
             ),
             "answered": self.answered,
             "abandoned": self.abandoned,
@@ -165,7 +199,10 @@ class Outcome:
             "left_for_callback": self.left_for_callback,
             "callbacks": self.callbacks,
             "callbacks_completed": self.callbacks_completed,
+            "callbacks_not_yet_due": self.callbacks_not_yet_due,
             "callbacks_by_status": dict(sorted(self.callbacks_by_status.items())),
+            "announced": None if self.announced is None else self.announced.as_dict(),
+            "asterisk_announced": None if self.asterisk is None else self.asterisk.as_dict(),
         }
 
 
@@ -201,8 +238,21 @@ class Simulation:
             fill_idle_s=args.fill_idle,
             fill_spacing_s=args.fill_spacing,
             fill_max_load=args.fill_max_load,
+            promise=PromiseRules(
+                early=args.promise_early,
+                late=args.promise_late,
+                fill_late=args.promise_fill_late,
+                slack_s=args.promise_slack,
+                min_width_s=args.promise_min_width,
+                fill_share=args.fill_share,
+                urgent_before_s=args.urgent_before,
+            ),
         )
         self.recent_load = RollingLoad(window_s=args.sl_window)
+        self.recent_fills = RollingLoad(window_s=FILL_RATE_WINDOW_S)  # fill dials, for promises
+        self.hour_load = RollingLoad(window_s=FILL_RATE_WINDOW_S)  # ... and the load they count on
+        self.abandon_rate = RollingAbandonRate(window_s=args.sl_window)
+        self.asterisk_holdtime: int | None = None  # app_queue's exponential average
         self.recent_sl = RollingServiceLevel(
             service_level_s=float(args.sl), short_abandon_s=float(args.short_abandon), window_s=args.sl_window
         )
@@ -235,6 +285,8 @@ class Simulation:
         )
         for command in decide(self.state, now, {KEY: load}):
             if isinstance(command, Dial):
+                if command.callback.tier > 0:
+                    self.recent_fills.arrived(now)
                 self.take(command.agent)
                 caller = self.by_callback[command.callback.id]
                 result, ring = caller.draw_attempt(
@@ -253,6 +305,8 @@ class Simulation:
             del self.waiting[caller.idx]
             caller.answered_at = now
             self.recent_sl.answered(now, now - caller.arrival)
+            self.abandon_rate.ended(now, now - caller.arrival, abandoned=False)
+            self.asterisk_holdtime = asterisk_holdtime(self.asterisk_holdtime, now - caller.arrival)
             self.push(now + caller.handle, "done", (agent, caller.handle))
         wake = next_wakeup(self.state, now)
         if wake is not None and wake not in self.wakes and wake <= self.closes:
@@ -276,14 +330,31 @@ class Simulation:
             self.push(now + TICK_S, "tick")
 
     def book(self, caller: Caller, source: str, now: float) -> None:
+        kind: Source = "queue_offer" if source == "queue_offer" else "abandoned"
+        # The promise, as the bridge computes it at booking: from the line ahead of the callback.
+        waiting = [self.state.callbacks[i] for i in self.state.waiting.get(KEY, ())]
+        line = count_ahead(
+            (c.arrival for c in self.waiting.values()),
+            self.args.agents,
+            waiting,
+            self.estimator.aht_s,
+            place_at=caller.arrival if kind == "queue_offer" else None,
+            tier=tier(self.policy, kind),
+            fill_rate=promised_fill_rate(
+                self.policy,
+                self.recent_fills.count(now) / self.recent_fills.window_s,
+                self.hour_load.share(now, self.estimator.aht_s, self.args.agents),
+            ),
+        )
         req = CallbackRequest(
             id=f"cb{caller.idx}",
             tenant=TENANT,
             queue=QUEUE,
             number=f"+3120{caller.idx:07d}",
-            source="queue_offer" if source == "queue_offer" else "abandoned",
+            source=kind,
             requested_at=now,
             joined_at=caller.arrival,
+            line=line,
         )
         callback, _ = request(self.state, req)
         caller.callback_id = callback.id
@@ -329,11 +400,25 @@ class Simulation:
 
     def on_arrive(self, now: float, caller: Caller) -> None:
         self.recent_load.arrived(now)
+        self.hour_load.arrived(now)
         self.waiting[caller.idx] = caller
         self.push(now + caller.patience, "patience", caller)
         self.dispatch(now)
         if caller.idx in self.waiting:
+            self.tell_expected_wait(caller, now)
             self.announce(caller, now)
+
+    def tell_expected_wait(self, caller: Caller, now: float) -> None:
+        """On joining: what the dialplan says (our estimate from the line ahead), and what
+        Asterisk's announce-holdtime would say, measured against the wait the caller then has."""
+        in_line = sum(1 for c in self.state.callbacks.values() if c.status in WAITING and c.tier == 0)
+        position = len(self.waiting) + in_line  # the caller is the last of the live ones
+        expected = expected_wait_s(
+            position, self.args.agents, self.estimator.aht_s, self.abandon_rate.rate(now)
+        )
+        caller.heard = True
+        caller.told = spoken_s(expected)
+        caller.told_by_asterisk = asterisk_announcement_s(self.asterisk_holdtime)
 
     def on_patience(self, now: float, caller: Caller) -> None:
         if caller.idx not in self.waiting:
@@ -341,6 +426,7 @@ class Simulation:
         del self.waiting[caller.idx]
         caller.abandoned_at = now
         waited = now - caller.arrival
+        self.abandon_rate.ended(now, waited, abandoned=True)
         self.recent_sl.abandoned(now, waited)
         if caller.has_number and callback_for_abandon(self.policy, waited):
             self.book(caller, "abandoned", now)
@@ -366,6 +452,11 @@ class Simulation:
 
     def outcome(self) -> Outcome:
         out = Outcome()
+        heard = [c for c in self.callers if c.heard and c.answered_at is not None]
+        out.announced = accuracy((c.told, c.answered_at - c.arrival) for c in heard if c.answered_at)
+        out.asterisk = accuracy(
+            (c.told_by_asterisk, c.answered_at - c.arrival) for c in heard if c.answered_at
+        )
         for caller in self.callers:
             callback = self.state.callbacks.get(caller.callback_id) if caller.callback_id else None
             served_by_callback = callback is not None and callback.status is Status.COMPLETED
@@ -390,6 +481,7 @@ class Simulation:
             )
             out.callbacks_completed += callback.status is Status.COMPLETED
             out.callbacks_on_time += callback.on_time
+            out.callbacks_not_yet_due += callback.is_open and callback.due_by > self.closes
         return out
 
 
@@ -442,6 +534,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "target_max_sl_drop_points": TARGET_SL_DROP,
         "lost_target_met": reduction is not None and reduction >= TARGET_LOST_REDUCTION,
         "sl_target_met": sl_drop is not None and sl_drop <= TARGET_SL_DROP,
+        "target_on_time_pct": TARGET_ON_TIME_PCT,
+        "on_time_target_met": (with_["callback_on_time_pct"] or 0.0) >= TARGET_ON_TIME_PCT,
+    }
+    ours, asterisk = with_["announced"], with_["asterisk_announced"]
+    results["announcements"] = {
+        "ours_within_pct": ours["within_pct"],
+        "ours_median_error_s": ours["median_error_s"],
+        "asterisk_within_pct": asterisk["within_pct"],
+        "asterisk_median_error_s": asterisk["median_error_s"],
+        "target_within_pct": TARGET_ANNOUNCED_WITHIN_PCT,
+        "target_met": (ours["within_pct"] or 0.0) >= TARGET_ANNOUNCED_WITHIN_PCT,
+        "beats_asterisk": (ours["within_pct"] or 0.0) > (asterisk["within_pct"] or 0.0),
     }
     return results
 
@@ -472,7 +576,19 @@ def render(result: dict[str, Any]) -> str:
         f"live SL: {c['sl_drop_points']} points lower with callbacks "
         f"(target <= {c['target_max_sl_drop_points']:g}): {'meets' if c['sl_target_met'] else 'misses'}"
     )
+    on_time = result["with_callbacks"]["callback_on_time_pct"]
+    lines.append(
+        f"callbacks on time: {on_time}% of those due today (target >= {TARGET_ON_TIME_PCT:g}%): "
+        f"{'meets' if c['on_time_target_met'] else 'misses'}; promised for the next day: "
+        f"{result['with_callbacks']['callbacks_not_yet_due']}"
+    )
     lines.append(f"callback outcomes: {result['with_callbacks']['callbacks_by_status']}")
+    a = result["announcements"]
+    lines.append(
+        f"wait announcements: {a['ours_within_pct']}% within +-30% / +-30 s (median error "
+        f"{a['ours_median_error_s']} s); Asterisk's announce-holdtime on the same callers "
+        f"{a['asterisk_within_pct']}% (median error {a['asterisk_median_error_s']} s)"
+    )
     return "\n".join(lines)
 
 
@@ -494,35 +610,85 @@ def main(args: argparse.Namespace) -> int:
             print()
             more = (run(_with_seed(args, args.seed + i)) for i in range(1, args.seeds))
             print(render_seeds([result, *more]))
+        if args.loads:
+            print()
+            print(f"over load ({args.peak_minutes:g} min at the load, then {args.after_load:.0%}), "
+                  f"seeds {args.seed}..{args.seed + max(args.seeds, 1) - 1}:")
+            by_load = {
+                load: [run(_with(args, seed=args.seed + i, load=load)) for i in range(max(args.seeds, 1))]
+                for load in args.loads
+            }
+            print(render_loads(by_load))
     return 0
+
+
+def _with(args: argparse.Namespace, **changes: Any) -> argparse.Namespace:
+    return argparse.Namespace(**{**vars(args), **changes})
 
 
 def _with_seed(args: argparse.Namespace, seed: int) -> argparse.Namespace:
     return argparse.Namespace(**{**vars(args), "seed": seed})
 
 
+def all_three(result: dict[str, Any]) -> bool:
+    c = result["comparison"]
+    return bool(c["lost_target_met"] and c["sl_target_met"] and c["on_time_target_met"])
+
+
 def render_seeds(results: list[dict[str, Any]]) -> str:
-    """One line per seed and mean / min / max: one lucky day proves nothing."""
-    lines = [f"{'seed':>5} {'lost w/o':>9} {'lost with':>10} {'fewer %':>8} {'SL w/o':>7} {'SL with':>8} "
-             f"{'SL drop':>8} {'on-time %':>10}  targets"]
-    rows: list[tuple[float, float]] = []
+    """One line per seed with the three targets (and the announcements): every day counts."""
+    lines = [
+        f"{'seed':>5} {'lost w/o':>9} {'lost with':>10} {'fewer %':>8} {'SL w/o':>7} {'SL with':>8} "
+        f"{'SL drop':>8} {'on-time %':>10} {'next day':>9} {'told ok %':>10} {'Asterisk %':>11}  targets met"
+    ]
     for r in results:
-        c, w, cb = r["comparison"], r["without_callbacks"], r["with_callbacks"]
-        met = "both" if c["lost_target_met"] and c["sl_target_met"] else (
-            "lost only" if c["lost_target_met"] else "SL only" if c["sl_target_met"] else "neither")
+        c, w, cb, a = r["comparison"], r["without_callbacks"], r["with_callbacks"], r["announcements"]
+        met = [name for name, ok in (("lost", c["lost_target_met"]), ("SL", c["sl_target_met"]),
+                                     ("on time", c["on_time_target_met"])) if ok]
         lines.append(
             f"{r['params']['seed']:>5} {w['lost']:>9} {cb['lost']:>10} {c['lost_reduction_pct']:>8.1f} "
             f"{w['sl_pct']:>7.1f} {cb['sl_pct']:>8.1f} {c['sl_drop_points']:>8.1f} "
-            f"{cb['callback_on_time_pct'] or 0:>10.1f}  {met}"
+            f"{cb['callback_on_time_pct'] or 0:>10.1f} {cb['callbacks_not_yet_due']:>9} "
+            f"{a['ours_within_pct'] or 0:>10.1f} {a['asterisk_within_pct'] or 0:>11.1f}  "
+            + (", ".join(met) if met else "none")
         )
-        rows.append((c["lost_reduction_pct"], c["sl_drop_points"]))
-    for name, pick in (("mean", lambda xs: sum(xs) / len(xs)), ("min", min), ("max", max)):
+    lines.append(summary_line(results))
+    told = sum(1 for r in results if r["announcements"]["beats_asterisk"])
+    hit = sum(1 for r in results if r["announcements"]["target_met"])
+    lines.append(
+        f"wait announcements: better than Asterisk's on {told} of {len(results)} seeds, >= "
+        f"{TARGET_ANNOUNCED_WITHIN_PCT:g}% within the band on {hit}"
+    )
+    return "\n".join(lines)
+
+
+def summary_line(results: list[dict[str, Any]]) -> str:
+    fewer = [r["comparison"]["lost_reduction_pct"] for r in results]
+    drop = [r["comparison"]["sl_drop_points"] for r in results]
+    on_time = [r["with_callbacks"]["callback_on_time_pct"] or 0.0 for r in results]
+    return (
+        f"all three targets met on {sum(all_three(r) for r in results)} of {len(results)} seeds; "
+        f"worst day: {min(fewer):.1f}% fewer lost, SL {max(drop):.1f} points lower, "
+        f"{min(on_time):.1f}% on time"
+    )
+
+
+def render_loads(by_load: dict[float, list[dict[str, Any]]]) -> str:
+    """The trade-off over load: per load, the worst seed of each target and the days meeting all."""
+    lines = [
+        f"{'load':>6} {'all three':>10} {'min fewer %':>12} {'max SL drop':>12} {'min on-time %':>14} "
+        f"{'min told ok %':>14} {'Asterisk %':>11}"
+    ]
+    for load, results in sorted(by_load.items()):
+        ann = [r["announcements"] for r in results]
         lines.append(
-            f"{name:>5} {'':>9} {'':>10} {pick([r[0] for r in rows]):>8.1f} {'':>7} {'':>8} "
-            f"{pick([r[1] for r in rows]):>8.1f}"
+            f"{load:>6.0%} {sum(all_three(r) for r in results):>7}/{len(results):<2} "
+            f"{min(r['comparison']['lost_reduction_pct'] for r in results):>12.1f} "
+            f"{max(r['comparison']['sl_drop_points'] for r in results):>12.1f} "
+            f"{min(r['with_callbacks']['callback_on_time_pct'] or 0.0 for r in results):>14.1f} "
+            f"{min(a['ours_within_pct'] or 0.0 for a in ann):>14.1f} "
+            f"{max(a['asterisk_within_pct'] or 0.0 for a in ann):>11.1f}"
         )
-    both = sum(1 for r in results if r["comparison"]["lost_target_met"] and r["comparison"]["sl_target_met"])
-    lines.append(f"both targets met on {both} of {len(results)} seeds")
     return "\n".join(lines)
 
 
@@ -590,11 +756,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fill-max-load", type=float, default=1.0, help="fill only while recent load / agents <= this"
     )
+    rules = PromiseRules()
+    p.add_argument("--promise-early", type=float, default=rules.early,
+                   help="promised window opens this share before the expected time")
+    p.add_argument("--promise-late", type=float, default=rules.late,
+                   help="promised window closes this share after the expected time (plus --promise-slack)")
+    p.add_argument("--promise-fill-late", type=float, default=rules.fill_late,
+                   help="the same for fill callbacks (callers who hung up)")
+    p.add_argument("--promise-slack", type=float, default=rules.slack_s,
+                   help="seconds added to the window's end")
+    p.add_argument("--promise-min-width", type=float, default=rules.min_width_s,
+                   help="narrowest window, seconds")
+    p.add_argument("--fill-share", type=float, default=rules.fill_share,
+                   help="least share of the agents a promise assumes fill work (callers who hung up) gets")
+    p.add_argument("--urgent-before", type=float, default=rules.urgent_before_s,
+                   help="fill callbacks this close to their promise go out past the pacing's SL and "
+                   "load gates, not past the reserve (0: never)")
     p.add_argument("--max-attempts", type=int, default=3, help="dial attempts per callback (default 3)")
     p.add_argument("--retry-s", type=float, default=300.0, help="back-off before the 2nd attempt (doubles)")
     p.add_argument("--p-answer", type=float, default=0.8, help="chance the customer answers an attempt")
     p.add_argument("--p-busy", type=float, default=0.05, help="chance the customer's line is busy")
     p.add_argument("--agent-ring", type=float, default=3.0, help="seconds to reach the agent (agent first)")
+    p.add_argument(
+        "--loads",
+        type=lambda v: [float(x) for x in v.split(",")],
+        default=None,
+        metavar="L1,L2,...",
+        help=f"text output: also the trade-off over these peak loads for the seeds (e.g. "
+        f"{','.join(f'{x:g}' for x in LOADS)})",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from pbx_core.ingest import Ingest
 
+from . import ingest_callbacks
 from .stream import FRAME_END, Library, StreamInfo, generate, live_state_stream
 
 TARGET_C_OVER_A = 0.5
@@ -83,6 +84,8 @@ MEASURES: dict[str, tuple[str, Measure]] = {
     "a": ("split only (limit)", split_only),
     "b": ("panoramisk 1.4 parser", panoramisk_parse),
     "c": ("pbx-core full path", full_path),
+    "d": ("(c) + callbacks, one engine", ingest_callbacks.one_engine),
+    "e": ("(c) + callbacks, two engines", ingest_callbacks.two_engines),
 }
 
 
@@ -109,7 +112,12 @@ def throughput(
         "events_per_s": {k: round(v) for k, v in rate.items()},
         "median_s": {k: round(v, 4) for k, v in median.items()},
         "samples_s": {k: [round(s, 4) for s in v] for k, v in samples.items()},
-        "ratios": {"c_over_a": round(rate["c"] / rate["a"], 3), "c_over_b": round(rate["c"] / rate["b"], 2)},
+        "ratios": {
+            "c_over_a": round(rate["c"] / rate["a"], 3),
+            "c_over_b": round(rate["c"] / rate["b"], 2),
+            "d_over_c": round(rate["d"] / rate["c"], 3),
+            "e_over_c": round(rate["e"] / rate["c"], 3),
+        },
     }
 
 
@@ -249,6 +257,7 @@ def render(result: dict[str, Any]) -> str:
     b_ok = "meets" if ratios["c_over_b"] >= TARGET_C_OVER_B else "below"
     lines.append(f"  c/a = {ratios['c_over_a']:.3f}   (target >= {TARGET_C_OVER_A}: {a_ok})")
     lines.append(f"  c/b = {ratios['c_over_b']:.2f}    (target >= {TARGET_C_OVER_B}: {b_ok})")
+    lines.append(ingest_callbacks.render_ratios(ratios))
     mem = result.get("memory")
     if mem:
         lines.append(

@@ -1,12 +1,18 @@
-"""The live bridge: AMI client → engine task (the one owner of the LiveState) → delta sinks.
+"""The live bridge: one AMI client → one engine task (the one owner of the live state) → sinks.
 
 ``pbx-core bridge`` runs it against ``PBX_AMI_URL``; ``demo`` and ``serve`` embed :class:`Bridge`
 and add their own sinks (the Redis bus, the wallboard hub).
 
 The engine is one asyncio task: it takes everything available from the client's queue in
 arrival order (raw event frames and resync snapshots), applies it, adds a ``Tick`` about once a
-second, and hands each batch of deltas to the sinks. Nothing else writes the state, so nothing
-locks; readers on the same loop may read ``bridge.state`` between batches.
+second, and hands each batch of deltas to its parts and then to the sinks. Nothing else writes
+the state, so nothing locks; readers on the same loop may read ``bridge.state`` between batches.
+
+Parts (:class:`EnginePart`, e.g. the callbacks: ``pbx_core.callbacks.shell``) share the engine
+task rather than run an engine of their own: one AMI session and one parse per PBX. After each
+batch a part's pure ``step`` gets the batch's deltas with the frames it watches and its own
+inputs at their places in the stream; its deltas are published in the same batch, and its shell
+(its ``run`` task) sends its actions through the same client.
 """
 
 from __future__ import annotations
@@ -18,8 +24,8 @@ import inspect
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
 from .ami.client import AmiClient, AmiOptions, EngineItem
@@ -59,6 +65,31 @@ class DeltaSink(Protocol):
 
 SinkFunc = Callable[[list[Delta]], Awaitable[None] | None]
 SinkLike = DeltaSink | SinkFunc
+
+Mark = tuple[int, Any]
+"""A watched frame or a part's own input, with the number of the batch's deltas before it."""
+
+
+class EnginePart(Protocol):
+    """Something that runs on the engine task with the live state (e.g. the callbacks).
+
+    ``extra_events``: events the AMI session must deliver besides the queue events.
+    ``watched_events``: frames handed to ``step`` at their place in the stream.
+    ``step`` runs synchronously in the engine task after each batch (``marks``: the watched
+    frames and every non-frame item on the engine queue, i.e. the part's own inputs posted with
+    :meth:`Bridge.post`); what it returns is published with the batch. ``run`` is the part's
+    shell, a task beside the engine for its I/O (it must not write the live state)."""
+
+    extra_events: frozenset[str]
+    watched_events: frozenset[str]
+
+    def bind(self, bridge: Bridge) -> None: ...
+
+    def step(
+        self, state: LiveState, deltas: list[Delta], marks: Sequence[Mark], now: float, ticked: bool
+    ) -> list[Delta]: ...
+
+    async def run(self) -> None: ...
 
 
 def engine_settings(settings: Settings) -> EngineSettings:
@@ -101,14 +132,22 @@ class Engine:
         self.tick_s = tick_s
         self.counters = EngineCounters()
         self._sinks: list[SinkLike] = list(sinks)
+        self._parts: list[EnginePart] = []
+        self._watched: frozenset[str] = frozenset()
         self._stopping = False
 
     def add_sink(self, sink: SinkLike) -> None:
         self._sinks.append(sink)
 
-    def process(self, items: list[EngineItem], now: float) -> list[Delta]:
-        """Apply a batch in order. ``now`` stamps frames without a Timestamp."""
+    def add_part(self, part: EnginePart) -> None:
+        self._parts.append(part)
+        self._watched = self._watched | part.watched_events
+
+    def process(self, items: list[Any], now: float, marks: list[Mark] | None = None) -> list[Delta]:
+        """Apply a batch in order. ``now`` stamps frames without a Timestamp. With ``marks``, the
+        watched frames and the parts' inputs are collected there at their places."""
         state = self.state
+        watched = self._watched if marks is not None else frozenset()
         deltas: list[Delta] = []
         for item in items:
             try:
@@ -119,6 +158,12 @@ class Engine:
                 if isinstance(item, TenantRemoved):
                     deltas.extend(apply(state, item))
                     continue
+                if not isinstance(item, dict):
+                    if marks is not None:
+                        marks.append((len(deltas), item))  # a part's input, in stream order
+                    continue
+                if watched and item.get("Event") in watched:
+                    marks.append((len(deltas), item))  # type: ignore[union-attr]  # watched implies marks
                 event = normalise(item, now)
                 if event is not None:
                     deltas.extend(apply(state, event))
@@ -144,12 +189,22 @@ class Engine:
             queue = self.events
             while len(batch) < MAX_BATCH and not queue.empty():
                 batch.append(queue.get_nowait())
-            deltas = self.process(batch, self.clock()) if batch else []
-            if loop.time() >= next_tick:
+            now = self.clock()
+            marks: list[Mark] = []
+            deltas = self.process(batch, now, marks) if batch else []
+            ticked = loop.time() >= next_tick
+            if ticked:
                 deltas.extend(self.tick())
                 next_tick = loop.time() + self.tick_s
             if batch:
                 self.counters.batches += 1
+            for part in self._parts:
+                try:
+                    deltas.extend(part.step(self.state, deltas, marks, now, ticked))
+                except Exception:
+                    # Like a bad event: the engine and the other parts carry on.
+                    self.counters.internal_errors += 1
+                    log.exception("engine part %r failed on a batch; skipped", part)
             if deltas:
                 self.counters.deltas += len(deltas)
                 await self._publish(deltas)
@@ -188,11 +243,25 @@ class Bridge:
         sinks: Iterable[SinkLike] = (),
         tick_s: float = 1.0,
         summary_every_s: float | None = None,
+        parts: Iterable[EnginePart] = (),
+        clock: Callable[[], float] | None = None,
     ) -> None:
-        self.client = AmiClient(url, ami)
+        """``parts``: engine parts sharing the engine task (e.g. the callbacks). ``clock``: the
+        PBX's time (default: Asterisk's clock learnt from its event timestamps; tests inject
+        the simulator's)."""
+        parts = list(parts)
+        options = ami or AmiOptions()
+        extra = frozenset().union(*(part.extra_events for part in parts))
+        if extra - options.extra_events:
+            options = replace(options, extra_events=options.extra_events | extra)
+        self.client = AmiClient(url, options)
         self.engine = Engine(
-            self.client.events, engine, tick_s=tick_s, sinks=sinks, clock=self.client.clock.now
+            self.client.events, engine, tick_s=tick_s, sinks=sinks, clock=clock or self.client.clock.now
         )
+        self.parts = parts
+        for part in parts:
+            self.engine.add_part(part)
+            part.bind(self)
         self.summary_every_s = summary_every_s
         self._stop = asyncio.Event()
 
@@ -217,8 +286,23 @@ class Bridge:
     def add_sink(self, sink: SinkLike) -> None:
         self.engine.add_sink(sink)
 
+    def now(self) -> float:
+        """The PBX's time, as the engine stamps ticks and frames without a Timestamp."""
+        return self.engine.clock()
+
+    def post(self, item: Any) -> None:
+        """Put a part's input on the engine queue, behind everything received so far: the
+        engine hands it to the parts' ``step`` at that place in the stream."""
+        self.client.events.put_nowait(item)
+
     def stats(self) -> dict[str, Any]:
-        return {"ami": self.client.stats(), "engine": asdict(self.engine.counters)}
+        """Counters for logs and /metrics; a part with a ``name`` adds its ``counters`` there."""
+        out: dict[str, Any] = {"ami": self.client.stats(), "engine": asdict(self.engine.counters)}
+        for part in self.parts:
+            name = getattr(part, "name", None)
+            if name:
+                out[name] = dict(part.counters)  # type: ignore[attr-defined]
+        return out
 
     def stop(self) -> None:
         self._stop.set()
@@ -252,6 +336,8 @@ class Bridge:
         }
         if self.summary_every_s:
             tasks.add(asyncio.create_task(self._summaries(self.summary_every_s), name="summary"))
+        for part in self.parts:
+            tasks.add(asyncio.create_task(part.run(), name=f"part {type(part).__name__}"))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
@@ -331,7 +417,8 @@ settings (environment):
 The AMI user needs read permission for `agent` (queue events), `call` (Hangup) and `system`
 (the Reload event after which a deleted queue leaves the model), and write
 `system` if PBX_AMI_EVENT_FILTER is on (without it the bridge filters locally). With
---callbacks also read `user` and write `originate,call,agent` (see asterisk-config/manager.conf).
+--callbacks also read `user` and write `originate,call,agent,reporting` (DBGet of the callback
+dialplan's markers; see asterisk-config/manager.conf).
 
 An unreachable Asterisk is retried with capped backoff (it may still be starting); a refused
 first login is not (fix the user or secret).
@@ -357,8 +444,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--callbacks",
         action="store_true",
-        help="also run the callback worker (dials booked callbacks, keeps the dialplan's wait "
-        "estimates fresh) in this process, with its counts on the wallboard; needs PBX_DATABASE_URL",
+        help="also run the callbacks on this bridge's AMI session and engine (dial booked "
+        "callbacks, keep the dialplan's wait estimates fresh, counts on the wallboard); needs "
+        "PBX_DATABASE_URL",
     )
     p.set_defaults(func=run)
 
@@ -372,46 +460,36 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    bridge = Bridge.from_settings(settings, summary_every_s=args.summary_every or None)
-    log.info("bridging AMI at %s", settings.ami_url)
+    log.info("bridging AMI at %s%s", settings.ami_url, " with callbacks" if args.callbacks else "")
     if not settings.redis_url:
         log.warning("PBX_REDIS_URL is not set: the live state is not published (summary only)")
     try:
-        asyncio.run(_run_until_signal(bridge, settings, callbacks=args.callbacks))
+        asyncio.run(_run_until_signal(settings, args.summary_every or None, callbacks=args.callbacks))
     except AmiAuthError as exc:
         print(f"pbx-core bridge: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
-async def _run_until_signal(bridge: Bridge, settings: Settings, *, callbacks: bool = False) -> None:
+async def _run_until_signal(settings: Settings, summary_every_s: float | None, *, callbacks: bool) -> None:
     from .bus import BusPublisher  # only the CLI needs Redis; the Bridge class does not
 
-    publisher = BusPublisher.from_settings(settings) if settings.redis_url else None
-    if publisher is not None:
-        publisher.on_tenant_reset = bridge.forget_deleted_tenant  # deleted through a web process
-        await publisher.start()
-        bridge.add_sink(publisher)
     async with contextlib.AsyncExitStack() as exits:
-        stops = [bridge.stop]
+        parts: list[EnginePart] = []
         if callbacks:
-            # In the bridge's process so its callback counts go through the same publisher: one
-            # writer per tenant stream keeps sequence numbers and snapshots whole.
-            from .callbacks.cli import running_worker
+            # A part of this bridge: the same AMI session and engine task; its counts reach the
+            # bus through the same publisher, in the same ordered stream.
+            from .callbacks.shell import callbacks_for
 
-            worker, _ = await exits.enter_async_context(
-                running_worker(settings, summary_sink=publisher.publish if publisher else None)
-            )
-            stops.append(worker.stop)
-        try:
-            def stop_all() -> None:
-                for stop in stops:
-                    stop()
-
-            with on_stop_signals(stop_all):
-                await bridge.run()
-        finally:
-            if publisher is not None:
-                await publisher.close()
+            parts.append(await exits.enter_async_context(callbacks_for(settings)))
+        bridge = Bridge.from_settings(settings, summary_every_s=summary_every_s, parts=parts)
+        publisher = BusPublisher.from_settings(settings) if settings.redis_url else None
+        if publisher is not None:
+            publisher.on_tenant_reset = bridge.forget_deleted_tenant  # deleted through a web process
+            await publisher.start()
+            exits.push_async_callback(publisher.close)
+            bridge.add_sink(publisher)
+        with on_stop_signals(bridge.stop):
+            await bridge.run()
     for line in summary_lines(bridge.state, bridge.stats()):
         log.info("%s", line)

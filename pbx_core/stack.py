@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import socket
 from collections.abc import AsyncIterator, Sequence
@@ -24,8 +23,7 @@ from .ami.client import AmiOptions
 from .bridge import Bridge, engine_settings
 from .bus import BusPublisher, redis_url_or_embedded
 from .bus.tenants import LiveHooks, bus_forgetter
-from .callbacks.cli import running_worker
-from .callbacks.worker import CallbackWorker
+from .callbacks.shell import Callbacks, callbacks_for
 from .config import AmiUrl, Settings
 from .signals import on_stop_signals
 from .web.app import CallbackRequester, create_app, thresholds_for
@@ -44,12 +42,11 @@ class Stack:
     publisher: BusPublisher
     redis_url: str
     base_url: str
-    worker: CallbackWorker | None = None
+    callbacks: Callbacks | None = None
 
     def stats(self) -> dict[str, Any]:
         """Read at scrape time by /metrics and /healthz, and by the demo's status line."""
-        extra = {"callbacks": dataclasses.asdict(self.worker.counters)} if self.worker is not None else {}
-        return {**self.bridge.stats(), "bus": self.publisher.stats.as_dict(), **extra}
+        return {**self.bridge.stats(), "bus": self.publisher.stats.as_dict()}
 
 
 @contextlib.asynccontextmanager
@@ -67,11 +64,11 @@ async def running_stack(
     listener: socket.socket | None = None,
     live_hooks: LiveHooks | None = None,
 ) -> AsyncIterator[Stack]:
-    """Start Redis (or use PBX_REDIS_URL), the bus publisher, the bridge, the callback worker
-    (with ``callback_sessions``: the provisioning database) and the web app; stop them in reverse
-    order when the block ends. ``listener``: the web port, already bound. The worker publishes its
-    per-queue callback counts through the bridge's publisher: one writer per tenant stream keeps
-    sequence numbers and snapshots whole. ``live_hooks`` (the API's): a deleted tenant leaves
+    """Start Redis (or use PBX_REDIS_URL), the bus publisher, the bridge (with its callbacks part
+    when ``callback_sessions``, the provisioning database, is given) and the web app; stop them
+    in reverse order when the block ends. ``listener``: the web port, already bound. The callbacks
+    share the bridge's AMI session and engine task, and their per-queue counts go out through its
+    publisher in the same ordered stream. ``live_hooks`` (the API's): a deleted tenant leaves
     Redis and this bridge at once, and an applied one is resynced at once."""
     host = host or settings.http_host
     port = settings.http_port if port is None else port
@@ -83,12 +80,16 @@ async def running_stack(
         publisher = BusPublisher.from_settings(settings, redis_url)
         await publisher.start()
         exits.push_async_callback(publisher.close)
+        callbacks: Callbacks | None = None
+        if callback_sessions is not None:
+            callbacks = await exits.enter_async_context(callbacks_for(settings, sessions=callback_sessions))
         bridge = Bridge(
             ami_url,
             ami=AmiOptions.from_settings(settings),
             engine=engine_settings(settings),
             sinks=[publisher],
             summary_every_s=summary_every_s,
+            parts=[callbacks] if callbacks is not None else [],
         )
         publisher.on_tenant_reset = bridge.forget_deleted_tenant
         if live_hooks is not None:
@@ -97,13 +98,8 @@ async def running_stack(
             live_hooks.applied.add(bridge.queues_changed)
         bridge_task = asyncio.create_task(bridge.run(fail_fast_auth=True), name="bridge")
         exits.push_async_callback(_stop_bridge, bridge, bridge_task)
-        worker: CallbackWorker | None = None
-        if callback_sessions is not None:
-            worker, _ = await exits.enter_async_context(running_worker(
-                settings, ami_url=ami_url, sessions=callback_sessions, summary_sink=publisher.publish
-            ))
 
-        stack = Stack(bridge, bridge_task, publisher, redis_url, "", worker)
+        stack = Stack(bridge, bridge_task, publisher, redis_url, "", callbacks)
         app = create_app(
             verifier=verifier,
             redis_url=redis_url,

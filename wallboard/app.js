@@ -221,8 +221,8 @@ function createTile(name) {
   return tile;
 }
 
-/** The tile's compact callbacks line: pending · in progress · overdue · on time today. Hidden
- *  until the callbacks worker has published a summary for the queue. */
+/** The tile's compact callbacks line: pending · in progress · at risk · overdue · on time today.
+ *  Hidden until the bridge's callbacks have published a summary for the queue. */
 function createCallbacksLine(r) {
   const count = (cls, testid, label) => {
     const value = h("b", { "data-testid": testid });
@@ -230,11 +230,12 @@ function createCallbacksLine(r) {
   };
   r.cbPending = count("cb-pending", "callbacks-pending", t("cbPending"));
   r.cbProgress = count("cb-progress", "callbacks-in-progress", t("cbInProgress"));
+  r.cbAtRisk = count("cb-at-risk", "callbacks-at-risk", t("cbAtRisk"));
   r.cbOverdue = count("cb-overdue", "callbacks-overdue", t("cbOverdue"));
   r.cbOnTime = h("b", { "data-testid": "callbacks-on-time" });
   r.callbacks = h("div.tile-callbacks", { "data-testid": "callbacks-line" },
     h("span.cb-title", { text: t("callbacks") }),
-    r.cbPending.el, r.cbProgress.el, r.cbOverdue.el,
+    r.cbPending.el, r.cbProgress.el, r.cbAtRisk.el, r.cbOverdue.el,
     h("span.cb.cb-ontime", null, h("span.cb-label", { text: t("cbOnTimeToday") }), r.cbOnTime));
   r.callbacks.hidden = true;
   return r.callbacks;
@@ -245,6 +246,10 @@ function updateCallbacksLine(r, summary) {
   if (!summary) return;
   setText(r.cbPending.value, i18n.int(summary.pending ?? 0));
   setText(r.cbProgress.value, i18n.int(summary.in_progress ?? 0));
+  // Near the end of their promised window, not late yet: being rushed now.
+  const atRisk = summary.at_risk ?? 0;
+  setText(r.cbAtRisk.value, i18n.int(atRisk));
+  setAttr(r.cbAtRisk.el, "data-level", atRisk > 0 ? "warn" : "none");
   const overdue = summary.overdue ?? 0;
   setText(r.cbOverdue.value, i18n.int(overdue));
   setAttr(r.cbOverdue.el, "data-level", overdue > 0 ? "bad" : "none");

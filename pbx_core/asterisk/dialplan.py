@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..callbacks.core.model import MARKER_FAMILY, MARKER_STARTED
 from . import escape as esc
 from .conf import Context
 from .model import Tenant, User
@@ -296,6 +297,14 @@ SOUND_ENTER = "pbx-core/callback-enter-number"  # "Enter the number to call back
 SOUND_BOOKED = "pbx-core/callback-booked"  # "Thank you. We will call you back. Goodbye."
 SOUND_FAILED = "pbx-core/callback-failed"  # "Sorry, we could not book the callback."
 SOUND_ANNOUNCE = "pbx-core/callback-announce"  # to the agent: "Callback. Calling the customer on"
+# The promised window (then SayUnixTime, in the caller's language):
+SOUND_BETWEEN = "pbx-core/callback-between"  # "We will call you back between" (10:40 "and" 11:00)
+SOUND_AND = "pbx-core/callback-and"  # "and"
+SOUND_TOMORROW_AFTER = "pbx-core/callback-tomorrow-after"  # "We will call you back tomorrow after"
+SOUND_ON = "pbx-core/callback-on"  # "We will call you back on" (a weekday)
+SOUND_AFTER = "pbx-core/callback-after"  # "after" (a time)
+SOUND_SLOT_CHOICE = "pbx-core/callback-slot-choice"  # "Press 1 for this time, or 2 for a later time."
+SOUND_LESS_THAN_A_MINUTE = "pbx-core/wait-less-than-a-minute"  # "... is less than a minute"
 CONFIRM_ROUNDS = 3  # read-back/typing rounds before the booking gives up
 CALLBACK_DIAL_S = 30  # how long the customer's phone rings
 # The carrier trunk of the shared [pbx-outbound] (asterisk-config/extensions.conf).
@@ -308,6 +317,10 @@ def ewt_global(slug: str, name: str) -> str:
 
 def offer_global(slug: str, name: str) -> str:
     return f"PBX_OFFER_{slug}_{name}"
+
+
+def quote_global(slug: str, name: str) -> str:
+    return f"PBX_CBQ_{slug}_{name}"
 
 
 def book_context(slug: str, name: str) -> str:
@@ -334,14 +347,18 @@ def _labelled(steps: list[str]) -> list[str]:
 
 
 def expected_wait(slug: str, name: str) -> list[str]:
-    """Our engine's expected wait (not Asterisk's average), rounded up to whole minutes; nothing is
-    said while it is unknown (empty) or zero. Skips to ``(said)``."""
+    """Our engine's expected wait (not Asterisk's average), as the bridge puts it in the global:
+    the seconds to say, 30 for "less than a minute", else whole minutes (see
+    pbx_core.callbacks.core.announce.spoken_s); nothing is said while it is unknown (empty) or
+    zero. Skips to ``(said)``."""
     return [
         f"Set(PBX_EWT=${{FILTER(0-9,${{GLOBAL({ewt_global(slug, name)})}})}})",
         'GotoIf($["${PBX_EWT}"="" | "${PBX_EWT}"="0"]?said)',
         "Playback(queue-holdtime)",  # core sound: "The current estimated hold time is"
-        # $[] divides in floating point (11/2 is 5.5); CEIL rounds up to whole minutes.
-        "SayNumber($[CEIL(${PBX_EWT}/60)])",
+        f"ExecIf($[${{PBX_EWT}}<60]?Playback({SOUND_LESS_THAN_A_MINUTE}))",
+        "GotoIf($[${PBX_EWT}<60]?said)",
+        # $[] divides in floating point (11/2 is 5.5); ROUND: the global holds whole minutes.
+        "SayNumber($[ROUND(${PBX_EWT}/60)])",
         "Playback(${IF($[${PBX_EWT}>60]?queue-minutes:queue-minute)})",
     ]
 
@@ -380,9 +397,54 @@ def rejoin(slug: str, name: str, wait: int | None) -> list[str]:
     return [*steps, "Goto(s,after)"]
 
 
-def _confirm_and_book(slug: str, name: str, source: str, failed: list[str]) -> list[str]:
+def _promise(slug: str, name: str, timezone: str) -> list[str]:
+    """Say the promised window and offer a later one, from the bridge's quote global
+    ``PBX_CBQ_{slug}_{queue}`` = ``from/to/day/later from/later to/later day`` (epoch seconds;
+    day: today, tomorrow or later), as the caller's language says times (SayUnixTime in the
+    tenant's timezone). Sets PBX_CB_FROM, PBX_CB_TO, PBX_CB_LATER for the booking; without a
+    quote (no bridge yet) nothing is said and the bridge promises a window itself."""
+    quote = f"${{GLOBAL({quote_global(slug, name)})}}"
+    say = [
+        "(tell)GotoIf($[\"${PBX_CB_DAY}\"=\"today\"]?between)",
+        "GotoIf($[\"${PBX_CB_DAY}\"=\"tomorrow\"]?tomorrow)",
+        f"Playback({SOUND_ON})",  # "We will call you back on"
+        f"SayUnixTime(${{PBX_CB_FROM}},{timezone},A)",  # the weekday
+        f"Playback({SOUND_AFTER})",  # "after"
+        f"SayUnixTime(${{PBX_CB_FROM}},{timezone},HM)",
+        "Goto(choose)",
+        f"(tomorrow)Playback({SOUND_TOMORROW_AFTER})",  # "We will call you back tomorrow, after"
+        f"SayUnixTime(${{PBX_CB_FROM}},{timezone},HM)",
+        "Goto(choose)",
+        f"(between)Playback({SOUND_BETWEEN})",  # "We will call you back between"
+        f"SayUnixTime(${{PBX_CB_FROM}},{timezone},HM)",
+        f"Playback({SOUND_AND})",  # "and"
+        f"SayUnixTime(${{PBX_CB_TO}},{timezone},HM)",
+    ]
+    return [
+        f"(request)Set(PBX_CB_Q={quote})",
+        "Set(PBX_CB_LATER=0)",
+        "Set(PBX_CB_FROM=)",
+        "Set(PBX_CB_TO=)",
+        'GotoIf($["${PBX_CB_Q}"=""]?book)',
+        "Set(PBX_CB_FROM=${FILTER(0-9,${CUT(PBX_CB_Q,/,1)})})",
+        "Set(PBX_CB_TO=${FILTER(0-9,${CUT(PBX_CB_Q,/,2)})})",
+        "Set(PBX_CB_DAY=${FILTER(a-z,${CUT(PBX_CB_Q,/,3)})})",
+        *say,
+        '(choose)GotoIf($["${PBX_CB_LATER}"="1"]?book)',
+        f"Read(PBX_CB_KEY,{SOUND_SLOT_CHOICE},1,,1,6)",  # "1: this time; 2: a later time"
+        'GotoIf($["${PBX_CB_KEY}"!="2"]?book)',
+        "Set(PBX_CB_LATER=1)",
+        "Set(PBX_CB_FROM=${FILTER(0-9,${CUT(PBX_CB_Q,/,4)})})",
+        "Set(PBX_CB_TO=${FILTER(0-9,${CUT(PBX_CB_Q,/,5)})})",
+        "Set(PBX_CB_DAY=${FILTER(a-z,${CUT(PBX_CB_Q,/,6)})})",
+        "Goto(tell)",
+    ]
+
+
+def _confirm_and_book(slug: str, name: str, source: str, failed: list[str], timezone: str) -> list[str]:
     """Read the caller ID back (or ask for a number when there is none), "1 = confirm, 2 = other
-    number", then tell the worker. Only digits (and a leading + of a caller ID) reach the event."""
+    number", say the promised window (a later one on request), then tell the bridge, with the
+    window the caller chose. Only digits (and a leading + of a caller ID) reach the event."""
     # JoinedAt: the caller's place in line (queue_offer); empty for a booking without waiting.
     joined = "${FILTER(0-9,${PBX_JOINED})}" if source == "queue_offer" else ""
     return [
@@ -401,8 +463,10 @@ def _confirm_and_book(slug: str, name: str, source: str, failed: list[str]) -> l
         f"(ask)Read(PBX_CB_TYPED,{SOUND_ENTER},15,,1,10)",
         "Set(PBX_CB_NUMBER=${FILTER(0-9,${PBX_CB_TYPED})})",
         "Goto(confirm)",
-        f"(request)UserEvent(PbxCallbackRequest,Tenant: {slug},Queue: {name},Number: ${{PBX_CB_NUMBER}},"
-        f"Source: {source},JoinedAt: ${{PBX_CB_JOINED}},Uniqueid: ${{UNIQUEID}})",
+        *_promise(slug, name, timezone),
+        f"(book)UserEvent(PbxCallbackRequest,Tenant: {slug},Queue: {name},Number: ${{PBX_CB_NUMBER}},"
+        f"Source: {source},JoinedAt: ${{PBX_CB_JOINED}},Uniqueid: ${{UNIQUEID}},"
+        "WindowFrom: ${PBX_CB_FROM},WindowTo: ${PBX_CB_TO},Later: ${PBX_CB_LATER})",
         f"Playback({SOUND_BOOKED})",
         "Hangup()",
         f"(failed){failed[0]}",
@@ -410,22 +474,22 @@ def _confirm_and_book(slug: str, name: str, source: str, failed: list[str]) -> l
     ]
 
 
-def offer_exit(slug: str, name: str) -> Context:
+def offer_exit(slug: str, name: str, timezone: str) -> Context:
     """queues.conf ``context=`` of a queue with the offer: a caller pressing 1 while waiting leaves
     the queue into exten 1 here (app_queue's valid_exit; other digits match nothing and are
     ignored). Offer open: book with the caller's place (JoinedAt). Closed: back to the old place."""
     ctx = Context(exit_context(slug, name), comment="digit 1 pressed while waiting: the callback offer")
     back = f"Goto({slug}-queue-{name},rejoin,1)"
     ctx.exten("1", [
-        f'GotoIf($["${{GLOBAL({offer_global(slug, name)})}}"="1"]?book)',
+        f'GotoIf($["${{GLOBAL({offer_global(slug, name)})}}"="1"]?offered)',
         f"Playback({SOUND_UNAVAILABLE})",
         back,
-        *_labelled(["(book)", *_confirm_and_book(slug, name, "queue_offer", [back])]),
+        *_labelled(["(offered)", *_confirm_and_book(slug, name, "queue_offer", [back], timezone)]),
     ])
     return ctx
 
 
-def booking(slug: str, name: str) -> Context:
+def booking(slug: str, name: str, timezone: str) -> Context:
     """Destination ``callback``: book a callback from the queue without waiting in it (e.g. the
     after-hours menu); the worker dials it once the queue's schedule is open."""
     ctx = Context(book_context(slug, name), comment="book a callback without waiting (e.g. after hours)")
@@ -433,25 +497,40 @@ def booking(slug: str, name: str) -> Context:
         f"Set(__PBX_TENANT={slug})",
         f"Set(__PBX_QUEUE={name})",
         "Answer()",
-        *_confirm_and_book(slug, name, "after_hours", [f"Playback({SOUND_FAILED})", "Hangup()"]),
+        *_confirm_and_book(slug, name, "after_hours", [f"Playback({SOUND_FAILED})", "Hangup()"], timezone),
     ])
     return ctx
 
 
 def dialling(slug: str, caller_id: str | None) -> Context:
-    """The worker's agent-first Originate: ``Local/{ext}@{slug}-agents/n`` rings the agent; once
-    answered that channel runs exten s here with PBX_CALLBACK_ID, PBX_ORIGINATE_ID and
-    PBX_CALLBACK_NUMBER set. Exactly one PbxCallbackResult per attempt: after Dial, or from ``h``
-    when the agent hangs up first (DIALSTATUS empty before Dial, CANCEL while the customer rings)."""
+    """The bridge's agent-first Originate: ``Local/{ext}@{slug}-agents/n`` rings the agent; once
+    answered that channel runs exten s here with PBX_CALLBACK_ID, PBX_ORIGINATE_ID,
+    PBX_CALLBACK_NUMBER and PBX_CALLBACK_MARK set. Exactly one PbxCallbackResult per attempt:
+    after Dial, or from ``h`` when the agent hangs up first (DIALSTATUS empty before Dial, CANCEL
+    while the customer rings), each written first to the attempt's AstDB marker."""
     ctx = Context(f"{slug}-callback", comment="agent-first callbacks: announce the customer, then dial them")
     result = ("UserEvent(PbxCallbackResult,CallbackId: ${PBX_CALLBACK_ID},"
               "OriginateId: ${PBX_ORIGINATE_ID},DialStatus: ${DIALSTATUS})")
+    # The durable marker (AstDB) beside the UserEvent, for a bridge that was down when it was sent.
+    status = '${IF($["${DIALSTATUS}"=""]?NONE:${DIALSTATUS})}'
+    marked = f'ExecIf($["${{PBX_MARK}}"!=""]?Set(DB({MARKER_FAMILY}/${{PBX_MARK}})={status}))'
+    housekeeping = [
+        f"DBdeltree({MARKER_FAMILY}/${{STRFTIME($[${{EPOCH}}-{days * 86400}],UTC,%Y%m%d)}})"
+        for days in (3, 4)
+    ]
     # The customer sees the tenant's number; never the "Callback <customer>" ID the agent was shown.
     caller = [f"Set(CALLERID(num)={caller_id})"] if caller_id else ["Set(CALLERID(num)=)"]
     ctx.exten("s", [
         # Digits and '+' only: the number goes into a Dial string.
         "Set(PBX_CALLBACK_NUMBER=${FILTER(0-9+,${PBX_CALLBACK_NUMBER})})",
+        # The AstDB key the bridge chose for this attempt's marker ({UTC day}/{originate id}).
+        "Set(PBX_MARK=${FILTER(-0-9A-Za-z/_.,${PBX_CALLBACK_MARK})})",  # a leading - is a -, not a range
         "GotoIf($[${LEN(${PBX_CALLBACK_NUMBER})}<3]?invalid)",
+        # The agent answered: before the customer is dialled, the attempt is marked "started" in
+        # Asterisk's database; a bridge that missed the result reads the marker with AMI DBGet
+        # and never redials a call that may have connected. Markers 3-4 days old go.
+        f'ExecIf($["${{PBX_MARK}}"!=""]?Set(DB({MARKER_FAMILY}/${{PBX_MARK}})={MARKER_STARTED}))',
+        *housekeeping,
         f"Playback({SOUND_ANNOUNCE})",  # the channel is up: Originate waited for the agent's answer
         "SayDigits(${FILTER(0-9,${PBX_CALLBACK_NUMBER})})",
         *caller,
@@ -459,6 +538,7 @@ def dialling(slug: str, caller_id: str | None) -> Context:
         # The trunk of the shared [pbx-outbound], dialled directly so DIALSTATUS is the customer's.
         f"Dial(PJSIP/${{PBX_CALLBACK_NUMBER}}@{TRUNK},{CALLBACK_DIAL_S})",
         "(result)Set(PBX_RESULT_SENT=1)",
+        marked,
         result,
         "Hangup()",
         "(invalid)Set(DIALSTATUS=INVALIDARGS)",
@@ -467,6 +547,7 @@ def dialling(slug: str, caller_id: str | None) -> Context:
     ctx.exten("h", [
         'GotoIf($["${PBX_RESULT_SENT}"="1"]?sent)',
         "Set(PBX_RESULT_SENT=1)",
+        marked,
         result,
         "(sent)NoOp()",
     ])
@@ -478,8 +559,8 @@ def render(t: Tenant) -> list[str]:
     for name, q, field in t.queues:
         parts.append(queue(t, q, name, field).text())
         if esc.boolean(getattr(q, "callback_offer", None), f"{field}.callback_offer"):
-            parts.append(offer_exit(t.slug, name).text())
-        parts.append(booking(t.slug, name).text())
+            parts.append(offer_exit(t.slug, name, t.timezone).text())
+        parts.append(booking(t.slug, name, t.timezone).text())
     parts += [menu(t, m, name, field).text() for name, m, field in t.menus]
     parts += [hours(t, h, name, field).text() for name, h, field in t.hours]
     parts.append(outbound(t).text())

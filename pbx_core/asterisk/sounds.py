@@ -74,6 +74,30 @@ OWN: dict[str, dict[str, str]] = {
         "en": "Callback. Calling the customer on",
         "nl": "Terugbelverzoek. De klant wordt gebeld op nummer",
     },
+    # The promised window: "We will call you back between 10:40 and 11:00", "... tomorrow after
+    # 08:30", "... on Monday after 08:30" (the times and the weekday by SayUnixTime).
+    dialplan.SOUND_BETWEEN: {
+        "en": "We will call you back between",
+        "nl": "Wij bellen u terug tussen",
+    },
+    dialplan.SOUND_AND: {"en": "and", "nl": "en"},
+    dialplan.SOUND_TOMORROW_AFTER: {
+        "en": "We will call you back tomorrow, after",
+        "nl": "Wij bellen u morgen terug, na",
+    },
+    dialplan.SOUND_ON: {
+        "en": "We will call you back on",
+        "nl": "Wij bellen u terug op",
+    },
+    dialplan.SOUND_AFTER: {"en": "after", "nl": "na"},
+    dialplan.SOUND_SLOT_CHOICE: {
+        "en": "Press 1 for this time, or 2 for a later time.",
+        "nl": "Toets 1 voor dit tijdstip, of 2 voor een later tijdstip.",
+    },
+    dialplan.SOUND_LESS_THAN_A_MINUTE: {
+        "en": "less than a minute.",
+        "nl": "minder dan een minuut.",
+    },
 }
 
 # Core prompts the call path plays (dialplan, app_queue announcements, a caller's VoiceMail), in
@@ -106,6 +130,11 @@ DUTCH_CORE: dict[str, str] = {
     "digits/nl-en": "en",  # "vijf-en-twintig": say.c plays units, "en", tens
     "digits/hundred": "honderd",
     "digits/thousand": "duizend",
+    # SayUnixTime in Dutch (main/say.c ast_say_date_with_format_nl): "A" plays digits/day-N
+    # (0 = Sunday), "H" the hour as a number then digits/nl-uur ("tien uur veertig").
+    **{f"digits/day-{n}": day for n, day in enumerate(
+        ("zondag", "maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag"))},
+    "digits/nl-uur": "uur",
 }
 
 # Sounds Asterisk applications play by themselves for what the dialplan asks of them, beyond the
@@ -184,6 +213,28 @@ def _say_en(n: int) -> list[str]:
     if n:
         out.append(f"digits/{n}")
     return out
+
+
+def say_unix_time_sounds(format_: str, language: str) -> list[str]:
+    """Every file SayUnixTime(..., format) can play over a whole week, for the format letters the
+    dialplan uses (A: weekday, H: 24-hour hour, M: minute), as main/say.c's
+    ``ast_say_date_with_format_nl`` / ``_en`` picks them."""
+    out: list[str] = []
+    for letter in format_:
+        if letter == "A":
+            out += [f"digits/day-{n}" for n in range(7)]
+        elif letter == "H" and language == "nl":
+            out += [s for h in range(24) for s in say_number_sounds(h, "nl")] + ["digits/nl-uur"]
+        elif letter == "H":  # "oh eight", "twenty three": digits/oh, digits/20, then 0-20
+            out += ["digits/oh", "digits/20", *(f"digits/{n}" for n in range(21))]
+        elif letter == "M" and language == "nl":
+            out += [s for m in range(60) for s in say_number_sounds(m, "nl")]
+        elif letter == "M":  # "o'clock", "oh five", "forty two"
+            minutes = (s for m in range(1, 60) for s in say_number_sounds(m, "en"))
+            out += ["digits/oclock", "digits/oh", *minutes]
+        else:
+            raise ValueError(f"SayUnixTime format letter {letter!r}: teach say_unix_time_sounds")
+    return sorted(set(out))
 
 
 def digit_sounds() -> list[str]:

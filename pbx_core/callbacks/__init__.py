@@ -1,10 +1,15 @@
-"""Callbacks that keep the caller's place in line: the pure core (records, virtual line,
-scheduler decisions, business hours, the honest wait estimate). The shell around it (AMI
-originate, SQL persistence, dialplan) carries out the commands it returns."""
+"""Callbacks that keep the caller's place in line.
 
-from .estimator import RollingLoad, RollingServiceLevel, WaitEstimator, announce_minutes
-from .hours import HoursSpec, current_close, from_schema, is_open, next_opening
-from .model import (
+Layout: ``core/`` is the functional core, pure and type-checked strictly (records, virtual line,
+scheduler decisions, business hours, the honest wait estimate, and ``service``: the callbacks'
+share of the bridge's engine task). Beside it, the imperative shell: ``store`` (SQL),
+``settings`` (policies from the provisioning database), ``ami`` (the actions sent) and ``shell``
+(the engine part that carries out the core's commands through the bridge's AMI session).
+This package re-exports the core's API."""
+
+from .core.estimator import RollingLoad, RollingServiceLevel, WaitEstimator, announce_minutes
+from .core.hours import HoursSpec, current_close, from_schema, is_open, next_opening
+from .core.model import (
     FINAL,
     OPEN,
     VAR_CALLBACK_ID,
@@ -17,7 +22,7 @@ from .model import (
     normalise_number,
     result_from_dialstatus,
 )
-from .policy import (
+from .core.policy import (
     QueuePolicy,
     backoff_s,
     callback_for_abandon,
@@ -27,8 +32,8 @@ from .policy import (
     should_offer,
     tier,
 )
-from .queue_order import Place, callbacks_first_in_line, line, live_place, position
-from .scheduler import (
+from .core.queue_order import Place, callbacks_first_in_line, line, live_place, position
+from .core.scheduler import (
     CallbackRequest,
     Command,
     Dial,

@@ -30,8 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..provisioning.models import CallbackAttempt, CallbackRow, Queue, Tenant, utcnow
 from ..provisioning.snapshot import load_tenant_config
-from .model import OPEN, Callback, Source, normalise_number
-from .scheduler import CallbackRequest, SchedulerState, cancel, request, restore
+from .core.model import OPEN, Callback, Source, normalise_number
+from .core.scheduler import CallbackRequest, SchedulerState, cancel, request, restore
 from .settings import queue_policy  # the worker's policy builder: one definition of the rules
 
 # The record's fields as columns (``tenant`` is the slug; the row holds tenant_id instead).
@@ -322,6 +322,10 @@ async def request_callback(
             req = CallbackRequest(id=new_callback_id(), tenant=tenant, queue=queue, number=normalised,
                                   source=source, requested_at=at)
             callback, _ = request(state, req)
+            # No window yet: the bridge promises one from the line ahead when it picks the booking
+            # up (within PBX's store poll, about a second); until then due_by is the queue's
+            # fixed due_within_s.
+            callback = callback.evolve(promised_from=None)
             try:
                 await save_in(session, callback, "created", at=at, name=name, note=note)
             except DuplicateCallback:

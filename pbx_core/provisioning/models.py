@@ -252,13 +252,13 @@ class ServerSecret(Base):
 
 # --- callbacks ----------------------------------------------------------------------------------
 
-# A callback is open while it waits or an attempt is in flight (pbx_core.callbacks.model.OPEN);
+# A callback is open while it waits or an attempt is in flight (pbx_core.callbacks.core.model.OPEN);
 # the partial unique index below allows one open callback per number and queue.
 _OPEN_CALLBACK = text("status IN ('pending', 'overdue', 'dialling')")
 
 
 class CallbackRow(Base):
-    """One callback: the persisted :class:`pbx_core.callbacks.model.Callback` record.
+    """One callback: the persisted :class:`pbx_core.callbacks.core.model.Callback` record.
 
     Times of the record are epoch seconds stored as double precision, exactly as the pure core
     holds them: an 8-byte IEEE float on both PostgreSQL and SQLite, so a record read back after a
@@ -285,7 +285,8 @@ class CallbackRow(Base):
     tier: Mapped[int] = mapped_column(Integer)
     requested_at: Mapped[float] = mapped_column(Double)
     place_at: Mapped[float] = mapped_column(Double)
-    due_by: Mapped[float] = mapped_column(Double)
+    due_by: Mapped[float] = mapped_column(Double)  # the end of the promised window
+    promised_from: Mapped[float | None] = mapped_column(Double)  # ... and its start
     not_before: Mapped[float] = mapped_column(Double)
     attempts: Mapped[int] = mapped_column(Integer)
     attempts_dialled: Mapped[int] = mapped_column(Integer)

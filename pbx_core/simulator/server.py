@@ -199,6 +199,8 @@ class SimulatedAsterisk(World):
         self.callback_plans: dict[str, CallbackPlan] = {}
         self.default_callback_plan = CallbackPlan()
         self.callback_calls: dict[str, SimCallbackCall] = {}
+        # Asterisk's database (AstDB), "/family/key" -> value: the callback dialplan's markers.
+        self.astdb: dict[str, str] = {}
 
     @property
     def url(self) -> AmiUrl:
@@ -341,6 +343,8 @@ class SimulatedAsterisk(World):
             self._setvar(s, a)
         elif name == "getvar":
             self._getvar(s, a)
+        elif name == "dbget":
+            self._dbget(s, a)
         else:
             s.reply(
                 a,
@@ -430,6 +434,35 @@ class SimulatedAsterisk(World):
         name = match.group(1) if match else variable
         s.reply(a, "Success", ("Variable", variable), ("Value", self.globals.get(name, "")))
 
+    def db_put(self, family: str, key: str, value: str) -> None:
+        """``Set(DB(family/key)=value)`` in the dialplan (func_db: the first '/' ends the family)."""
+        self.astdb[f"/{family}/{key}"] = value
+
+    def db_deltree(self, family: str, keytree: str = "") -> None:
+        """``DBdeltree(family/keytree)``."""
+        prefix = f"/{family}/{keytree}/" if keytree else f"/{family}/"
+        for path in [p for p in self.astdb if p.startswith(prefix)]:
+            del self.astdb[path]
+
+    def _dbget(self, s: AmiSession, a: dict[str, str]) -> None:
+        """AMI ``DBGet`` as main/db.c answers it: an error when the entry is missing, else a
+        one-item list (``DBGetResponse`` with Family, Key, Val, then ``DBGetComplete``)."""
+        family, key = a.get("Family", ""), a.get("Key", "")
+        if not family:
+            s.reply(a, "Error", ("Message", "No family specified."))
+            return
+        if not key:
+            s.reply(a, "Error", ("Message", "No key specified."))
+            return
+        value = self.astdb.get(f"/{family}/{key}")
+        if value is None:
+            s.reply(a, "Error", ("Message", "Database entry not found"))
+            return
+        aid = ("ActionID", a.get("ActionID", ""))
+        s.reply(a, "Success", ("EventList", "start"), ("Message", "Result will follow"))
+        s.send(encode([("Event", "DBGetResponse"), ("Family", family), ("Key", key), ("Val", value), aid]))
+        s.send(encode([("Event", "DBGetComplete"), aid, ("EventList", "Complete"), ("ListItems", "1")]))
+
     def _setvar(self, s: AmiSession, a: dict[str, str]) -> None:
         """AMI ``Setvar`` as manager.c answers it. Without a Channel the variable is global (the
         callback worker's ``PBX_EWT_*``/``PBX_OFFER_*``); ``GLOBAL(NAME)`` means the same."""
@@ -508,6 +541,11 @@ class SimulatedAsterisk(World):
         busy = self._agent_busy(call.interface)
         self.callback_calls[name1] = call
         customer: F.Chan | None = None
+        # The dialplan's durable marker (pbx-core's {slug}-callback context): "started" once the
+        # agent answered, before the customer is dialled; the customer leg's DIALSTATUS after.
+        mark = re.sub(r"[^0-9A-Za-z/_.-]", "", call.variables.get("PBX_CALLBACK_MARK", ""))
+        dialstatus = ""  # ${DIALSTATUS}: empty until Dial() has run
+        answered = result_sent = False
         try:
             self._publish(F.newchannel(self._stamp(), leg1), F.newchannel(self._stamp(), leg2))
             if not busy and plan.agent_answers:
@@ -526,6 +564,12 @@ class SimulatedAsterisk(World):
                     self._agent_status(call.interface, 1, False)
                 return
             leg1.state = leg2.state = 6
+            answered = True
+            if mark:
+                self.db_put("pbxcb", mark, "started")
+                for days_ago in (3, 4):  # the dialplan's housekeeping: markers of 3-4 days ago go
+                    day = datetime.fromtimestamp(self.now() - days_ago * 86400, UTC).strftime("%Y%m%d")
+                    self.db_deltree("pbxcb", day)
             self._agent_status(call.interface, 2, True)
             ev: list[Headers] = [F.newstate(self._stamp(), leg2), F.newstate(self._stamp(), leg1)]
             ok = F.originate_response(self._stamp(), call.action_id, "Success", leg1, call.context, "s", 4)
@@ -546,6 +590,7 @@ class SimulatedAsterisk(World):
                 F.newchannel(self._stamp(), customer),
                 F.dial_begin(self._stamp(), leg1, customer, f"Local/{call.number}@{slug}-outbound"),
             )
+            dialstatus = "CANCEL"  # hung up while the customer's phone rings (the h extension)
             await self._until(self.now() + plan.ring_s)
             dialstatus = _DIALSTATUS[plan.customer]
             self._publish(F.dial_end(self._stamp(), leg1, customer, dialstatus))
@@ -556,18 +601,28 @@ class SimulatedAsterisk(World):
             self._publish(F.hangup(self._stamp(), customer, _CAUSE[dialstatus]))
             customer = None
             leg1.priority = 4
-            body = [
-                ("CallbackId", call.variables.get("PBX_CALLBACK_ID", "")),
-                ("OriginateId", call.variables.get("PBX_ORIGINATE_ID", "")),
-                ("DialStatus", dialstatus),
-            ]
-            self._publish(F.user_event(self._stamp(), leg1, "PbxCallbackResult", body))
+            result_sent = True
+            self._callback_result(call, leg1, mark, dialstatus)
         finally:
-            # Also when hung up over AMI (the task is cancelled): the channels go, the agent is free.
+            # Also when hung up over AMI (the task is cancelled): the channels go, the agent is free;
+            # an agent leg that had answered runs the h extension, which sends the result.
             if self.callback_calls.pop(name1, None) is not None:
                 ev = [F.hangup(self._stamp(), customer, 16)] if customer is not None else []
                 self._publish(*ev, F.hangup(self._stamp(), leg2, 16), F.hangup(self._stamp(), leg1, 16))
+                if answered and not result_sent:
+                    self._callback_result(call, leg1, mark, dialstatus)
                 self._agent_status(call.interface, 1, False)
+
+    def _callback_result(self, call: SimCallbackCall, leg1: F.Chan, mark: str, dialstatus: str) -> None:
+        """The marker, then ``UserEvent(PbxCallbackResult,...)``: exactly one per attempt."""
+        if mark:
+            self.db_put("pbxcb", mark, dialstatus or "NONE")
+        body = [
+            ("CallbackId", call.variables.get("PBX_CALLBACK_ID", "")),
+            ("OriginateId", call.variables.get("PBX_ORIGINATE_ID", "")),
+            ("DialStatus", dialstatus),
+        ]
+        self._publish(F.user_event(self._stamp(), leg1, "PbxCallbackResult", body))
 
     def _status(self, s: AmiSession, a: dict[str, str]) -> None:
         """AMI ``Status``: one ``Status`` event per channel, with ``Variable: NAME=value`` for the

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -139,6 +140,9 @@ class World:
         self.driver: Driver | None = None
         self.rings: dict[str, SimRing] = {}  # leg1 channel -> ring
         self.globals: dict[str, str] = {}  # Asterisk's global channel variables
+        # Share of callers who, hearing the promised window, press 2 for the later one (decided
+        # per caller from their Uniqueid, so a seed gives the same choices).
+        self.later_slot_share = 0.0
         self._uid = itertools.count(1)
         self._tag = itertools.count(0x100)
         self._last_stamp = 0.0
@@ -607,6 +611,7 @@ class World:
             ev.append(F.device_state(self._stamp(), f"Queue:{queue}", "NOT_INUSE"))
         ev.append(F.queue_caller_leave(self._stamp(), caller, queue, position, len(q.callers)))
         caller.context, caller.exten = f"{slug}-queue-{short}-exit", "1"
+        window_from, window_to, later = self.heard_window(queue, c.uniqueid)
         body = [
             ("Tenant", slug),
             ("Queue", short),
@@ -614,6 +619,9 @@ class World:
             ("Source", "queue_offer"),
             ("JoinedAt", str(int(c.joined_at))),  # ${PBX_JOINED}, set from ${EPOCH} before Queue()
             ("Uniqueid", c.uniqueid),
+            ("WindowFrom", window_from),
+            ("WindowTo", window_to),
+            ("Later", later),
         ]
         for priority, (app, data) in enumerate(_booking_steps(c.number, number, body), 1):
             caller.priority = priority
@@ -628,6 +636,18 @@ class World:
         if self.noise:
             ev.append(F.device_state(self._stamp(), "Local/wait@patience", "NOT_INUSE"))
         self._publish(*ev)
+
+    def heard_window(self, queue: str, uniqueid: str) -> tuple[str, str, str]:
+        """What the booking dialplan does with the bridge's quote global ``PBX_CBQ_{slug}_{q}``
+        (``from/to/day/later from/later to/later day``): the window said, or the later one when
+        the caller presses 2; empty without a quote."""
+        fields = self.globals.get(quote_variable(queue), "").split("/")
+        if len(fields) != 6:
+            return "", "", "0"
+        later = (zlib.crc32(uniqueid.encode()) % 1000) < 1000 * self.later_slot_share
+        start, end = (fields[3], fields[4]) if later else (fields[0], fields[1])
+        digits = re.compile(r"\D")
+        return digits.sub("", start), digits.sub("", end), "1" if later else "0"
 
     def find_channel(self, channel: str) -> Chan | None:
         """A live channel by name (a waiting caller, or an agent leg being rung or talking)."""
@@ -663,7 +683,7 @@ def _booking_steps(caller_id: str, number: str, body: Headers) -> list[tuple[str
     cid = "".join(ch for ch in caller_id if ch.isdigit() or ch == "+")
     joined = dict(body).get("JoinedAt", "")
     steps = [
-        ("GotoIf", '$["1"="1"]?book'),
+        ("GotoIf", '$["1"="1"]?offered'),
         ("Set", f"PBX_CB_JOINED={joined}"),
         ("Set", f"PBX_CB_NUMBER={cid}"),
         ("Set", "PBX_CB_ROUNDS=0"),
@@ -704,6 +724,12 @@ def offer_variable(queue: str) -> str:
     """The global the callback worker keeps fresh: ``PBX_OFFER_{slug}_{queue}``."""
     slug, short = split_queue(queue)
     return f"PBX_OFFER_{slug}_{short}"
+
+
+def quote_variable(queue: str) -> str:
+    """``PBX_CBQ_{slug}_{queue}``: the window a booking now is promised, and a later one."""
+    slug, short = split_queue(queue)
+    return f"PBX_CBQ_{slug}_{short}"
 
 
 def ewt_variable(queue: str) -> str:

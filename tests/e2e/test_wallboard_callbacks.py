@@ -44,7 +44,7 @@ RED = "rgb(255, 77, 94)"  # --bad in style.css
 def summary(queue: str, **counts: Any) -> Delta:
     """A ``callbacks.summary`` as the callbacks worker publishes it (issue 5 contract, Bus)."""
     data = {
-        "pending": 3, "in_progress": 1, "overdue": 2, "completed_today": 10, "on_time_today": 9,
+        "pending": 3, "in_progress": 1, "at_risk": 1, "overdue": 2, "completed_today": 10, "on_time_today": 9,
         "on_time_pct": 90.0,
         "next": [{"id": "cb-x", "number": "0612345678", "status": "overdue", "due_by": 2e9, "place_at": 1e9}],
         **counts,
@@ -127,6 +127,10 @@ async def test_callbacks_line_and_call_back_button_book_a_real_callback(
         await expect(line.get_by_test_id("callbacks-in-progress")).to_have_text("1")
         await expect(line.get_by_test_id("callbacks-overdue")).to_have_text("2")
         await expect(line.get_by_test_id("callbacks-overdue")).to_have_css("color", RED)
+        # Near the end of its promised window, not late yet: at risk (amber), before it is late.
+        await expect(line.get_by_test_id("callbacks-at-risk")).to_have_text("1")
+        await expect(line.get_by_test_id("callbacks-at-risk")).not_to_have_css("color", RED)
+        await expect(line).to_contain_text("at risk")
         await expect(line.get_by_test_id("callbacks-on-time")).to_have_text("9/10 (90%)")
         await expect(line).to_contain_text("overdue")
         await expect(line).to_contain_text("on time today")

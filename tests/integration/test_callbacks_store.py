@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import delete, func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from pbx_core.callbacks.model import Callback, Status
-from pbx_core.callbacks.policy import QueuePolicy
-from pbx_core.callbacks.scheduler import QueueLoad, decide, on_result, restore
+from pbx_core.callbacks.core.model import Callback, Status
+from pbx_core.callbacks.core.policy import QueuePolicy
+from pbx_core.callbacks.core.scheduler import QueueLoad, decide, on_result, restore
 from pbx_core.callbacks.store import (
     CallbackClosed,
     CallbackNotFound,

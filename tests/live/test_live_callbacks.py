@@ -7,10 +7,10 @@ enough: read ``agent,call``, write ``agent,originate,call,command``) and
 A throwaway tenant whose queue offers callbacks (and whose after-hours menu books them) is
 applied and its callback contexts are checked in Asterisk's own CLI output. The expected-wait and
 offer globals are written with ``Setvar`` and read back with ``Getvar`` (no Channel: a global,
-as the dialplan's ``${GLOBAL(...)}`` reads it). Then the real :class:`CallbackWorker`, on a
+as the dialplan's ``${GLOBAL(...)}`` reads it). Then a real bridge with its callbacks part, on a
 temporary SQLite store, dials a booked callback agent-first through a member
 ``Local/201@{slug}-agents/n`` whose only device never registered: Asterisk must answer the
-Originate with ``OriginateResponse: Failure``, which must reach the worker through the event
+Originate with ``OriginateResponse: Failure``, which must reach the callbacks through the event
 filter and requeue the callback without using an attempt and without dialling it again.
 """
 
@@ -29,13 +29,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pbx_core.ami.client import AmiClient, AmiOptions
-from pbx_core.ami.errors import AmiError
+from pbx_core.ami.errors import AmiActionError, AmiError
 from pbx_core.asterisk.apply import apply_tenant, cli, remove_tenant
-from pbx_core.callbacks.ami_shell import ewt_variable, offer_variable, setvar_action
-from pbx_core.callbacks.live import free_agents
-from pbx_core.callbacks.model import Status
+from pbx_core.bridge import Bridge
+from pbx_core.callbacks.ami import NOT_FOUND, VAR_MARK, ewt_variable, offer_variable, setvar_action
+from pbx_core.callbacks.core.live import free_agents
+from pbx_core.callbacks.core.model import MARKER_FAMILY, Status, marker_key
+from pbx_core.callbacks.core.scheduler import lost_dial_result
+from pbx_core.callbacks.shell import CallbackOptions, Callbacks
 from pbx_core.callbacks.store import CallbackStore, request_callback
-from pbx_core.callbacks.worker import CallbackWorker, WorkerOptions
 from pbx_core.config import AmiUrl
 from pbx_core.provisioning import db
 from pbx_core.provisioning.models import BusinessHours, Queue, Reseller, Tenant
@@ -53,11 +55,12 @@ from .conftest import LIVE_URL, SKIP_REASON
 pytestmark = [pytest.mark.live, pytest.mark.skipif(not LIVE_URL, reason=SKIP_REASON)]
 
 HANG_GUARD_S = 60.0  # a real PBX: generous, and only ever a hang guard
-WORKER_AMI = AmiOptions(action_timeout_s=20.0)  # the worker's own: event filter and resync, as deployed
-WORKER = WorkerOptions(tick_s=0.05, refresh_s=0.2, store_poll_s=0.05, policies_every_s=60.0)
+WORKER_AMI = AmiOptions(action_timeout_s=20.0)  # the bridge's own: event filter and resync, as deployed
+WORKER = CallbackOptions(refresh_s=0.2, globals_every_s=0.05, store_poll_s=0.05, policies_every_s=60.0)
+TICK_S = 0.05
 QUEUE, EXT, NUMBER, TZ = "support", "201", "0612345678", "Europe/Amsterdam"
 # The scheduler's clock (injected, running at real speed): a Monday morning inside the office
-# hours until the worker has sent its first Originate, then that evening, closed. A failed agent
+# hours until the first attempt's outcome is known, then that evening, closed. A failed agent
 # leg requeues the callback at once for the same agent, who is "free" again (a Local member with
 # an unregistered phone behind it stays NOT_INUSE): closing keeps a legitimate next dial from
 # masking a double dial of the first attempt, and shows nothing goes out while closed.
@@ -189,7 +192,8 @@ async def test_callback_dialplan_globals_and_a_failed_agent_leg(
     config = callback_tenant(slug)
     url = f"sqlite+aiosqlite:///{tmp_path / 'callbacks.db'}"
     engine = None
-    worker: CallbackWorker | None = None
+    worker: Callbacks | None = None
+    bridge: Bridge | None = None
     task: asyncio.Task[None] | None = None
     try:
         # ---- (1) the rendered callback dialplan and queue are what Asterisk loaded
@@ -251,17 +255,20 @@ async def test_callback_dialplan_globals_and_a_failed_agent_leg(
 
         def clock() -> float:  # runs at real speed (the worker's refresh follows it)
             w = worker
-            dialled = w is not None and w.counters.originates + w.counters.originate_errors > 0
-            return (CLOSED_T if dialled else OPEN_T) + time.monotonic() - started
+            # Closed once the first attempt has an outcome: a clock that jumped at the Originate
+            # would make it look lost at once (dial_timeout_s) before Asterisk could answer.
+            done = w is not None and any(c.last_result for c in w.state.callbacks.values())
+            return (CLOSED_T if done else OPEN_T) + time.monotonic() - started
 
-        worker = CallbackWorker(ami_url, store, sessions, ami=WORKER_AMI, options=WORKER, clock=clock)
-        task = asyncio.create_task(worker.run())
+        worker = Callbacks(store, sessions, options=WORKER)
+        bridge = Bridge(ami_url, ami=WORKER_AMI, tick_s=TICK_S, parts=[worker], clock=clock)
+        task = asyncio.create_task(bridge.run())
         w = worker
 
         async def free() -> bool:
             if task.done():
                 task.result()  # a refused login or a crash: raise it here
-            q = w.engine.state.queues.get(queue)
+            q = bridge.state.queues.get(queue)
             return w.ready.is_set() and q is not None and iface in free_agents(q)
 
         await eventually(free, "the worker's resync showing the member free")
@@ -290,9 +297,9 @@ async def test_callback_dialplan_globals_and_a_failed_agent_leg(
         assert stored.status is Status.PENDING and stored.attempts == 0, stored  # not the customer's fault
         assert stored.agent is None and stored.originate_id is None
         history = await store.history(cb.id)
-        assert [h["change"] for h in history] == ["created", "dialling", "requeued"], history
-        assert w.counters.originates == 1 and w.counters.originate_errors == 0
-        assert w.counters.results == 1  # the Failure came in through the worker's own event stream
+        assert [h["change"] for h in history] == ["created", "promised", "dialling", "requeued"], history
+        assert w.counters["originates"] == 1 and w.counters["originate_errors"] == 0
+        assert w.counters["results"] == 1  # the Failure came in through the worker's own event stream
 
         # The agent the worker reserved with QueuePause (reason "callback") is given back.
         async def unpaused() -> bool:
@@ -303,16 +310,16 @@ async def test_callback_dialplan_globals_and_a_failed_agent_leg(
 
         # Many more scheduler rounds (each refresh is 2 Setvars, one per global): the callback
         # waits for the next opening, it is not dialled again.
-        rounds = w.counters.setvars
-        await eventually(lambda: w.counters.setvars >= rounds + 10, "more worker rounds")
-        assert w.counters.originates == 1
+        rounds = w.counters["setvars"]
+        await eventually(lambda: w.counters["setvars"] >= rounds + 10, "more worker rounds")
+        assert w.counters["originates"] == 1
         assert not w.state.in_flight()
         assert w.state.callbacks[cb.id].status is Status.PENDING
         again = await store.get(cb.id)
         assert again is not None and again.status is Status.PENDING and again.attempts == 0
     finally:
-        if worker is not None and task is not None:
-            worker.stop()
+        if bridge is not None and task is not None:
+            bridge.stop()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, HANG_GUARD_S)
         if engine is not None:
@@ -328,3 +335,53 @@ async def test_callback_dialplan_globals_and_a_failed_agent_leg(
     assert (await cli(ami, f"queue show {queue}")).output.startswith(f"No such queue: {queue}")
     assert not (await cli(ami, f"dialplan show {slug}-callback")).ok
     assert await getvar(ami, offer) == ""
+
+
+async def test_the_callback_dialplan_writes_its_astdb_marker_and_dbget_reads_it(
+    ami: AmiClient, config_dir: Path
+) -> None:
+    """Never twice, on a real Asterisk: the rendered `{slug}-callback` context marks the attempt in
+    AstDB (under the key passed as PBX_CALLBACK_MARK) and the pbx-core AMI user reads it back with
+    DBGet (write class `reporting`), as the bridge does after missing a result. The "agent" is a
+    Local channel into the context itself; the customer leg fails at once (no trunk here), so the
+    marker ends as that DIALSTATUS, written before the PbxCallbackResult."""
+    slug = f"cb{secrets.token_hex(4)}"
+    config = callback_tenant(slug)
+    oid = f"live{secrets.token_hex(4)}:1"
+    mark = marker_key(oid, time.time())
+    try:
+        async with asyncio.timeout(HANG_GUARD_S):
+            applied = await apply_tenant(ami, config_dir, config)
+        assert applied.status == "ok", applied.error
+        variables = [  # __: inherited by the Local channel's other half, which runs the context
+            f"__PBX_CALLBACK_ID=live{oid}", f"__PBX_ORIGINATE_ID={oid}",
+            f"__PBX_CALLBACK_NUMBER={NUMBER}", f"__{VAR_MARK}={mark}",
+        ]
+        await ami.action({
+            "Action": "Originate", "Channel": f"Local/s@{slug}-callback", "Application": "Wait",
+            "Data": "60", "Async": "true", "Variable": ",".join(variables),
+        })
+
+        async def marked() -> str | None:
+            try:
+                items = await ami.listing({"Action": "DBGet", "Family": MARKER_FAMILY, "Key": mark})
+            except AmiActionError as exc:
+                assert NOT_FOUND.lower() in str(exc).lower(), exc  # not yet written
+                return None
+            values = [i.get("Val") for i in items if i.get("Event") == "DBGetResponse"]
+            return values[0] if values and values[0] != "started" else None
+
+        async def final_marker() -> bool:
+            return await marked() is not None
+
+        await eventually(final_marker, "the attempt's final marker in AstDB")
+        value = await marked()
+        assert value in ("CHANUNAVAIL", "CONGESTION", "NOANSWER", "BUSY", "INVALIDARGS"), value
+        # The bridge's own reading of it.
+        reading = lost_dial_result({oid: value}, oid, time.time(), time.time())
+        assert reading in ("failed", "no_answer", "busy")
+    finally:
+        with contextlib.suppress(AmiError):
+            await cli(ami, f"database deltree {MARKER_FAMILY} {mark.split('/')[0]}")
+        removed = await remove_tenant(ami, config_dir, slug)
+    assert removed.status == "ok", removed.error

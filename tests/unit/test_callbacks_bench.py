@@ -76,3 +76,16 @@ def test_paced_fill_callbacks_keep_every_day_within_a_starvation_bound(seed: int
     without, with_ = result["without_callbacks"], result["with_callbacks"]
     assert without["sl_pct"] - with_["sl_pct"] <= 10.0
     assert with_["lost"] < without["lost"]
+
+
+def test_the_ingest_benchs_callbacks_rows_do_the_callbacks_work_on_the_same_frames() -> None:
+    """(d) and (e) of ``bench ingest``: the same frames as the bridge alone, and the callbacks
+    really book (abandoned callers) and dial, so the ratio measures their work."""
+    from bench import ingest_callbacks
+    from bench.ingest import chunked, full_path
+    from bench.stream import Library, generate
+
+    chunks = chunked(generate(20_000, tenants=20, seed=3, library=Library.load()).data, 4096)
+    frames = full_path(chunks)
+    assert ingest_callbacks.one_engine(chunks) == ingest_callbacks.two_engines(chunks) == frames
+    assert ingest_callbacks.booked(chunks) > 5

@@ -7,11 +7,11 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from pbx_core.callbacks.estimator import WaitEstimator
-from pbx_core.callbacks.live import Pacing, idle_since, queue_loads, staffed_agents
-from pbx_core.callbacks.model import Callback
-from pbx_core.callbacks.policy import QueuePolicy
-from pbx_core.callbacks.scheduler import Dial, SchedulerState, decide
+from pbx_core.callbacks.core.estimator import WaitEstimator
+from pbx_core.callbacks.core.live import Pacing, idle_since, queue_loads, staffed_agents
+from pbx_core.callbacks.core.model import Callback
+from pbx_core.callbacks.core.policy import QueuePolicy
+from pbx_core.callbacks.core.scheduler import Dial, SchedulerState, decide
 from pbx_core.callbacks.settings import fill_reserve_agents
 from pbx_core.domain.events import (
     DEVICE_NOT_INUSE,

@@ -31,6 +31,7 @@ from pbx_core.callbacks import (
     request,
     restore,
 )
+from pbx_core.callbacks.core.promise import PromiseRules
 
 TZ = "Europe/Amsterdam"
 HOURS = HoursSpec.build(TZ, [(["mon", "tue", "wed", "thu", "fri"], "08:00", "18:00")], [date(2025, 4, 21)])
@@ -308,16 +309,56 @@ def test_a_callback_dialling_at_a_restart_is_not_dialled_again_and_keeps_its_age
     assert state.callbacks["cb1"].status is Status.COMPLETED
 
 
-def test_reconcile_counts_a_vanished_dial_as_a_failed_attempt_only_after_the_timeout() -> None:
+@pytest.mark.parametrize(
+    ("marker", "status", "attempts"),
+    [
+        ({"cb1:1": "ANSWER"}, Status.COMPLETED, 1),  # the result the bridge missed
+        ({"cb1:1": "NOANSWER"}, Status.PENDING, 1),  # ... a no-answer: retried later
+        ({"cb1:1": "started"}, Status.UNCONFIRMED, 1),  # the customer may have been called
+        ({"cb1:1": None}, Status.PENDING, 0),  # no marker: the agent never answered
+        ({}, Status.UNCONFIRMED, 1),  # the lookup failed: never "failed", never redialled
+    ],
+)
+def test_reconcile_reads_a_vanished_dials_marker(
+    marker: dict[str, str | None], status: Status, attempts: int
+) -> None:
     state = make_state(dial_timeout_s=120, max_attempts=3, retry_base_s=60)
     book(state)
     decide(state, at("09:00"), free("agent1"))
     state = _persist_and_restore(state)
-    assert reconcile(state, at("09:00") + 60, live_callback_ids=set()) == []  # may still be starting
-    (save,) = reconcile(state, at("09:00") + 120, live_callback_ids=set())
-    assert isinstance(save, Save) and save.change == "retry"
+    assert reconcile(state, at("09:00") + 120, {"cb1"}, marker) == []  # its channel is up
+    final = bool(marker) and next(iter(marker.values())) not in (None, "started")
+    # A final marker is the result; anything else waits for dial_timeout_s (it may be starting).
+    early = reconcile(state, at("09:00") + 60, set(), marker)
+    assert bool(early) == final
+    (save,) = early if final else reconcile(state, at("09:00") + 120, set(), marker)
     cb = state.callbacks["cb1"]
-    assert (cb.status, cb.attempts, cb.agent) == (Status.PENDING, 1, None)
+    assert isinstance(save, Save) and (cb.status, cb.attempts, cb.agent) == (status, attempts, None)
+    if status is Status.UNCONFIRMED:
+        assert cb.last_result == "unknown" and not cb.is_open
+        assert decide(state, at("10:00"), free("agent1")) == []  # never dialled again
+
+
+def test_an_old_dial_without_a_marker_is_unconfirmed_not_requeued() -> None:
+    """Markers older than two days are deleted by the dialplan: a missing one proves nothing."""
+    state = make_state(dial_timeout_s=120)
+    book(state)
+    decide(state, at("09:00"), free("agent1"))
+    later = at("09:00", "2025-03-06")
+    reconcile(state, later, set(), {"cb1:1": None})
+    assert state.callbacks["cb1"].status is Status.UNCONFIRMED
+
+
+def test_the_answered_attempt_counts() -> None:
+    """Issue 11 item 15: a completed callback reports the attempt that reached the customer."""
+    state = make_state(retry_base_s=60)
+    book(state)
+    (first,) = dials(decide(state, at("09:00"), free("agent1")))
+    on_result(state, "cb1", first.originate_id, "no_answer", at("09:01"))
+    (second,) = dials(decide(state, at("09:10"), free("agent1")))
+    on_result(state, "cb1", second.originate_id, "answered", at("09:12"))
+    cb = state.callbacks["cb1"]
+    assert (cb.status, cb.attempts, cb.attempts_dialled) == (Status.COMPLETED, 2, 2)
 
 
 def test_records_round_trip_through_json() -> None:
@@ -327,7 +368,9 @@ def test_records_round_trip_through_json() -> None:
 
 
 def _fill_state(**policy: object) -> SchedulerState:
-    state = make_state(abandoned_callbacks=True, fill_reserve_agents=1, **policy)
+    # Pacing only: no fill callback here is near its promise (that is tested on its own).
+    no_rush = PromiseRules(urgent_before_s=0)
+    state = make_state(abandoned_callbacks=True, fill_reserve_agents=1, promise=no_rush, **policy)
     book(state, "f1", "+31201111111", source="abandoned", t=at("09:00"))
     book(state, "f2", "+31202222222", source="abandoned", t=at("09:01"))
     return state

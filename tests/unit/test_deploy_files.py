@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from pbx_core.ami.client import CONTROL_EVENTS, HANDLED_EVENTS
-from pbx_core.callbacks.ami_shell import CALLBACK_EVENTS
+from pbx_core.callbacks.core.events import CALLBACK_EVENTS
 from pbx_core.config import VARIABLES, parse_ami_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -282,8 +282,8 @@ def test_manager_user_has_least_privilege_and_an_acl() -> None:
     # system: the Reload event after which the bridge resyncs (read only: events, no actions).
     assert read == {"agent", "call", "user", "system"}
     # agent: QueueAdd/Remove/Pause/Penalty; originate: callbacks; call: Setvar/Status/Hangup;
-    # command: module reloads.
-    assert write == {"agent", "originate", "call", "command"}
+    # command: module reloads; reporting: DBGet of the callback dialplan's markers (read-only).
+    assert write == {"agent", "originate", "call", "command", "reporting"}
     assert not read & {"all", "config", "dialplan"}
     assert not write & {"all", "system", "config", "dialplan"}
     assert [v for k, v in user if k == "deny"] == ["0.0.0.0/0.0.0.0"]

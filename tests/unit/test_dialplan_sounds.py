@@ -29,7 +29,8 @@ EN_DIR = "sounds/en_US_f_Allison/"
 
 # Applications of the rendered dialplan that play nothing themselves.
 SILENT = {"Set", "Goto", "GotoIf", "GotoIfTime", "Gosub", "Return", "Answer", "Hangup", "Dial",
-          "WaitExten", "ExecIf", "NoOp", "UserEvent"}
+          "WaitExten", "ExecIf", "NoOp", "UserEvent", "DBdeltree"}
+EWT_MINUTES = ("$[CEIL(${PBX_EWT}/60)]", "$[ROUND(${PBX_EWT}/60)]")  # what SayNumber is asked to say
 # Tones: the same in every language, so a Dutch channel may play the English file.
 TONES = {"beep"}
 # VoiceMailMain is where staff check their own mailbox: its many vm-* prompts stay English for a
@@ -99,8 +100,10 @@ def dialplan_plays(
         elif app == "SayDigits":
             yield from ((s, where) for s in sounds.digit_sounds())
         elif app == "SayNumber":
-            assert args[0] == "$[CEIL(${PBX_EWT}/60)]", f"{where}: a new SayNumber; say what it can say"
+            assert args[0] in EWT_MINUTES, f"{where}: a new SayNumber; say what it can say"
             yield from ((s, f"{where} {m}") for m in MINUTES for s in sounds.say_number_sounds(m, language))
+        elif app == "SayUnixTime":
+            yield from ((s, f"{where} {args[2]}") for s in sounds.say_unix_time_sounds(args[2], language))
         elif app == "VoiceMail":
             yield from ((s, where) for s in (*sounds.VOICEMAIL_GREETING_SOUNDS, *sounds.digit_sounds()))
         elif app == "Queue":

@@ -74,7 +74,9 @@ def test_queue_sets_the_join_time_and_announces_our_expected_wait() -> None:
     # The worker's global, digits only; silent while unknown or zero.
     assert "Set(PBX_EWT=${FILTER(0-9,${GLOBAL(PBX_EWT_acme_support)})})" in steps
     assert 'GotoIf($["${PBX_EWT}"="" | "${PBX_EWT}"="0"]?said)' in steps
-    assert "SayNumber($[CEIL(${PBX_EWT}/60)])" in steps
+    # The global holds what to say (announce.spoken_s): under a minute, or whole minutes.
+    assert "ExecIf($[${PBX_EWT}<60]?Playback(pbx-core/wait-less-than-a-minute))" in steps
+    assert "SayNumber($[ROUND(${PBX_EWT}/60)])" in steps
     assert "Playback(${IF($[${PBX_EWT}>60]?queue-minutes:queue-minute)})" in steps
     # Asterisk's own estimate (its average) is never announced.
     assert "announce-holdtime=no" in queues_conf(acme_config(), "support")
@@ -115,7 +117,7 @@ def test_offer_closed_puts_the_caller_back_at_their_place() -> None:
     plan = dialplan(acme_config())
     exit_steps = apps(plan, "acme-queue-support-exit", "1")
     assert exit_steps[:3] == [
-        'GotoIf($["${GLOBAL(PBX_OFFER_acme_support)}"="1"]?book)',
+        'GotoIf($["${GLOBAL(PBX_OFFER_acme_support)}"="1"]?offered)',
         "Playback(pbx-core/callback-unavailable)",
         "Goto(acme-queue-support,rejoin,1)",
     ]
@@ -155,7 +157,9 @@ def test_booking_emits_the_contract_user_event(
     name, headers = user_event(events[0])
     assert name == "PbxCallbackRequest"
     assert headers == [("Tenant", "acme"), ("Queue", queue), ("Number", "${PBX_CB_NUMBER}"),
-                       ("Source", source), ("JoinedAt", "${PBX_CB_JOINED}"), ("Uniqueid", "${UNIQUEID}")]
+                       ("Source", source), ("JoinedAt", "${PBX_CB_JOINED}"), ("Uniqueid", "${UNIQUEID}"),
+                       ("WindowFrom", "${PBX_CB_FROM}"), ("WindowTo", "${PBX_CB_TO}"),
+                       ("Later", "${PBX_CB_LATER}")]
     # JoinedAt: the place in line (digits of the join time) or empty; set once, before any prompt.
     assert [s for s in steps if s.startswith("Set(PBX_CB_JOINED=")] == [f"Set(PBX_CB_JOINED={joined})"]
     # Only digits (and a caller ID's leading +) ever become PBX_CB_NUMBER.
@@ -164,6 +168,36 @@ def test_booking_emits_the_contract_user_event(
                         "Set(PBX_CB_NUMBER=${FILTER(0-9,${PBX_CB_TYPED})})"]
     after = steps[steps.index(events[0]) + 1:]
     assert after[:2] == ["Playback(pbx-core/callback-booked)", "Hangup()"]
+
+
+@pytest.mark.parametrize(
+    ("context", "exten"), [("acme-queue-support-exit", "1"), ("acme-callback-book-support", "s")]
+)
+def test_booking_says_the_promised_window_and_offers_a_later_one(context: str, exten: str) -> None:
+    """The caller hears the window from the bridge's quote global in their language (SayUnixTime
+    in the tenant's timezone), may choose the later one, and the booking carries what they
+    chose. Only digits and the day word reach the times."""
+    steps = apps(dialplan(acme_config()), context, exten)
+    assert "Set(PBX_CB_Q=${GLOBAL(PBX_CBQ_acme_support)})" in steps
+    assert 'GotoIf($["${PBX_CB_Q}"=""]?book)' in steps  # no quote yet: book, the bridge promises
+    assert "Set(PBX_CB_FROM=${FILTER(0-9,${CUT(PBX_CB_Q,/,1)})})" in steps
+    assert "Set(PBX_CB_DAY=${FILTER(a-z,${CUT(PBX_CB_Q,/,3)})})" in steps
+    between = steps.index("Playback(pbx-core/callback-between)")
+    assert steps[between + 1:between + 4] == [
+        "SayUnixTime(${PBX_CB_FROM},Europe/Amsterdam,HM)",
+        "Playback(pbx-core/callback-and)",
+        "SayUnixTime(${PBX_CB_TO},Europe/Amsterdam,HM)",
+    ]
+    assert "Playback(pbx-core/callback-tomorrow-after)" in steps
+    choice = steps.index("Read(PBX_CB_KEY,pbx-core/callback-slot-choice,1,,1,6)")
+    assert steps[choice + 1:choice + 6] == [
+        'GotoIf($["${PBX_CB_KEY}"!="2"]?book)',
+        "Set(PBX_CB_LATER=1)",
+        "Set(PBX_CB_FROM=${FILTER(0-9,${CUT(PBX_CB_Q,/,4)})})",
+        "Set(PBX_CB_TO=${FILTER(0-9,${CUT(PBX_CB_Q,/,5)})})",
+        "Set(PBX_CB_DAY=${FILTER(a-z,${CUT(PBX_CB_Q,/,6)})})",
+    ]
+    assert steps[choice + 6] == "Goto(tell)"
 
 
 def test_booking_confirms_with_1_and_takes_another_number_with_2() -> None:
@@ -196,7 +230,8 @@ def test_callback_destination_books_and_is_not_closed_with_the_schedule() -> Non
 def test_dialling_context_announces_then_dials_with_the_tenant_number() -> None:
     plan = dialplan(acme_config())
     steps = apps(plan, "acme-callback", "s")
-    assert steps[:2] == ["Set(PBX_CALLBACK_NUMBER=${FILTER(0-9+,${PBX_CALLBACK_NUMBER})})",
+    assert steps[:3] == ["Set(PBX_CALLBACK_NUMBER=${FILTER(0-9+,${PBX_CALLBACK_NUMBER})})",
+                         "Set(PBX_MARK=${FILTER(-0-9A-Za-z/_.,${PBX_CALLBACK_MARK})})",
                          "GotoIf($[${LEN(${PBX_CALLBACK_NUMBER})}<3]?invalid)"]
     order = [steps.index(x) for x in ("Playback(pbx-core/callback-announce)",
                                       "SayDigits(${FILTER(0-9,${PBX_CALLBACK_NUMBER})})",
@@ -218,11 +253,31 @@ def test_every_attempt_reports_exactly_one_result() -> None:
         assert name == "PbxCallbackResult"
         assert headers == [("CallbackId", "${PBX_CALLBACK_ID}"), ("OriginateId", "${PBX_ORIGINATE_ID}"),
                            ("DialStatus", "${DIALSTATUS}")]
-        # The guard is set before the event; h skips when the main path already reported.
-        assert steps[results[0] - 1] == "Set(PBX_RESULT_SENT=1)"
+        # The guard is set before the event, then the durable marker; h skips when the main path
+        # already reported.
+        assert steps[results[0] - 2] == "Set(PBX_RESULT_SENT=1)"
+        assert steps[results[0] - 1] == (
+            'ExecIf($["${PBX_MARK}"!=""]?Set(DB(pbxcb/${PBX_MARK})='
+            '${IF($["${DIALSTATUS}"=""]?NONE:${DIALSTATUS})}))'
+        )
     assert plan["h"][0] == ("", 'GotoIf($["${PBX_RESULT_SENT}"="1"]?sent)')
     s = plan["s"]
     assert s[s.index(("invalid", "Set(DIALSTATUS=INVALIDARGS)")) + 1] == ("", "Goto(result)")
+
+
+def test_the_attempt_is_marked_started_in_astdb_before_the_customer_is_dialled() -> None:
+    """Never twice: a bridge that missed an attempt's result reads this marker (AMI DBGet of
+    family pbxcb, the key it passed as PBX_CALLBACK_MARK) instead of dialling again."""
+    steps = apps(dialplan(acme_config()), "acme-callback", "s")
+    started = steps.index('ExecIf($["${PBX_MARK}"!=""]?Set(DB(pbxcb/${PBX_MARK})=started))')
+    assert steps.index("Set(PBX_MARK=${FILTER(-0-9A-Za-z/_.,${PBX_CALLBACK_MARK})})") < started
+    assert started < steps.index("Dial(PJSIP/${PBX_CALLBACK_NUMBER}@pbx-trunk,30)")
+    # Only a key's own characters reach DB(): no ':' (ExecIf's else), no ',' or ')'.
+    housekeeping = [s for s in steps if s.startswith("DBdeltree(")]
+    assert housekeeping == [
+        "DBdeltree(pbxcb/${STRFTIME($[${EPOCH}-259200],UTC,%Y%m%d)})",
+        "DBdeltree(pbxcb/${STRFTIME($[${EPOCH}-345600],UTC,%Y%m%d)})",
+    ]
 
 
 def test_without_outbound_caller_id_the_customer_never_sees_their_own_number() -> None:

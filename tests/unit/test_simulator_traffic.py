@@ -425,7 +425,8 @@ def test_a_callback_request_is_what_asterisk_sends_for_an_exit_by_key() -> None:
         names = [k for k, _ in ev]
         assert names[:3] == ["Event", "Privilege", "Timestamp"] and d["Privilege"] == "user,all"
         assert names[3:17] == list(first["Newchannel"][3:])  # the channel snapshot
-        assert names[17:] == ["UserEvent", "Tenant", "Queue", "Number", "Source", "JoinedAt", "Uniqueid"]
+        assert names[17:] == ["UserEvent", "Tenant", "Queue", "Number", "Source", "JoinedAt", "Uniqueid",
+                              "WindowFrom", "WindowTo", "Later"]  # empty: no bridge keeps the quote here
         assert [v for k, v in ev if k == "Uniqueid"] == [uid, uid]
         join = joins[uid]
         assert d["UserEvent"] == "PbxCallbackRequest" and d["Tenant"] == "t1" and d["Queue"] == "support"

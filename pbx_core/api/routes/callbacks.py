@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ...callbacks.model import Callback, Source, Status, normalise_number
+from ...callbacks.core.model import Callback, Source, Status, normalise_number
 from ...callbacks.store import (
     CallbackClosed,
     CallbackNotFound,
@@ -44,8 +44,8 @@ CALLBACK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 IdPath = Annotated[str, Path(description="The callback's id", examples=["3f2a9c0e5b7d4e1fa6c8b9d0e1f2a3b4"],
                              pattern=CALLBACK_ID_PATTERN)]
 StatusName = Literal["pending", "overdue", "dialling", "completed", "no_answer", "busy", "failed",
-                     "cancelled", "expired"]
-ResultName = Literal["answered", "no_answer", "busy", "failed", "agent_unavailable"]
+                     "cancelled", "expired", "unconfirmed"]
+ResultName = Literal["answered", "no_answer", "busy", "failed", "agent_unavailable", "unknown"]
 _FORMATTED_NUMBER = re.compile(r"^\+?[0-9 ()./-]+$")
 _NUMBER = re.compile(NUMBER_PATTERN)
 
@@ -82,7 +82,11 @@ class CallbackOut(Model):
     originate_id: str | None
     requested_at: datetime
     place_at: datetime = Field(description="its virtual place in line: after callers who joined earlier")
-    due_by: datetime = Field(description="overdue after this")
+    promised_from: datetime | None = Field(
+        description="the promised window is promised_from .. due_by, computed from the line ahead "
+        "when the callback was booked (null for a few moments after a REST or wallboard booking, "
+        "until the bridge has promised it)")
+    due_by: datetime = Field(description="the end of the promised window: late (overdue) after this")
     not_before: datetime = Field(description="not dialled before this (retry back-off, opening time)")
     dialled_at: datetime | None
     closed_at: datetime | None
@@ -127,6 +131,7 @@ def _out_fields(row: CallbackRow) -> dict[str, Any]:
         "attempts_dialled": row.attempts_dialled, "last_result": row.last_result, "agent": row.agent,
         "originate_id": row.originate_id, "requested_at": _time(row.requested_at),
         "place_at": _time(row.place_at), "due_by": _time(row.due_by), "not_before": _time(row.not_before),
+        "promised_from": _time_opt(row.promised_from),
         "dialled_at": _time_opt(row.dialled_at), "closed_at": _time_opt(row.closed_at),
         "created_at": utc(row.created_at), "updated_at": utc(row.updated_at),
     }

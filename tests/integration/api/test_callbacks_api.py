@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from pbx_core.api import ApiContext
-from pbx_core.callbacks.model import Status
+from pbx_core.callbacks.core.model import Status
 from pbx_core.callbacks.store import CallbackStore
 from tests.integration.api.conftest import World, assert_error, auth, tenant_key
 

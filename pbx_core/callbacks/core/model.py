@@ -11,6 +11,7 @@ Times are epoch seconds (floats), handed in by the shell; nothing here reads a c
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -31,6 +32,9 @@ class Status(StrEnum):
     FAILED = "failed"  # the last attempt could not be placed (congestion, unreachable)
     CANCELLED = "cancelled"  # withdrawn (customer, supervisor, or the caller got through live)
     EXPIRED = "expired"  # not served in time to be useful
+    # A dial whose outcome was missed (the bridge was down) and may have reached the customer:
+    # never dialled again by itself; a person looks at it (and books again if needed).
+    UNCONFIRMED = "unconfirmed"
 
 
 WAITING = frozenset({Status.PENDING, Status.OVERDUE})
@@ -42,7 +46,7 @@ SOURCES: tuple[Source, ...] = ("queue_offer", "abandoned", "after_hours", "rest"
 
 # What one attempt came to. ``agent_unavailable``: the agent leg failed before the customer was
 # dialled, so it does not count as an attempt on the customer.
-AttemptResult = Literal["answered", "no_answer", "busy", "failed", "agent_unavailable"]
+AttemptResult = Literal["answered", "no_answer", "busy", "failed", "agent_unavailable", "unknown"]
 
 # The customer leg's ${DIALSTATUS} (Asterisk's Dial) -> attempt result.
 _DIALSTATUS: dict[str, AttemptResult] = {
@@ -64,8 +68,27 @@ def result_from_dialstatus(dialstatus: str) -> AttemptResult:
     return _DIALSTATUS.get(dialstatus.strip().upper(), "failed")
 
 
+# The dialplan's durable marker of each attempt, in Asterisk's database (AstDB): family
+# MARKER_FAMILY, key "{UTC day of the dial}/{originate id}" (see marker_key), "started" once the
+# agent answered (before the customer is dialled), then the customer leg's DIALSTATUS. A bridge that was down
+# when an attempt ended reads it back (AMI DBGet). The dialplan deletes markers 3 and 4 days old.
+MARKER_FAMILY = "pbxcb"
+MARKER_STARTED = "started"
+MARKER_KEPT_S = 2 * 86400.0  # a missing marker younger than this: the dialplan never ran
+
+
+def marker_key(originate_id: str, dialled_at: float) -> str:
+    """The AstDB key (within MARKER_FAMILY) of an attempt dialled at ``dialled_at``: the UTC day
+    (the dialplan deletes old days) and the originate id with ':' as '-' (a ':' would split the
+    dialplan's ExecIf)."""
+    day = datetime.fromtimestamp(dialled_at, UTC).strftime("%Y%m%d")
+    return f"{day}/{originate_id.replace(':', '-')}"
+
+
 def normalise_number(number: str) -> str:
     """The key a number is de-duplicated on: digits and a leading +, nothing else."""
+    if number.isascii() and number.isdigit():
+        return number  # the common case, on the hot path (every answered caller)
     digits = "".join(ch for ch in number if ch.isdigit())
     return ("+" + digits) if number.strip().startswith("+") else digits
 
@@ -81,7 +104,8 @@ class Callback:
     # The virtual place in line: a caller who accepted the offer keeps their original join time;
     # every other source takes its place when it is requested (or at opening, when closed).
     place_at: float
-    due_by: float
+    due_by: float  # the promise: the end of the window the callback was promised
+    # ... and its start (see .promise); None for records from before promises were windows.
     # 0: in line (served at its place, before later live callers); 1: fill (served only on an
     # agent no one in line is waiting for). Set from the queue's policy when booked.
     tier: int = 0
@@ -94,6 +118,7 @@ class Callback:
     dialled_at: float | None = None
     closed_at: float | None = None
     last_result: AttemptResult | None = None
+    promised_from: float | None = None
 
     @property
     def is_open(self) -> bool:
@@ -103,6 +128,12 @@ class Callback:
     def key(self) -> tuple[str, str, str]:
         """One open callback per (tenant, queue, number)."""
         return (self.tenant, self.queue, normalise_number(self.number))
+
+    @property
+    def late(self) -> bool:
+        """Completed after its due-by (an open one past it is ``overdue``)."""
+        closed = self.closed_at
+        return self.status is Status.COMPLETED and closed is not None and closed > self.due_by
 
     @property
     def on_time(self) -> bool:

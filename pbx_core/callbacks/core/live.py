@@ -10,13 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ..domain.queue_state import AVAILABLE, LOGGED_OUT, PAUSED, UNAVAILABLE, Delta, LiveState, QueueState
-from .ami_shell import PAUSE_REASON
-from .estimator import RollingLoad, RollingServiceLevel, WaitEstimator
+from ...domain.queue_state import AVAILABLE, LOGGED_OUT, PAUSED, UNAVAILABLE, Delta, LiveState, QueueState
+from .announce import expected_wait_s, wrapping_up
+from .estimator import RollingAbandonRate, RollingLoad, RollingServiceLevel, WaitEstimator
+from .events import PAUSE_REASON
 from .model import WAITING, Callback
+from .promise import LineAhead
 from .scheduler import QueueKey, QueueLoad
 
 PACING_WINDOW_S = 900.0  # the bench's --sl-window: long enough to hold a few dozen calls
+FILL_RATE_WINDOW_S = 3600.0  # fill callbacks go out a few an hour: an hour holds enough of them
 
 
 def split_queue(full_name: str) -> QueueKey | None:
@@ -49,10 +52,19 @@ def idle_since(q: QueueState) -> dict[str, float]:
 
 @dataclass(slots=True)
 class QueuePacing:
-    """One queue's rolling service level and offered load, for pacing fill callbacks."""
+    """One queue's rolling service level and offered load, for pacing fill callbacks, and the
+    fill callbacks it dialled lately (the rate a fill callback's promise counts on)."""
 
     sl: RollingServiceLevel
     load: RollingLoad
+    fills: RollingLoad = field(default_factory=lambda: RollingLoad(FILL_RATE_WINDOW_S))
+    # The offered load over the same hour: fill promises count on no fill work in overload.
+    hour_load: RollingLoad = field(default_factory=lambda: RollingLoad(FILL_RATE_WINDOW_S))
+    abandons: RollingAbandonRate = field(default_factory=RollingAbandonRate)
+
+    def fill_rate(self, now: float) -> float:
+        """Fill callbacks dialled per second over the last hour."""
+        return self.fills.count(now) / self.fills.window_s
 
 
 @dataclass(slots=True)
@@ -91,10 +103,15 @@ class Pacing:
             pacing = self.queue(key)
             if delta.type == "caller.joined":
                 pacing.load.arrived(delta.ts)
+                pacing.hour_load.arrived(delta.ts)
             elif delta.type == "caller.answered":
-                pacing.sl.answered(delta.ts, float(delta.data.get("hold_s") or 0))
+                held = float(delta.data.get("hold_s") or 0)
+                pacing.sl.answered(delta.ts, held)
+                pacing.abandons.ended(delta.ts, held, abandoned=False)
             else:
-                pacing.sl.abandoned(delta.ts, float(delta.data.get("waited_s") or 0))
+                waited = float(delta.data.get("waited_s") or 0)
+                pacing.sl.abandoned(delta.ts, waited)
+                pacing.abandons.ended(delta.ts, waited, abandoned=True)
 
 
 def queue_loads(
@@ -128,14 +145,64 @@ def queue_loads(
 
 
 def expected_wait_now(
-    state: LiveState, key: QueueKey, estimator: WaitEstimator, callbacks: Iterable[Callback]
+    state: LiveState,
+    key: QueueKey,
+    estimator: WaitEstimator,
+    callbacks: Iterable[Callback],
+    abandon_rate: float = 0.0,
+    now: float | None = None,
 ) -> float | None:
     """Expected wait of a caller joining ``key`` now: behind every live caller and every callback
-    that holds a place in line (fill-tier callbacks stand behind them, so they do not count)."""
+    that holds a place in line (fill-tier callbacks stand behind them, so they do not count);
+    the line also moves as callers ahead hang up (``abandon_rate``, see announce.expected_wait_s)."""
     q = state.queues.get(f"{key[0]}-{key[1]}")
     if q is None:
         return None
+    now = state.now if now is None else now
     ahead = len(q.callers) + sum(
         1 for c in callbacks if (c.tenant, c.queue) == key and c.status in WAITING and c.tier == 0
     )
-    return estimator.expected_wait(ahead + 1, staffed_agents(q))
+    free = len(free_agents(q))
+    soon = wrapping_up(q, now)
+    return expected_wait_s(ahead + 1, staffed_agents(q), estimator.aht_s, abandon_rate, free, soon)
+
+
+def line_ahead(
+    q: QueueState | None,
+    waiting: Iterable[Callback],
+    aht_s: float | None,
+    *,
+    place_at: float | None = None,
+    tier: int = 0,
+    fill_rate: float | None = None,
+) -> LineAhead:
+    """What is ahead of a callback booked now in queue ``q`` (see :func:`count_ahead`)."""
+    if q is None:
+        return count_ahead((), 0, waiting, aht_s, place_at=place_at, tier=tier, fill_rate=fill_rate)
+    joined = [c.joined_at for c in q.callers.values()]
+    staffed = staffed_agents(q)
+    return count_ahead(joined, staffed, waiting, aht_s, place_at=place_at, tier=tier, fill_rate=fill_rate)
+
+
+def count_ahead(
+    live_joined_at: Iterable[float],
+    staffed: int,
+    waiting: Iterable[Callback],
+    aht_s: float | None,
+    *,
+    place_at: float | None = None,
+    tier: int = 0,
+    fill_rate: float | None = None,
+) -> LineAhead:
+    """Live callers and in-line callbacks that took their place before ``place_at`` (None:
+    everyone, the callback goes to the back), and, for a fill callback (``tier`` > 0), the fill
+    callbacks already waiting. ``waiting``: the queue's waiting callbacks."""
+    places = sum(1 for t in live_joined_at if place_at is None or t < place_at)
+    fill = 0
+    for callback in waiting:
+        if callback.tier == 0:
+            places += place_at is None or callback.place_at < place_at
+        else:
+            fill += 1
+    fill_ahead = fill if tier > 0 else 0
+    return LineAhead(places=places, fill=fill_ahead, staffed=staffed, aht_s=aht_s, fill_rate=fill_rate)

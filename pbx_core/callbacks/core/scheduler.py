@@ -36,11 +36,24 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .hours import is_open, next_opening
-from .model import SOURCES, WAITING, AttemptResult, Callback, Source, Status, normalise_number
+from .model import (
+    MARKER_KEPT_S,
+    MARKER_STARTED,
+    SOURCES,
+    WAITING,
+    AttemptResult,
+    Callback,
+    Source,
+    Status,
+    normalise_number,
+    result_from_dialstatus,
+)
 from .policy import QueuePolicy, backoff_s, due_by, fill_allowance, tier
+from .promise import LineAhead, Window, promise
 from .queue_order import callbacks_first_in_line
 
 QueueKey = tuple[str, str]  # (tenant, queue)
+MIN_RETRY_GAP_S = 120.0  # a customer who did not answer is not rung again sooner than this
 
 _FINAL_FOR: dict[AttemptResult, Status] = {
     "no_answer": Status.NO_ANSWER,
@@ -95,30 +108,82 @@ class CallbackRequest:
     source: Source
     requested_at: float
     joined_at: float | None = None  # queue offers: when the caller joined the queue
+    # The promise: ``window`` as given (what the caller heard, or a later slot they chose), else
+    # computed from ``line`` (what is ahead of it now); with neither, the queue's due_within_s.
+    window: Window | None = None
+    line: LineAhead | None = None
 
 
 @dataclass(slots=True)
 class SchedulerState:
     policies: dict[QueueKey, QueuePolicy] = field(default_factory=dict)
+    # Every callback it knows: the open ones and the day's closed ones (for the counts).
     callbacks: dict[str, Callback] = field(default_factory=dict)
+    # The open ones, one per (tenant, queue, number): what every decision iterates, so the cost
+    # of a decision follows the open callbacks, not the day's closed ones.
     open_by_key: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    # Indexes kept by put/drop, so a decision costs what it concerns, not every open callback:
+    # the waiting callbacks of each queue, and the callbacks being dialled.
+    waiting: dict[QueueKey, set[str]] = field(default_factory=dict)
+    dialling: set[str] = field(default_factory=set)
+    # When each queue last dialled a fill callback (pacing: fill_spacing_s).
+    last_fill_dial: dict[QueueKey, float] = field(default_factory=dict)
 
     def policy(self, tenant: str, queue: str) -> QueuePolicy:
         return self.policies.get((tenant, queue)) or QueuePolicy()
 
     def put(self, callback: Callback) -> None:
+        old = self.callbacks.get(callback.id)
+        if old is not None:
+            self._unindex(old)
+            if old.key != callback.key and self.open_by_key.get(old.key) == old.id:
+                del self.open_by_key[old.key]
         self.callbacks[callback.id] = callback
+        if callback.status in WAITING:
+            self.waiting.setdefault((callback.tenant, callback.queue), set()).add(callback.id)
+        elif callback.status is Status.DIALLING:
+            self.dialling.add(callback.id)
         if callback.is_open:
             self.open_by_key[callback.key] = callback.id
         elif self.open_by_key.get(callback.key) == callback.id:
             del self.open_by_key[callback.key]
+        if callback.tier > 0 and callback.dialled_at is not None:
+            key = (callback.tenant, callback.queue)
+            last = self.last_fill_dial.get(key)
+            self.last_fill_dial[key] = callback.dialled_at if last is None else max(last, callback.dialled_at)
+
+    def drop(self, callback_id: str) -> None:
+        """Forget a callback entirely (e.g. a closed one from another day)."""
+        old = self.callbacks.pop(callback_id, None)
+        if old is None:
+            return
+        self._unindex(old)
+        if self.open_by_key.get(old.key) == callback_id:
+            del self.open_by_key[old.key]
+
+    def _unindex(self, callback: Callback) -> None:
+        if callback.status in WAITING:
+            key = (callback.tenant, callback.queue)
+            ids = self.waiting.get(key)
+            if ids is not None:
+                ids.discard(callback.id)
+                if not ids:
+                    del self.waiting[key]
+        elif callback.status is Status.DIALLING:
+            self.dialling.discard(callback.id)
 
     def open_for(self, tenant: str, queue: str, number: str) -> Callback | None:
         cb_id = self.open_by_key.get((tenant, queue, normalise_number(number)))
         return None if cb_id is None else self.callbacks[cb_id]
 
+    def open_callbacks(self) -> list[Callback]:
+        """Pending, overdue and dialling callbacks, in no particular order."""
+        callbacks = self.callbacks
+        return [callbacks[cb_id] for cb_id in self.open_by_key.values()]
+
     def in_flight(self) -> list[Callback]:
-        return [c for c in self.callbacks.values() if c.status is Status.DIALLING]
+        callbacks = self.callbacks
+        return [callbacks[cb_id] for cb_id in self.dialling]
 
 
 def _save(state: SchedulerState, callback: Callback, change: str) -> Save:
@@ -153,6 +218,8 @@ def request(state: SchedulerState, req: CallbackRequest) -> tuple[Callback, list
     if opens is None:
         raise ValueError(f"queue {req.tenant}-{req.queue} has no opening time in its business hours")
     place = req.joined_at if req.source == "queue_offer" and req.joined_at is not None else req.requested_at
+    level = tier(policy, req.source)
+    window = req.window or quote(policy, req.requested_at, req.line, level)
     callback = Callback(
         id=req.id,
         tenant=req.tenant,
@@ -161,11 +228,30 @@ def request(state: SchedulerState, req: CallbackRequest) -> tuple[Callback, list
         source=req.source,
         requested_at=req.requested_at,
         place_at=min(place, req.requested_at),
-        due_by=due_by(policy, req.requested_at),
-        tier=tier(policy, req.source),
-        not_before=opens,
+        due_by=window.end,
+        tier=level,
+        not_before=max(opens, window.start) if window.later else opens,
+        promised_from=window.start,
     )
     return callback, [_save(state, callback, "created")]
+
+
+def quote(policy: QueuePolicy, at: float, line: LineAhead | None, level: int = 0) -> Window:
+    """The window a callback booked at ``at`` is promised (``line``: what is ahead of it; None:
+    unknown, the queue's fixed ``due_within_s`` from the request or the next opening)."""
+    if line is None:
+        opens = next_opening(policy.hours, at)
+        if opens is None:
+            raise ValueError("the queue's business hours never open")
+        return Window(opens, due_by(policy, at))
+    return promise(policy.promise, policy.hours, at, line, level, fallback_s=policy.due_within_s)
+
+
+def is_urgent(callback: Callback, policy: QueuePolicy, now: float) -> bool:
+    """A waiting callback near (or past) its promise: a fill callback then goes out past the
+    pacing's gates (not past the reserve). ``urgent_before_s`` 0 turns this off."""
+    before = policy.promise.urgent_before_s
+    return before > 0 and callback.due_by - now <= before
 
 
 def cancel(state: SchedulerState, callback_id: str, at: float) -> list[Command]:
@@ -193,7 +279,7 @@ def on_live_answer(state: SchedulerState, tenant: str, queue: str, number: str, 
 
 def _deadlines(state: SchedulerState, now: float) -> list[Command]:
     commands: list[Command] = []
-    for callback in list(state.callbacks.values()):
+    for callback in state.open_callbacks():
         if callback.status not in WAITING:
             continue
         policy = state.policy(callback.tenant, callback.queue)
@@ -205,20 +291,19 @@ def _deadlines(state: SchedulerState, now: float) -> list[Command]:
     return commands
 
 
-def decide(state: SchedulerState, now: float, loads: Mapping[QueueKey, QueueLoad]) -> list[Command]:
-    """Mark deadlines, then dial the callbacks whose turn it is on the free agents of each open queue."""
-    commands = _deadlines(state, now)
-    reserved = {c.agent for c in state.in_flight() if c.agent is not None}
-    waiting: dict[QueueKey, list[Callback]] = {}
-    last_fill: dict[QueueKey, float] = {}
-    for callback in state.callbacks.values():
-        key = (callback.tenant, callback.queue)
-        if callback.status in WAITING and callback.not_before <= now:
-            waiting.setdefault(key, []).append(callback)
-        if callback.tier > 0 and callback.dialled_at is not None:
-            last_fill[key] = max(last_fill.get(key, callback.dialled_at), callback.dialled_at)
+def decide(
+    state: SchedulerState, now: float, loads: Mapping[QueueKey, QueueLoad], *, deadlines: bool = True
+) -> list[Command]:
+    """Mark deadlines, then dial the callbacks whose turn it is on the free agents of each open
+    queue in ``loads``. ``deadlines=False``: only the dialling (a queue's line moved; the
+    deadlines are marked on the next full decision)."""
+    commands = _deadlines(state, now) if deadlines else []
+    callbacks = state.callbacks
+    reserved = {agent for cb_id in state.dialling if (agent := callbacks[cb_id].agent) is not None}
+    last_fill = state.last_fill_dial
     for key in sorted(loads):
-        ready = waiting.get(key)
+        ids = state.waiting.get(key)
+        ready = [c for cb_id in ids if (c := callbacks[cb_id]).not_before <= now] if ids else None
         if not ready or not is_open(state.policy(*key).hours, now):
             continue
         load, policy = loads[key], state.policy(*key)
@@ -227,8 +312,12 @@ def decide(state: SchedulerState, now: float, loads: Mapping[QueueKey, QueueLoad
         allowance = fill_allowance(
             policy, now, load.recent_sl_pct, max(idle, default=None), last_fill.get(key), load.recent_load
         )
+        # Fill callbacks near their promise go out whatever the pacing's SL and load gates say,
+        # still only on agents no one in line waits for, with the reserve kept free for live
+        # callers (the live-caller protection): the promise is kept where the line allows it.
+        urgent = sum(1 for c in ready if c.tier > 0 and is_urgent(c, policy, now))
         turn = callbacks_first_in_line(
-            load.live_waiting, ready, len(free), policy.fill_reserve_agents, max_fill=allowance
+            load.live_waiting, ready, len(free), policy.fill_reserve_agents, max_fill=max(allowance, urgent)
         )
         free.sort(key=lambda a: load.idle_since.get(a, now))  # the agent idle longest first
         for callback, agent in zip(turn, free, strict=False):
@@ -251,7 +340,7 @@ def next_wakeup(state: SchedulerState, now: float) -> float | None:
     """The earliest future time at which :func:`decide` could act without any new event: a retry
     or opening time coming due, or a deadline passing. The shell sleeps until then (or an event)."""
     times: list[float] = []
-    for callback in state.callbacks.values():
+    for callback in state.open_callbacks():
         if callback.status not in WAITING:
             continue
         policy = state.policy(callback.tenant, callback.queue)
@@ -277,8 +366,19 @@ def on_result(
     if callback is None or callback.status is not Status.DIALLING or callback.originate_id != originate_id:
         return []
     if result == "answered":
-        done = callback.evolve(status=Status.COMPLETED, closed_at=at, agent=None, last_result=result)
+        # The answered attempt is an attempt on the customer too (it reached them).
+        attempts = callback.attempts + 1
+        done = callback.evolve(
+            status=Status.COMPLETED, attempts=attempts, closed_at=at, agent=None, last_result=result
+        )
         return [_save(state, done, "completed")]
+    if result == "unknown":
+        # It may have reached the customer: never dialled again; a person looks at it.
+        attempts = callback.attempts + 1
+        unsure = callback.evolve(
+            status=Status.UNCONFIRMED, attempts=attempts, closed_at=at, agent=None, last_result=result
+        )
+        return [_save(state, unsure, "unconfirmed")]
     if result == "agent_unavailable":
         # Not the customer's doing: back in line at the same place, no attempt used.
         back = callback.evolve(
@@ -296,12 +396,17 @@ def on_result(
             status=_FINAL_FOR[result], attempts=attempts, closed_at=at, agent=None, last_result=result
         )
         return [_save(state, final, final.status.value)]
+    retry_at = at + backoff_s(policy, attempts)
+    if callback.due_by > at:
+        # Keep the promise: when the back-off would miss the window, try again inside it (but
+        # never ring a customer who did not answer again at once).
+        retry_at = min(retry_at, max(at + MIN_RETRY_GAP_S, callback.due_by - policy.promise.slack_s))
     retry = callback.evolve(
         status=_waiting_status(callback, at),
         attempts=attempts,
         agent=None,
         originate_id=None,
-        not_before=at + backoff_s(policy, attempts),
+        not_before=retry_at,
         last_result=result,
     )
     return [_save(state, retry, "retry")]
@@ -320,16 +425,54 @@ def restore(records: Iterable[Callback], policies: Mapping[QueueKey, QueuePolicy
     return state
 
 
-def reconcile(state: SchedulerState, now: float, live_callback_ids: Collection[str]) -> list[Command]:
-    """After a restart (and after replaying the events missed): a ``dialling`` callback whose call
-    is still up (its id is on a live channel) is left alone; one with no channel and no result for
-    ``dial_timeout_s`` since it was dialled counts as a failed attempt (retried with back-off)."""
+def reconcile(
+    state: SchedulerState,
+    now: float,
+    live_callback_ids: Collection[str],
+    markers: Mapping[str, str | None] | None = None,
+) -> list[Command]:
+    """After a restart (and after applying the events missed): what became of each ``dialling``
+    callback whose result never arrived. One whose call is still up (its id on a live channel)
+    is left alone. For the others ``markers`` (originate id -> the dialplan's AstDB marker;
+    None: looked up, not there; absent: the lookup failed) decides, and nothing that may have
+    reached the customer is dialled again:
+
+    - a DIALSTATUS: the attempt's result, as if its UserEvent had arrived (at once);
+    - ``started``: the agent answered and the customer may have been called: unconfirmed;
+    - none (and young enough to have one): the agent leg never answered, the customer was never
+      dialled: back in line without using an attempt;
+    - lookup failed, or too old to tell: unconfirmed.
+
+    All but the first wait until ``dial_timeout_s`` after the dial: the call may still be
+    coming up.
+    """
     commands: list[Command] = []
+    looked_up = markers or {}
     for callback in state.in_flight():
-        if callback.id in live_callback_ids or callback.originate_id is None:
+        oid = callback.originate_id
+        if callback.id in live_callback_ids or oid is None:
             continue
+        marker = looked_up.get(oid)
+        final = marker is not None and marker != MARKER_STARTED
         policy = state.policy(callback.tenant, callback.queue)
-        if callback.dialled_at is not None and now - callback.dialled_at < policy.dial_timeout_s:
+        young = callback.dialled_at is not None and now - callback.dialled_at < policy.dial_timeout_s
+        if young and not final:
             continue
-        commands.extend(on_result(state, callback.id, callback.originate_id, "failed", now))
+        result = lost_dial_result(looked_up, oid, callback.dialled_at, now)
+        commands.extend(on_result(state, callback.id, oid, result, now))
     return commands
+
+
+def lost_dial_result(
+    markers: Mapping[str, str | None], originate_id: str, dialled_at: float | None, now: float
+) -> AttemptResult:
+    """What a dial whose result was missed came to, from the dialplan's marker (see reconcile)."""
+    if originate_id not in markers:
+        return "unknown"
+    marker = markers[originate_id]
+    if marker is None:
+        young = dialled_at is not None and now - dialled_at <= MARKER_KEPT_S
+        return "agent_unavailable" if young else "unknown"
+    if marker == MARKER_STARTED:
+        return "unknown"
+    return result_from_dialstatus(marker)

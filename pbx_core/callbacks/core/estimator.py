@@ -90,10 +90,41 @@ class RollingLoad:
     def arrived(self, at: float) -> None:
         self._arrivals.append(at)
 
-    def share(self, now: float, aht_s: float | None, staffed_agents: int) -> float | None:
-        """None when nothing honest can be said (no AHT yet, no staffed agent)."""
+    def count(self, now: float) -> int:
+        """Arrivals in the last ``window_s``."""
         while self._arrivals and self._arrivals[0] <= now - self.window_s:
             self._arrivals.popleft()
+        return len(self._arrivals)
+
+    def share(self, now: float, aht_s: float | None, staffed_agents: int) -> float | None:
+        """None when nothing honest can be said (no AHT yet, no staffed agent)."""
+        arrivals = self.count(now)
         if aht_s is None or staffed_agents <= 0:
             return None
-        return len(self._arrivals) * aht_s / (self.window_s * staffed_agents)
+        return arrivals * aht_s / (self.window_s * staffed_agents)
+
+
+@dataclass(slots=True)
+class RollingAbandonRate:
+    """How fast waiting callers hang up: abandons per waiting caller-second over the last
+    ``window_s`` (abandons / the waits of every caller who left the line, answered or not). It
+    makes the line move faster than agents alone do (see ``announce.expected_wait_s``)."""
+
+    window_s: float = 900.0
+    _ended: deque[tuple[float, float, bool]] = field(default_factory=deque)  # (at, waited, abandoned)
+    _waited: float = 0.0
+    _abandons: int = 0
+
+    def ended(self, at: float, waited_s: float, abandoned: bool) -> None:
+        waited = max(0.0, waited_s)
+        self._ended.append((at, waited, abandoned))
+        self._waited += waited
+        self._abandons += abandoned
+
+    def rate(self, now: float) -> float:
+        ended = self._ended
+        while ended and ended[0][0] <= now - self.window_s:
+            _, waited, abandoned = ended.popleft()
+            self._waited -= waited
+            self._abandons -= abandoned
+        return self._abandons / self._waited if self._waited > 1.0 else 0.0
