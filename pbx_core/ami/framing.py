@@ -26,6 +26,7 @@ FRAME_END = b"\r\n\r\n"
 BANNER_PREFIX = b"Asterisk Call Manager/"
 ACTION_ID = b"\r\nActionID: "
 DEFAULT_MAX_FRAME_BYTES = 256 * 1024
+TERMINATOR_HEAD = len(FRAME_END) - 1  # bytes at the end of a read that may start a terminator
 
 # Events the queue engine consumes, plus the EventList items of the actions we send.
 QUEUE_EVENTS: frozenset[str] = frozenset(
@@ -138,19 +139,36 @@ class FrameDecoder:
 
         chunks = buf.split(FRAME_END)
         rest = chunks.pop()
-        if len(rest) > self.max_frame_bytes:
-            self._oversized(len(rest), complete=False)
-            self._discarding = True
-            rest = rest[-3:]
+        if len(rest) > self.max_frame_bytes + TERMINATOR_HEAD:
+            rest = self._bound_pending(rest)
         self._buf = rest
         return self._decode(chunks, ACTION_ID in buf)
+
+    def _bound_pending(self, rest: bytes) -> bytes:
+        """Keep an unfinished frame only while it can still fit, deciding exactly as for the whole
+        frame, so where TCP splits the stream never changes what is kept.
+
+        The whole frame is measured without its leading CR/LF (see ``_decode``), and up to 3 bytes
+        at the end of ``rest`` may be the start of its terminator, not of its body: only beyond
+        that is it certainly oversized.
+        """
+        body = rest.lstrip(b"\r\n")
+        if not body:
+            return rest[-TERMINATOR_HEAD:]  # only blank lines so far: nothing of a frame to keep
+        if len(body) <= self.max_frame_bytes + TERMINATOR_HEAD:
+            return body
+        self.stats.frames += 1  # the frame is decided now, as it is when it arrives whole
+        self._oversized(len(body), complete=False)
+        self._discarding = True
+        return rest[-TERMINATOR_HEAD:]
 
     def _decode(self, chunks: list[bytes], action_ids: bool) -> list[Frame]:
         frames: list[Frame] = []
         wanted = self._wanted
         stats = self.stats
-        max_bytes = self.max_frame_bytes
         keep = self._keep
+        if chunks and max(map(len, chunks)) > self.max_frame_bytes:  # rare: C-level check first
+            chunks = self._drop_oversized(chunks)
         if action_ids:  # rare: some noise may belong to an EventList reply, look inside each one
             kept = [chunk for chunk in chunks if keep(chunk) or ACTION_ID in chunk]
         else:
@@ -170,9 +188,6 @@ class FrameDecoder:
                     if first not in wanted and ACTION_ID not in chunk:
                         stats.noise += 1
                         continue
-            if len(chunk) > max_bytes:
-                self._oversized(len(chunk), complete=True)
-                continue
             frame = parse_frame(chunk)
             if frame is None:
                 stats.malformed += 1
@@ -181,6 +196,22 @@ class FrameDecoder:
             stats.parsed += 1
             frames.append(frame)
         return frames
+
+    def _drop_oversized(self, chunks: list[bytes]) -> list[bytes]:
+        """Oversized frames are dropped before anything else is decided about them (noise or
+        not), as an unfinished one is in ``_bound_pending``: a frame's fate must not depend on
+        whether it arrived in one read. Measured without leading CR/LF, like every frame."""
+        kept = []
+        for chunk in chunks:
+            size = len(chunk)
+            if size > self.max_frame_bytes and chunk[:1] in (b"\r", b"\n"):
+                size = len(chunk.lstrip(b"\r\n"))
+            if size > self.max_frame_bytes:
+                self.stats.frames += 1
+                self._oversized(size, complete=True)
+            else:
+                kept.append(chunk)
+        return kept
 
     def _take_banner(self, buf: bytes) -> bytes:
         if not buf.startswith(BANNER_PREFIX[: len(buf)]):
