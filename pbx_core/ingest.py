@@ -6,6 +6,8 @@ across the socket callback (framing, listings) and the engine task (normalise, a
 
 from __future__ import annotations
 
+import time
+
 from .ami.framing import DEFAULT_MAX_FRAME_BYTES, Frame, FrameDecoder
 from .ami.listings import Listing, ListingAssembler
 from .domain.events import Event, normalise, status_snapshot
@@ -22,8 +24,10 @@ def listing_event(listing: Listing, ts: float) -> Event | None:
 class Ingest:
     """Feed it bytes; it keeps the live state current and returns the deltas.
 
-    ``clock`` is the latest event time seen. Frames without a ``Timestamp`` (QueueStatus items)
-    are stamped with it, so a replay is deterministic.
+    ``clock`` is the latest event time seen, starting at ``start_ts``. Frames without a
+    ``Timestamp`` (QueueStatus items; every event of an Asterisk without ``timestampevents``) are
+    stamped with it, so a replay is deterministic. ``start_ts`` defaults to now, the clock a live
+    bridge would use; never the epoch, which would put every such event on 1970-01-01.
     """
 
     def __init__(
@@ -31,11 +35,12 @@ class Ingest:
         settings: EngineSettings | None = None,
         *,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        start_ts: float | None = None,
     ) -> None:
         self.decoder = FrameDecoder(max_frame_bytes=max_frame_bytes)
         self.listings = ListingAssembler()
         self.state = LiveState(settings=settings or EngineSettings())
-        self.clock = 0.0
+        self.clock = time.time() if start_ts is None else start_ts
 
     def feed(self, data: bytes) -> list[Delta]:
         deltas: list[Delta] = []
