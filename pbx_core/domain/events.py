@@ -7,6 +7,7 @@ without one (the items of a QueueStatus reply) take ``fallback_ts``, which the s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -231,6 +232,52 @@ def _caller_id(value: str | None) -> str:
     return value
 
 
+# Asterisk's ast_escape_c (main/utils.c): these characters become a backslash and a letter.
+_C_UNESCAPES = {
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+    "?": "?",
+}
+_C_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+
+
+def _c_unescape(match: re.Match[str]) -> str:
+    char = match.group(1)
+    return _C_UNESCAPES.get(char, match.group(0))  # not Asterisk's: keep it as it came
+
+
+def unescape_c(value: str) -> str:
+    """Undo ``ast_escape_c``: ``Ruud van \\'t Hof`` -> ``Ruud van 't Hof``.
+
+    Asterisk 22 escapes the caller and connected-line *names* of every event built from a channel
+    snapshot (``ast_manager_build_channel_state_string``: QueueCallerJoin/Leave/Abandon,
+    Agent*, Hangup, the channel part of UserEvent, with or without a ``Dest`` prefix), but not
+    the numbers, and not OriginateResponse or the QueueEntry items of QueueStatus, which print
+    the raw name. Unescaping the former makes one caller one name, whichever event named them.
+    """
+    if "\\" not in value:
+        return value
+    return _C_ESCAPE.sub(_c_unescape, value)
+
+
+def _channel_name(value: str | None) -> str:
+    """A caller/connected-line name from a channel-snapshot event: C-escaped by Asterisk."""
+    return unescape_c(_caller_id(value))
+
+
+def _entry_caller_id(value: str | None) -> str:
+    # QueueStatus's QueueEntry prints "unknown" (no angle brackets) for a missing caller ID.
+    return "" if value == "unknown" else _caller_id(value)
+
+
 def member_info(f: Fields) -> MemberInfo:
     """QueueMember* events say Interface/MemberName; QueueStatus items say Location/Name."""
     get = f.get  # bound once: this runs for every member event and every QueueStatus member
@@ -278,8 +325,8 @@ def queue_entry_info(f: Fields) -> QueueEntryInfo:
     return QueueEntryInfo(
         uniqueid=f.get("Uniqueid", ""),
         channel=f.get("Channel", ""),
-        number=_caller_id(f.get("CallerIDNum")),
-        name=_caller_id(f.get("CallerIDName")),
+        number=_entry_caller_id(f.get("CallerIDNum")),
+        name=_entry_caller_id(f.get("CallerIDName")),  # raw: QueueStatus does not escape it
         position=_int(f.get("Position"), 1),
         wait_s=_int(f.get("Wait")),
     )
@@ -292,7 +339,7 @@ def _join(f: Fields, ts: float) -> CallerJoined:
         f["Uniqueid"],
         f.get("Channel", ""),
         _caller_id(f.get("CallerIDNum")),
-        _caller_id(f.get("CallerIDName")),
+        _channel_name(f.get("CallerIDName")),
         _int(f.get("Position"), 1),
     )
 
@@ -307,7 +354,7 @@ def _abandon(f: Fields, ts: float) -> CallerAbandoned:
         f["Queue"],
         f["Uniqueid"],
         _caller_id(f.get("CallerIDNum")),
-        _caller_id(f.get("CallerIDName")),
+        _channel_name(f.get("CallerIDName")),
         _int(f.get("Position"), 1),
         _int(f.get("OriginalPosition"), 1),
         _int(f.get("HoldTime")),
@@ -331,7 +378,7 @@ def _connect(f: Fields, ts: float) -> AgentConnected:
         f["Queue"],
         f.get("Uniqueid", ""),
         _caller_id(f.get("CallerIDNum")),
-        _caller_id(f.get("CallerIDName")),
+        _channel_name(f.get("CallerIDName")),
         f["Interface"],
         f.get("MemberName", ""),
         _int(f.get("HoldTime")),
