@@ -18,6 +18,8 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from .errors import AmiLimitExceeded
+
 log = logging.getLogger(__name__)
 
 Frame = dict[str, str]
@@ -27,6 +29,7 @@ BANNER_PREFIX = b"Asterisk Call Manager/"
 ACTION_ID = b"\r\nActionID: "
 DEFAULT_MAX_FRAME_BYTES = 256 * 1024
 TERMINATOR_HEAD = len(FRAME_END) - 1  # bytes at the end of a read that may start a terminator
+MAX_BANNER_BYTES = 1024  # "Asterisk Call Manager/11.0.0\r\n" is 30
 
 # Events the queue engine consumes, plus the EventList items of the actions we send.
 QUEUE_EVENTS: frozenset[str] = frozenset(
@@ -96,7 +99,16 @@ class FrameDecoder:
     (then they belong to an action's EventList reply and someone is waiting for them).
     """
 
-    __slots__ = ("_buf", "_discarding", "_keep", "_wanted", "banner", "max_frame_bytes", "stats")
+    __slots__ = (
+        "_buf",
+        "_discarding",
+        "_keep",
+        "_wanted",
+        "banner",
+        "max_frame_bytes",
+        "stats",
+        "violation",
+    )
 
     def __init__(
         self,
@@ -110,6 +122,9 @@ class FrameDecoder:
         self.banner: str | None = None
         self.max_frame_bytes = max_frame_bytes
         self.stats = FramingStats()
+        # Set when the peer broke the protocol beyond repair (a banner without a line ending):
+        # the decoder carries on regardless, a live connection should be dropped.
+        self.violation: AmiLimitExceeded | None = None
 
     def want(self, *names: str) -> None:
         """Also parse these event names (e.g. the items of a custom EventList action)."""
@@ -219,6 +234,13 @@ class FrameDecoder:
             return buf
         eol = buf.find(b"\r\n")
         if eol < 0:
+            if len(buf) > MAX_BANNER_BYTES:
+                # Never buffered (and copied on every read) without bound: give up on a banner
+                # and read on as frames, which have their own bound.
+                self.banner = ""
+                self.violation = AmiLimitExceeded(
+                    "banner", f"no line ending in the first {len(buf)} bytes: not an AMI banner"
+                )
             return buf
         self.banner = buf[:eol].decode("utf-8", "replace")
         return buf[eol + 2 :]

@@ -29,9 +29,9 @@ from panoramisk.actions import Action  # type: ignore[import-untyped]  # no type
 from panoramisk.message import Message  # type: ignore[import-untyped]
 
 from .clock import AsteriskClock
-from .errors import AmiDisconnected
+from .errors import AmiDisconnected, AmiLimitExceeded
 from .framing import DEFAULT_MAX_FRAME_BYTES, QUEUE_EVENTS, Frame, FrameDecoder
-from .listings import Listing, ListingAssembler
+from .listings import DEFAULT_MAX_LIST_ITEMS, Listing, ListingAssembler
 from .stats import AmiCounters
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ class AmiProtocol(asyncio.Protocol):
         wanted: frozenset[str] = QUEUE_EVENTS,
         peer: str = "",
         clock: AsteriskClock | None = None,
+        max_list_items: int = DEFAULT_MAX_LIST_ITEMS,
     ) -> None:
         self._on_event = on_event
         self.clock = clock if clock is not None else AsteriskClock()
@@ -86,14 +87,16 @@ class AmiProtocol(asyncio.Protocol):
         self.counters = counters if counters is not None else AmiCounters()
         self.decoder = FrameDecoder(wanted, max_frame_bytes)
         self.decoder.stats = self.counters.framing  # one set of counters across reconnects
-        self.listings = ListingAssembler()
         self.pending: dict[str, Pending] = {}
+        # Only replies to our own actions are assembled, and never more than max_list_items.
+        self.listings = ListingAssembler(max_items=max_list_items, expects=self.pending.__contains__)
         self.resync_ids: dict[str, float] = {}  # ActionID -> Asterisk time the QueueStatus was sent
         self.peer = peer
         self.closed = False
         self.last_rx = 0.0
         self.lost: asyncio.Future[BaseException | None] | None = None
         self.transport: asyncio.Transport | None = None
+        self.abort_reason = ""  # why we dropped the connection ourselves, for the client's log
 
     # ----------------------------------------------------------------- asyncio.Protocol
 
@@ -109,15 +112,23 @@ class AmiProtocol(asyncio.Protocol):
         # Runs inside asyncio's transport callback: it must never raise.
         loop_now = asyncio.get_running_loop().time()
         self.last_rx = loop_now
+        if self.closed:
+            return  # dropped for overrunning a bound: nothing more is read from this socket
         try:
             frames = self.decoder.feed(data)
         except Exception:
             self._internal_error("decoding %d bytes", len(data))
             return
+        if self.decoder.violation is not None:
+            self._limit_exceeded(self.decoder.violation)
+            return
         wall = time.time()
         for frame in frames:
             try:
                 self._dispatch(frame, wall)
+            except AmiLimitExceeded as exc:
+                self._limit_exceeded(exc)
+                return
             except Exception:
                 self._internal_error("handling frame %r", _head(frame))
 
@@ -129,7 +140,7 @@ class AmiProtocol(asyncio.Protocol):
             return
         self.closed = True
         truncated = self.decoder.pending_bytes
-        if truncated:
+        if truncated and not self.abort_reason:  # not when we cut it ourselves (a bound)
             # The half-received frame dies with this decoder: it is never parsed, never applied.
             self.counters.truncated += 1
             log.warning(
@@ -166,9 +177,20 @@ class AmiProtocol(asyncio.Protocol):
         return pending
 
     def forget(self, pending: Pending) -> None:
-        """The caller stopped waiting (timeout, cancel): a late reply is then ignored."""
+        """The caller stopped waiting (timeout, cancel): a late reply is then ignored, and an
+        EventList reply still open for it is dropped with everything it holds."""
         if self.pending.get(pending.action_id) is pending:
             del self.pending[pending.action_id]
+        self.resync_ids.pop(pending.action_id, None)
+        dropped = self.listings.drop(pending.action_id)
+        if dropped is not None:
+            self.counters.listings_dropped += 1
+            log.warning(
+                "AMI at %s: dropped the unfinished reply to %r (%d items) nobody waits for any more",
+                self.peer,
+                pending.name,
+                len(dropped.items),
+            )
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -207,6 +229,17 @@ class AmiProtocol(asyncio.Protocol):
             return
         if not pending.future.done():
             pending.future.set_result(reply)
+
+    def _limit_exceeded(self, exc: AmiLimitExceeded) -> None:
+        """The PBX overran a bound on what it feeds us: drop the connection now (the client
+        reconnects and resyncs) rather than buffer without end."""
+        counts = self.counters.limits_exceeded
+        counts[exc.limit] = counts.get(exc.limit, 0) + 1
+        self.abort_reason = f"{exc}; dropped the connection to stay within bounds"
+        log.error("AMI at %s: %s", self.peer, self.abort_reason)
+        self.closed = True
+        self.listings.abandon_all()
+        self.abort()
 
     def _internal_error(self, what: str, *args: object) -> None:
         self.counters.internal_errors += 1

@@ -2,10 +2,10 @@
 headers in, headers or typed values out.
 
 The worker's connection is a plain :class:`~pbx_core.ami.client.AmiClient` with
-``AmiOptions(extra_events=CALLBACK_EVENTS)``: the UserEvents (PbxCallbackRequest /
-PbxCallbackResult from the dialplan) and OriginateResponse then arrive on its ``events`` queue
-between the queue events, in stream order, so the worker sees an agent's pause and the
-originate's outcome in the order Asterisk sent them.
+``AmiOptions(extra_events=CALLBACK_EVENTS, user_events=CALLBACK_USER_EVENTS)``: the UserEvents
+(PbxCallbackRequest / PbxCallbackResult from the dialplan, no others) and OriginateResponse
+arrive on its ``events`` queue between the queue events, in stream order, so the worker sees an
+agent's pause and the originate's outcome in the order Asterisk sent them.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ ORIGINATE_RESPONSE = "OriginateResponse"
 CALLBACK_EVENTS = frozenset({USER_EVENT, ORIGINATE_RESPONSE})
 REQUEST_EVENT = "PbxCallbackRequest"
 RESULT_EVENT = "PbxCallbackResult"
+# The UserEvents that are ours (AmiOptions.user_events): any other UserEvent never reaches us.
+CALLBACK_USER_EVENTS = frozenset({REQUEST_EVENT, RESULT_EVENT})
 VAR_CALLBACK_NUMBER = "PBX_CALLBACK_NUMBER"
 VAR_QUEUE = "PBX_QUEUE"
 PAUSE_REASON = "callback"

@@ -40,6 +40,7 @@ from ..tasks import cancel_and_wait
 from . import scheduler as sched
 from .ami_shell import (
     CALLBACK_EVENTS,
+    CALLBACK_USER_EVENTS,
     PAUSE_REASON,
     OriginateEvent,
     RequestEvent,
@@ -144,7 +145,11 @@ class CallbackWorker:
     ) -> None:
         base = ami or AmiOptions()
         # The dialplan's UserEvents and the Originate outcomes, between the queue events.
-        ami_options = dataclasses.replace(base, extra_events=base.extra_events | CALLBACK_EVENTS)
+        ami_options = dataclasses.replace(
+            base,
+            extra_events=base.extra_events | CALLBACK_EVENTS,
+            user_events=base.user_events | CALLBACK_USER_EVENTS,
+        )
         self.client = AmiClient(url, ami_options)
         self.store = store
         self.sessions = sessions
