@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from .ami.errors import AmiLimitExceeded
 from .ami.framing import DEFAULT_MAX_FRAME_BYTES, Frame, FrameDecoder
 from .ami.listings import Listing, ListingAssembler
 from .domain.events import Event, normalise, status_snapshot
@@ -41,6 +42,7 @@ class Ingest:
         self.listings = ListingAssembler()
         self.state = LiveState(settings=settings or EngineSettings())
         self.clock = time.time() if start_ts is None else start_ts
+        self.limits_exceeded = 0  # EventList replies given up on for overrunning their bound
 
     def feed(self, data: bytes) -> list[Delta]:
         deltas: list[Delta] = []
@@ -52,7 +54,14 @@ class Ingest:
         # Most frames are plain events: only a Response, or an ActionID while a listing is open,
         # can belong to an action's reply, so only those go through the listing assembler.
         if "Response" in frame or ("ActionID" in frame and self.listings.open_count):
-            routed = self.listings.route(frame, self.clock)
+            try:
+                routed = self.listings.route(frame, self.clock)
+            except AmiLimitExceeded:
+                # A live bridge would drop the connection; a recording has no other session to
+                # reconnect to: forget the open replies (bounded memory) and read on.
+                self.limits_exceeded += 1
+                self.listings.abandon_all()
+                return []
             if routed.event is not None:
                 event = normalise(routed.event, self.clock)
             elif routed.listing is not None:

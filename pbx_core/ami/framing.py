@@ -232,9 +232,9 @@ class FrameDecoder:
         if not buf.startswith(BANNER_PREFIX[: len(buf)]):
             self.banner = ""  # no banner: a recording cut mid-stream, or a non-Asterisk peer
             return buf
-        eol = buf.find(b"\r\n")
+        eol = buf.find(b"\r\n", 0, MAX_BANNER_BYTES + 2)  # a banner is one short line
         if eol < 0:
-            if len(buf) > MAX_BANNER_BYTES:
+            if len(buf) >= MAX_BANNER_BYTES + 2:  # decided the same whatever the reads were
                 # Never buffered (and copied on every read) without bound: give up on a banner
                 # and read on as frames, which have their own bound.
                 self.banner = ""
@@ -266,11 +266,19 @@ def parse_frame(chunk: bytes) -> Frame | None:
     lines = text.split("\r\n")
     try:
         frame = dict([line.split(": ", 1) for line in lines])
-        if len(frame) == len(lines):
+        if len(frame) == len(lines) and _plain_keys(frame):
             return frame if ("Event" in frame or "Response" in frame) else None
     except ValueError:
         pass
     return _parse_lenient(lines)
+
+
+_WHITESPACE = re.compile(r"\s")
+
+
+def _plain_keys(frame: Frame) -> bool:
+    """Every key is non-empty and without whitespace (two C-level checks, no Python loop)."""
+    return "" not in frame and _WHITESPACE.search("".join(frame)) is None
 
 
 def _parse_lenient(lines: list[str]) -> Frame | None:
@@ -278,11 +286,11 @@ def _parse_lenient(lines: list[str]) -> Frame | None:
     for line in lines:
         key, sep, value = line.partition(": ")
         if not sep:
-            if line.endswith(":") and " " not in line:
+            if line.endswith(":"):
                 key, value = line[:-1], ""
             else:
                 continue  # a body line without a header: ignore it, keep the rest
-        if not key or " " in key:
+        if not key or _WHITESPACE.search(key):  # not a header
             continue
         if key in frame:
             frame[key] = f"{frame[key]}\n{value}"

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from ..domain.events import parse_timestamp
 from .model import VAR_CALLBACK_ID, VAR_ORIGINATE_ID, Callback
 
 USER_EVENT = "UserEvent"
@@ -126,10 +127,8 @@ CallbackEvent = RequestEvent | ResultEvent | OriginateEvent
 
 
 def _ts(frame: Mapping[str, str], fallback: float) -> float:
-    try:
-        return float(frame.get("Timestamp") or fallback)
-    except ValueError:
-        return fallback
+    stamped = parse_timestamp(frame.get("Timestamp"))  # None if missing, malformed or absurd
+    return fallback if stamped is None else stamped
 
 
 def _last(frame: Mapping[str, str], key: str) -> str:

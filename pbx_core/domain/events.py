@@ -213,6 +213,23 @@ QueueEvent = (
 Event = QueueEvent | ChannelHungUp | StatusSnapshot | Tick
 
 
+# Event times outside these are not a PBX's clock but damage (a cut or corrupt header): they
+# would put a queue in the year 58862, where no calendar day can be computed.
+EARLIEST_TS = 946684800.0  # 2000-01-01
+LATEST_TS = 7258118400.0  # 2200-01-01
+
+
+def parse_timestamp(value: str | None) -> float | None:
+    """An AMI ``Timestamp`` (epoch seconds) if it is a plausible one, else None."""
+    if not value:
+        return None
+    try:
+        ts = float(value)
+    except ValueError:
+        return None
+    return ts if EARLIEST_TS <= ts < LATEST_TS else None  # also refuses nan and inf
+
+
 def _int(value: str | None, default: int = 0) -> int:
     if not value:
         return default
@@ -221,8 +238,18 @@ def _int(value: str | None, default: int = 0) -> int:
     except ValueError:
         try:
             return int(float(value))
-        except ValueError:
+        except (ValueError, OverflowError):  # "nan", "inf": no number at all
             return default
+
+
+MAX_DURATION_S = 10 * 365 * 86400  # a wait, ring or talk time beyond this is damage, not a call
+
+
+def _duration(value: str | None, unit: int = 1) -> int:
+    """A duration header (HoldTime, TalkTime, Wait in s; ``unit=1000`` for AgentRingNoAnswer's
+    RingTime in ms): never negative, never absurd, so one corrupt header cannot turn a counter
+    negative or a join time into the year -10^12."""
+    return min(max(_int(value), 0), MAX_DURATION_S * unit)
 
 
 def _caller_id(value: str | None) -> str:
@@ -328,7 +355,7 @@ def queue_entry_info(f: Fields) -> QueueEntryInfo:
         number=_entry_caller_id(f.get("CallerIDNum")),
         name=_entry_caller_id(f.get("CallerIDName")),  # raw: QueueStatus does not escape it
         position=_int(f.get("Position"), 1),
-        wait_s=_int(f.get("Wait")),
+        wait_s=_duration(f.get("Wait")),
     )
 
 
@@ -357,7 +384,7 @@ def _abandon(f: Fields, ts: float) -> CallerAbandoned:
         _channel_name(f.get("CallerIDName")),
         _int(f.get("Position"), 1),
         _int(f.get("OriginalPosition"), 1),
-        _int(f.get("HoldTime")),
+        _duration(f.get("HoldTime")),
     )
 
 
@@ -381,8 +408,8 @@ def _connect(f: Fields, ts: float) -> AgentConnected:
         _channel_name(f.get("CallerIDName")),
         f["Interface"],
         f.get("MemberName", ""),
-        _int(f.get("HoldTime")),
-        _int(f.get("RingTime")),
+        _duration(f.get("HoldTime")),
+        _duration(f.get("RingTime")),
     )
 
 
@@ -393,8 +420,8 @@ def _complete(f: Fields, ts: float) -> AgentCompleted:
         f.get("Uniqueid", ""),
         f["Interface"],
         f.get("MemberName", ""),
-        _int(f.get("HoldTime")),
-        _int(f.get("TalkTime")),
+        _duration(f.get("HoldTime")),
+        _duration(f.get("TalkTime")),
         f.get("Reason", ""),
     )
 
@@ -406,7 +433,7 @@ def _rna(f: Fields, ts: float) -> AgentRingNoAnswer:
         f.get("Uniqueid", ""),
         f["Interface"],
         f.get("MemberName", ""),
-        _int(f.get("RingTime")),
+        _duration(f.get("RingTime"), 1000),
     )
 
 
@@ -457,11 +484,8 @@ def normalise(frame: Fields, fallback_ts: float) -> Event | None:
     builder = _BUILDERS.get(frame.get("Event", ""))
     if builder is None:
         return None
-    raw = frame.get("Timestamp")
-    try:
-        ts = float(raw) if raw else fallback_ts
-    except ValueError:
-        ts = fallback_ts
+    stamped = parse_timestamp(frame.get("Timestamp"))
+    ts = fallback_ts if stamped is None else stamped
     try:
         return builder(frame, ts)
     except KeyError:
