@@ -46,14 +46,23 @@ class Ingest:
 
     def feed(self, data: bytes) -> list[Delta]:
         deltas: list[Delta] = []
+        state = self.state
         for frame in self.decoder.feed(data):
-            deltas += self.frame(frame)
+            if frame.reply:
+                deltas += self.frame(frame)
+                continue
+            # The hot loop, inlined: a plain event straight to normalise and apply.
+            event = normalise(frame, self.clock)
+            if event is not None:
+                if event.ts > self.clock:
+                    self.clock = event.ts
+                deltas += apply(state, event)
         return deltas
 
     def frame(self, frame: Frame) -> list[Delta]:
-        # Most frames are plain events: only a Response, or an ActionID while a listing is open,
-        # can belong to an action's reply, so only those go through the listing assembler.
-        if "Response" in frame or ("ActionID" in frame and self.listings.open_count):
+        # Most frames are plain events: only a Response or an ActionID can belong to an action's
+        # reply, so only those go through the listing assembler.
+        if frame.reply:
             try:
                 routed = self.listings.route(frame, self.clock)
             except AmiLimitExceeded:

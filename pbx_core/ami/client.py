@@ -444,7 +444,7 @@ class AmiClient:
             except Exception:
                 self.counters.internal_errors += 1
                 log.exception("AMI event listener %r raised; ignored", listener)
-        name = frame.get("Event", "")
+        name = frame.name
         if name in HANDLED_EVENTS:
             self._put(frame)
         elif name == USER_EVENT and self.options.user_events:

@@ -1,4 +1,4 @@
-"""Sans-IO AMI framing: bytes in, header dicts out.
+"""Sans-IO AMI framing: bytes in, frames (:class:`~pbx_core.domain.headers.Headers`) out.
 
 This replaces panoramisk's parser on the hot path (see DESIGN.md): panoramisk decodes the
 stream as ASCII (dropping the "ë" in "Zoë"), builds a case-insensitive dict for every frame and
@@ -6,6 +6,10 @@ has no bound on frame size. About 90% of real AMI traffic is noise the queue eng
 (VarSet, Newexten, ...), so noise is recognised from the first line and skipped unparsed: one
 compiled regex tells noise from the rest in C (``filter``), so a noise frame costs no Python loop
 iteration at all.
+
+An event that is kept is not parsed here either: its frame carries the decoded text and its
+name, and the normaliser picks out the few headers it needs (see ``domain/headers.py``). Only
+replies and EventList items (anything with an ``ActionID``) are parsed in full at once.
 
 The decoder never raises on bad input: garbage, truncated and oversized frames are counted in
 :class:`FramingStats` and dropped; the stream continues with the next frame.
@@ -18,11 +22,12 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from ..domain.headers import Headers, parse_headers
 from .errors import AmiLimitExceeded
 
 log = logging.getLogger(__name__)
 
-Frame = dict[str, str]
+Frame = Headers  # one frame's headers, parsed on demand (see pbx_core.domain.headers)
 
 FRAME_END = b"\r\n\r\n"
 BANNER_PREFIX = b"Asterisk Call Manager/"
@@ -191,6 +196,12 @@ class FrameDecoder:
         stats.frames += len(chunks)
         stats.noise += len(chunks) - len(kept)
         for chunk in kept:
+            if chunk[:7] == b"Event: " and not (action_ids and ACTION_ID in chunk):
+                # The common case, first: an event, parsed when, and as far as, someone reads it.
+                text = chunk.decode("utf-8", "replace")
+                eol = text.find("\r\n")
+                frames.append(Frame(text, text[7:eol] if eol >= 0 else text[7:]))
+                continue
             if chunk[:1] == b"\r" or chunk[:1] == b"\n":
                 chunk = chunk.lstrip(b"\r\n")
                 if not chunk:
@@ -203,13 +214,19 @@ class FrameDecoder:
                     if first not in wanted and ACTION_ID not in chunk:
                         stats.noise += 1
                         continue
-            frame = parse_frame(chunk)
-            if frame is None:
-                stats.malformed += 1
-                log.warning("dropped malformed AMI frame: %r", chunk[:120])
-                continue
-            stats.parsed += 1
-            frames.append(frame)
+            text = chunk.decode("utf-8", "replace")
+            if text[:7] == "Event: " and not (action_ids and ACTION_ID in chunk):
+                # An event: its headers are parsed when, and as far as, someone reads them.
+                eol = text.find("\r\n")
+                frames.append(Frame(text, text[7:eol] if eol >= 0 else text[7:]))
+            else:  # a reply, an EventList item, or something else: parsed now, checked now
+                fields = parse_headers(text)
+                if fields is None:
+                    stats.malformed += 1
+                    log.warning("dropped malformed AMI frame: %r", chunk[:120])
+                    continue
+                frames.append(Frame(text, fields.get("Event", ""), reply=True, fields=fields))
+        stats.parsed += len(frames)
         return frames
 
     def _drop_oversized(self, chunks: list[bytes]) -> list[bytes]:
@@ -256,49 +273,17 @@ class FrameDecoder:
 
 
 def parse_frame(chunk: bytes) -> Frame | None:
-    """Parse one frame (without its terminator) into a header dict; None if it has no header.
+    """Parse one whole frame (without its terminator) now; None if it has no Event/Response.
 
     UTF-8 is decoded with replacement, so a caller name like "Zoë Özdemir-Müller" survives and
     a stray invalid byte cannot stop the stream. Repeated headers (``Output:`` of a Command
     reply) are joined with newlines.
     """
     text = chunk.decode("utf-8", "replace")
-    lines = text.split("\r\n")
-    try:
-        frame = dict([line.split(": ", 1) for line in lines])
-        if len(frame) == len(lines) and _plain_keys(frame):
-            return frame if ("Event" in frame or "Response" in frame) else None
-    except ValueError:
-        pass
-    return _parse_lenient(lines)
-
-
-_WHITESPACE = re.compile(r"\s")
-
-
-def _plain_keys(frame: Frame) -> bool:
-    """Every key is non-empty and without whitespace (two C-level checks, no Python loop)."""
-    return "" not in frame and _WHITESPACE.search("".join(frame)) is None
-
-
-def _parse_lenient(lines: list[str]) -> Frame | None:
-    frame: Frame = {}
-    for line in lines:
-        key, sep, value = line.partition(": ")
-        if not sep:
-            if line.endswith(":"):
-                key, value = line[:-1], ""
-            else:
-                continue  # a body line without a header: ignore it, keep the rest
-        if not key or _WHITESPACE.search(key):  # not a header
-            continue
-        if key in frame:
-            frame[key] = f"{frame[key]}\n{value}"
-        else:
-            frame[key] = value
-    if not frame or not ("Event" in frame or "Response" in frame):
+    fields = parse_headers(text)
+    if fields is None:
         return None
-    return frame
+    return Frame(text, fields.get("Event", ""), reply=True, fields=fields)
 
 
 def encode_frame(headers: Iterable[tuple[str, str]]) -> bytes:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..domain.headers import Headers
 from .errors import AmiLimitExceeded
 from .framing import Frame
 
@@ -73,6 +74,8 @@ class ListingAssembler:
         return self._items
 
     def route(self, frame: Frame, now: float) -> Routed:
+        if type(frame) is Headers and not frame.reply:
+            return Routed(event=frame)  # a plain event: no ActionID, not a Response
         action_id = frame.get("ActionID")
         # A frame with an ``Event:`` header is an event even when it also has ``Response:``:
         # OriginateResponse carries both (and the Originate's ActionID), and it is the outcome

@@ -28,6 +28,7 @@ from typing import TypeAlias
 from panoramisk.actions import Action  # type: ignore[import-untyped]  # no type hints
 from panoramisk.message import Message  # type: ignore[import-untyped]
 
+from ..domain.headers import Picker
 from .clock import AsteriskClock
 from .errors import AmiDisconnected, AmiLimitExceeded
 from .framing import DEFAULT_MAX_FRAME_BYTES, QUEUE_EVENTS, Frame, FrameDecoder
@@ -37,6 +38,7 @@ from .stats import AmiCounters
 log = logging.getLogger(__name__)
 
 ActionHeaders = Mapping[str, str | Sequence[str]]
+_TIMESTAMP = Picker("Timestamp")
 Reply: TypeAlias = "Message | Listing"
 EventCallback = Callable[[Frame], None]
 StatusCallback = Callable[[Listing, float], None]
@@ -122,10 +124,16 @@ class AmiProtocol(asyncio.Protocol):
         if self.decoder.violation is not None:
             self._limit_exceeded(self.decoder.violation)
             return
+        if not frames:
+            return
         wall = time.time()
+        self._observe_clock(frames, wall)
         for frame in frames:
             try:
-                self._dispatch(frame, wall)
+                if frame.reply:
+                    self._dispatch(frame)
+                else:
+                    self._on_event(frame)  # a plain event: nothing to correlate
             except AmiLimitExceeded as exc:
                 self._limit_exceeded(exc)
                 return
@@ -203,11 +211,17 @@ class AmiProtocol(asyncio.Protocol):
 
     # ----------------------------------------------------------------- routing
 
-    def _dispatch(self, frame: Frame, wall: float) -> None:
-        stamp = frame.get("Timestamp")
-        if stamp:
-            self.clock.observe(stamp, wall)
-        routed = self.listings.route(frame, wall)
+    def _observe_clock(self, frames: list[Frame], wall: float) -> None:
+        """Learn Asterisk's clock from the newest ``Timestamp`` of this read (every frame of a
+        read arrived at ``wall``): one header looked up per read, not one per frame."""
+        for frame in reversed(frames):
+            stamp = (frame.pick(_TIMESTAMP) or {}).get("Timestamp")
+            if stamp:
+                self.clock.observe(stamp, wall)
+                return
+
+    def _dispatch(self, frame: Frame) -> None:
+        routed = self.listings.route(frame, self.clock.now())
         if routed.event is not None:
             self._on_event(routed.event)
         elif routed.response is not None:
@@ -247,4 +261,4 @@ class AmiProtocol(asyncio.Protocol):
 
 
 def _head(frame: Frame) -> str:
-    return frame.get("Event") or frame.get("Response") or "?"
+    return frame.name or frame.get("Response") or "?"

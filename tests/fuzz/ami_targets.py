@@ -12,6 +12,8 @@ One function per target, shared by the two drivers: hypothesis in the suite
 * a stream decodes to the same frames and counters in one read or in many (cut where the input
   says), so TCP segmentation never changes what the engine sees;
 * every frame has an ``Event`` or ``Response`` header, and its keys are non-empty words;
+* ``normalise`` gives the same event from a frame read lazily (the few headers it needs picked
+  out of the text) as from the same frame parsed in full;
 * the queue counters stay consistent (offered = answered + abandoned + waiting + other exits).
 """
 
@@ -54,6 +56,9 @@ def check_framing(data: bytes) -> None:
         assert [dict(f) for f in split] == [dict(f) for f in whole], "frames depend on read boundaries"
         assert split_stats == whole_stats, "counters depend on read boundaries"
         assert dec.stats.parsed == len(split)
+        for lazy in whole:  # not read yet: normalise picks its headers out of the text
+            event = normalise(lazy, START_TS)
+            assert event == normalise(dict(lazy), START_TS), "lazy and full parse disagree"
         for frame in split:
             assert "Event" in frame or "Response" in frame
             for key in frame:

@@ -54,6 +54,7 @@ def spliced_streams(draw: st.DrawFn) -> bytes:
 @example(b"Response: Success\r\n: Variable Set" + FRAME_END)  # an empty key
 @example(b"Response: Success\r\n\r\x08Response: Success" + FRAME_END)  # whitespace in a key
 @example(b"Response: Success\r\nEventLi Qst: start" + FRAME_END)  # a space in a key
+@example(b"Response: Success\r\nMessage : x" + FRAME_END)  # a space ending the last key
 @example(  # a corrupt Timestamp put a queue in the year 58862: apply raised in day_bounds
     b"Event: QueueMemberPause\r\nTimestamp: 1795338206964.218\r\nQueue: t1-x\r\nInterface: L/1\r\n"
     b"Paused: 1" + FRAME_END
