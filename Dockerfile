@@ -24,10 +24,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PBX_ASTERISK_CONFIG_DIR=/etc/asterisk/pbx-core
 # uid/gid 1000 on purpose: the Asterisk image runs as 1000 too, so the shared generated-config
 # volume is writable by web and readable by Asterisk whichever container initialises it.
+# espeak-ng + sox: an apply speaks the menus' text-to-speech prompts (Dutch and English) into
+# PBX_ASTERISK_SOUNDS_DIR (README "Asterisk configuration": why espeak-ng).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends espeak-ng sox \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --gid 1000 pbx \
     && useradd --uid 1000 --gid 1000 --no-create-home --home-dir /app --shell /usr/sbin/nologin pbx \
-    && mkdir -p /app /etc/asterisk/pbx-core \
-    && chown pbx:pbx /etc/asterisk/pbx-core
+    && mkdir -p /app /etc/asterisk/pbx-core /var/lib/pbx-core/sounds \
+    && chown pbx:pbx /etc/asterisk/pbx-core /var/lib/pbx-core/sounds
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links=/wheels pbx-core \
     && rm -rf /wheels

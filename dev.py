@@ -48,23 +48,46 @@ def ensure_venv(extras: str) -> None:
         return
     target = f".[{extras}]" if extras else "."
     say(f"installing pbx-core {target} and its dependencies (first run takes a minute) ...")
-    run([str(BIN / "python"), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
-    run([str(BIN / "python"), "-m", "pip", "install", "--quiet", "-e", target], cwd=ROOT)
+    # setuptools' notice about editable installs is not news to a developer; real warnings stay.
+    env = {**os.environ, "PYTHONWARNINGS": "ignore:Editable installation"}
+    run([str(BIN / "python"), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], env=env)
+    run([str(BIN / "python"), "-m", "pip", "install", "--quiet", "-e", target], cwd=ROOT, env=env)
     stamp.write_text(digest)
 
 
-def ensure_chromium() -> None:
-    """The wallboard's end-to-end tests drive a real headless Chromium (Debian's package)."""
-    if CHROMIUM.exists():
+# Debian packages the tests use, with what needs them: the package is missing when none of its
+# files exists.
+SYSTEM_PACKAGES: dict[str, tuple[tuple[Path, ...], str]] = {
+    "chromium": ((CHROMIUM,), "the wallboard's browser tests drive a real headless Chromium"),
+    "espeak-ng": ((Path("/usr/bin/espeak-ng"),), "the prompts' text-to-speech tests speak Dutch with it"),
+    "sox": ((Path("/usr/bin/sox"),), "the text-to-speech prompts are converted to 8 kHz with it"),
+}
+
+
+def ensure_system_packages() -> None:
+    """Install the missing ones in one apt-get run; where that is impossible, say which tests
+    will skip."""
+    missing = {name: why for name, (files, why) in SYSTEM_PACKAGES.items()
+               if not any(f.exists() for f in files) and not shutil.which(name)}
+    if not missing:
         return
+    names = " ".join(missing)
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        say("Chromium is missing and cannot be installed here (needs root + apt-get): "
-            "browser tests will be skipped. Install it with: apt-get install -y chromium")
+        for name, why in missing.items():
+            say(f"{name} is missing and cannot be installed here (needs root + apt-get): {why}, "
+                "so those tests will be skipped")
+        say(f"install them with: apt-get install -y {names}")
         return
-    say("installing Chromium for the browser tests (apt-get) ...")
+    say(f"installing {names} for the tests (apt-get update + install, a minute or two) ...")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    run(["apt-get", "update", "-qq"], env=env)
-    run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"], env=env)
+    log = VENV / "apt-install.log"
+    with log.open("w") as out:
+        for cmd in (["apt-get", "update", "-qq"],
+                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing]):
+            if subprocess.call(cmd, env=env, stdout=out, stderr=subprocess.STDOUT) != 0:
+                say(f"`{' '.join(cmd)}` failed (output in {log}); the tests that need {names} will skip")
+                return
+    say(f"installed {names}")
 
 
 def postgres_reachable(host: str = "127.0.0.1", port: int = 5432) -> bool:
@@ -83,7 +106,7 @@ def cmd_demo(args: list[str]) -> int:
 
 def cmd_test(args: list[str]) -> int:
     ensure_venv("test")
-    ensure_chromium()
+    ensure_system_packages()
     env = dict(os.environ)
     if "PBX_TEST_POSTGRES_URL" not in env and postgres_reachable():
         env["PBX_TEST_POSTGRES_URL"] = "postgresql://postgres@127.0.0.1:5432/test"

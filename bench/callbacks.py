@@ -527,11 +527,11 @@ def render_seeds(results: list[dict[str, Any]]) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1, help="the first traffic seed (default 1)")
     p.add_argument(
         "--seeds", type=int, default=1, help="text output: also run seeds --seed..--seed+N-1, mean/min/max"
     )
-    p.add_argument("--agents", type=int, default=10)
+    p.add_argument("--agents", type=int, default=10, help="agents staffing the queue (default 10)")
     p.add_argument("--aht", type=float, default=240.0, help="mean handle time (talk + wrap-up), seconds")
     p.add_argument("--load", type=float, default=1.10, help="offered load / agent capacity from opening")
     p.add_argument("--peak-minutes", type=float, default=180.0, help="minutes at --load after opening")
@@ -562,7 +562,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="with callbacks: do not call back callers who hung up",
     )
     p.add_argument("--sl", type=float, default=float(_QUEUE_DEFAULTS.service_level_s), help="SL threshold T")
-    p.add_argument("--short-abandon", type=float, default=float(_QUEUE_DEFAULTS.short_abandon_s))
+    p.add_argument(
+        "--short-abandon", type=float, default=float(_QUEUE_DEFAULTS.short_abandon_s),
+        help="abandons quicker than this (s) are short abandons: never called back",
+    )
     p.add_argument(
         "--due-minutes", type=float, default=60.0, help="callback due-by: within this of the request"
     )
@@ -587,7 +590,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fill-max-load", type=float, default=1.0, help="fill only while recent load / agents <= this"
     )
-    p.add_argument("--max-attempts", type=int, default=3)
+    p.add_argument("--max-attempts", type=int, default=3, help="dial attempts per callback (default 3)")
     p.add_argument("--retry-s", type=float, default=300.0, help="back-off before the 2nd attempt (doubles)")
     p.add_argument("--p-answer", type=float, default=0.8, help="chance the customer answers an attempt")
     p.add_argument("--p-busy", type=float, default=0.05, help="chance the customer's line is busy")

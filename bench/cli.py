@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 
 # benchmark -> module that registers it (in --help order)
 BENCHMARKS: dict[str, str] = {
@@ -15,6 +16,13 @@ BENCHMARKS: dict[str, str] = {
     "wallboard": "bench.wallboard",
     "callbacks": "bench.callbacks",
 }
+
+
+def plain(text: str | None) -> str | None:
+    """Module docstrings are reStructuredText; --help is plain text: ``x`` and `x` become x."""
+    if text is None:
+        return None
+    return re.sub(r"``([^`]+)``|`([^`]+)`", lambda m: m.group(1) or m.group(2), text)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,6 +39,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             if exc.name != module:
                 raise  # a real missing dependency inside the benchmark, not a benchmark not yet built
             sub.add_parser(name, help="(not available in this build)")
+    for child in sub.choices.values():
+        child.description = plain(child.description)
+        for action in child._actions:
+            action.help = plain(action.help)
 
     def usage(args: argparse.Namespace) -> int:
         parser.print_help()

@@ -416,7 +416,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--tenants", type=int, default=200, help="tenants in the synthetic streams")
     p.add_argument("--seed", type=int, default=1, help="the same seed gives the same streams")
     p.add_argument("--memory-tenants", type=int, default=1000, help="live-state memory test size; 0 skips it")
-    p.add_argument("--memory-queues", type=int, default=5)
+    p.add_argument("--memory-queues", type=int, default=5, help="queues per tenant in it")
     p.add_argument("--memory-agents", type=int, default=20, help="members in each queue")
     p.add_argument("--memory-waiting", type=int, default=3, help="callers waiting in each queue")
     p.add_argument(

@@ -157,7 +157,7 @@ def serve_main(argv: list[str] | None = None) -> int:
     p.add_argument("--queues", type=int, default=2)
     p.add_argument("--agents", type=int, default=4)
     p.add_argument("--rate", type=float, default=120.0)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1, help="traffic seed (default 1)")
     p.add_argument("--warmup", type=float, default=600.0, help="simulated seconds played before ready")
     return asyncio.run(_serve(p.parse_args(argv)))
 
@@ -521,7 +521,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--seconds", type=float, default=20.0, help="length of each measurement")
     p.add_argument("--settle", type=float, default=2.0, help="seconds of traffic before measuring")
     p.add_argument("--warmup", type=float, default=600.0, help="simulated seconds played before clients join")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1, help="traffic seed (default 1)")
     p.add_argument("--client-procs", type=int, default=1, help="client processes sharing the clients")
     p.add_argument(
         "--no-uvloop", dest="uvloop", action="store_false", help="clients on plain asyncio, not uvloop"

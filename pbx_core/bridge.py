@@ -25,7 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 from .ami.client import AmiClient, AmiOptions, EngineItem
 from .ami.errors import AmiAuthError
 from .config import AmiUrl, ConfigError, Settings
-from .domain.events import StatusSnapshot, Tick, normalise
+from .domain.events import StatusSnapshot, TenantRemoved, Tick, normalise
 from .domain.kpi import kpis
 from .domain.queue_state import (
     AVAILABLE,
@@ -116,6 +116,9 @@ class Engine:
                     self.counters.snapshots += 1
                     deltas.extend(apply(state, item))
                     continue
+                if isinstance(item, TenantRemoved):
+                    deltas.extend(apply(state, item))
+                    continue
                 event = normalise(item, now)
                 if event is not None:
                     deltas.extend(apply(state, event))
@@ -133,7 +136,6 @@ class Engine:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         next_tick = loop.time() + self.tick_s
-        self._stopping = False
         while not self._stopping:
             batch: list[EngineItem] = []
             with contextlib.suppress(TimeoutError):
@@ -221,10 +223,28 @@ class Bridge:
     def stop(self) -> None:
         self._stop.set()
 
+    def forget_tenant(self, tenant: str) -> None:
+        """A tenant was deleted (told by the API in this process): its queues leave the live state
+        (and every sink's board) at once, in order with the events before it. Safe to call from
+        any task on the bridge's loop, and more than once. The app_queue reload that removed
+        its queues from Asterisk brings a resync of its own."""
+        self.client.events.put_nowait(TenantRemoved(max(self.client.clock.now(), self.state.now), tenant))
+
+    def queues_changed(self, tenant: str) -> None:
+        """pbx-core applied ``tenant`` to Asterisk: resync now, so a queue the apply deleted leaves
+        the live state even where the AMI user cannot read the ``Reload`` event (class system)."""
+        self.client.request_resync()
+
+    def forget_deleted_tenant(self, tenant: str) -> None:
+        """The bus publisher found the tenant deleted (by a web process elsewhere): forget it, and
+        resync, since its slug may already be in use again by a new tenant's queues."""
+        self.forget_tenant(tenant)
+        self.client.request_resync()
+
     async def run(self, *, fail_fast_auth: bool = True) -> None:
         """Run until :meth:`stop`. With ``fail_fast_auth`` a refused *first* login raises
-        :class:`AmiAuthError`; later refusals are retried (see :mod:`pbx_core.ami.client`)."""
-        self._stop.clear()
+        :class:`AmiAuthError`; later refusals are retried (see :mod:`pbx_core.ami.client`).
+        A :meth:`stop` that comes before this task first runs still stops it (never cleared)."""
         tasks = {
             asyncio.create_task(self.engine.run(), name="engine"),
             asyncio.create_task(self.client.run(fail_fast_auth=fail_fast_auth), name="ami"),
@@ -285,6 +305,8 @@ def summary_lines(state: LiveState, stats: dict[str, Any] | None = None) -> list
 def _describe(item: EngineItem) -> str:
     if isinstance(item, StatusSnapshot):
         return f"StatusSnapshot({len(item.queues)} queues)"
+    if isinstance(item, TenantRemoved):
+        return f"TenantRemoved({item.tenant})"
     return item.get("Event", "?")
 
 
@@ -292,19 +314,22 @@ def _describe(item: EngineItem) -> str:
 
 DESCRIPTION = """\
 Bridge a real Asterisk: connect to its AMI (PBX_AMI_URL), keep a live model of every queue from
-the events, resync it from QueueStatus after every (re)connect, publish every change to the
+the events, resync it from QueueStatus after every (re)connect and every app_queue reload (so
+queues and members Asterisk no longer has leave the model), publish every change to the
 Redis bus (PBX_REDIS_URL) for any number of `pbx-core web` processes, and log a compact summary.
 
 settings (environment):
   PBX_AMI_URL                 ami://user:secret@host:5038 (required)
-  PBX_REDIS_URL               redis://host:6379/0 (unset: no bus, the summary only)
+  PBX_REDIS_URL               redis://host:6379/0, or redis+cluster://host:port for a Redis
+                              Cluster (unset: no bus, the summary only)
   PBX_AMI_*                   timeouts, ping watchdog, reconnect cap, queue size, event filter
   PBX_SERVICE_LEVEL_S         service-level threshold T (default: each queue's own servicelevel)
   PBX_SHORT_ABANDON_S         abandons quicker than this are short abandons (default 5)
   PBX_TIMEZONE                timezone of "today" (default Europe/Amsterdam)
   (`pbx-core config --markdown` lists them all)
 
-The AMI user needs read permission for `agent` (queue events) and `call` (Hangup), and write
+The AMI user needs read permission for `agent` (queue events), `call` (Hangup) and `system`
+(the Reload event after which a deleted queue leaves the model), and write
 `system` if PBX_AMI_EVENT_FILTER is on (without it the bridge filters locally). With
 --callbacks also read `user` and write `originate,call,agent` (see asterisk-config/manager.conf).
 
@@ -364,6 +389,7 @@ async def _run_until_signal(bridge: Bridge, settings: Settings, *, callbacks: bo
 
     publisher = BusPublisher.from_settings(settings) if settings.redis_url else None
     if publisher is not None:
+        publisher.on_tenant_reset = bridge.forget_deleted_tenant  # deleted through a web process
         await publisher.start()
         bridge.add_sink(publisher)
     async with contextlib.AsyncExitStack() as exits:

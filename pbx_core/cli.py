@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .ami.errors import AmiError
-from .config import ConfigError, Settings, markdown_table
+from .config import ConfigError, Settings, effective_values, markdown_table, unknown_variables
 
 # subcommand -> module that registers it (in --help order)
 COMMANDS: dict[str, str] = {
@@ -45,20 +45,37 @@ quick start:
 """
 
 
+CONFIG_DESCRIPTION = """\
+Check every PBX_* variable in the environment exactly as the commands do, and print the
+effective value of each (secrets and passwords masked; "default" marks values not set in the
+environment). A bad value is reported by name, all of them at once, with exit status 2.
+PBX_* names no setting reads (typos such as PBX_HTTP_PROT) are warned about.
+"""
+
+
 def _config_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("config", help="check the PBX_* configuration, or print its table")
-    p.add_argument("--markdown", action="store_true", help="print the variables as a Markdown table")
+    p = sub.add_parser(
+        "config",
+        help="check the PBX_* configuration and print the effective values, or print its table",
+        description=CONFIG_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--markdown", action="store_true",
+        help="print every variable with its default and meaning as the README's Markdown table",
+    )
 
     def run(args: argparse.Namespace) -> int:
         if args.markdown:
             print(markdown_table())
             return 0
-        settings = Settings.from_env()
+        Settings.from_env()  # raises ConfigError naming every bad variable: exit 2
+        width = max(len(name) for name, _, _ in effective_values())
+        for name, shown, from_env in effective_values():
+            print(f"  {name:<{width}}  {shown}{'' if from_env else '  (default)'}")
+        for name in unknown_variables():
+            print(f"pbx-core config: warning: {name} is not a pbx-core setting", file=sys.stderr)
         print("configuration OK")
-        ami = settings.ami_url
-        print(f"  AMI:      {ami or 'not set (demo uses its simulator)'}")
-        print(f"  Redis:    {settings.redis_url or 'embedded'}")
-        print(f"  web:      http://{settings.http_host}:{settings.http_port}")
         return 0
 
     p.set_defaults(func=run)
@@ -82,7 +99,21 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                 raise
             sub.add_parser(name, help="(not available in this build)")
     _config_command(sub)
+    describe_subcommands(parser)
     return parser
+
+
+def describe_subcommands(parser: argparse.ArgumentParser) -> None:
+    """``pbx-core db upgrade --help`` says what the command does: a subcommand without a
+    description of its own gets its one-line help from the parent's listing."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        helps = {choice.dest: choice.help for choice in action._choices_actions}
+        for name, child in action.choices.items():
+            if not child.description and helps.get(name):
+                child.description = helps[name]
+            describe_subcommands(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -105,6 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return 2
+    if args.command != "config":  # `config` lists them itself
+        for name in unknown_variables():
+            logging.getLogger("pbx_core.config").warning("%s is not a pbx-core setting (ignored)", name)
     try:
         return int(func(args) or 0)
     except ConfigError as exc:

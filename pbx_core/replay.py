@@ -159,12 +159,11 @@ def clock_note(clock: ReplayClock, timezone: str) -> str | None:
 def _text(rep: dict[str, Any]) -> str:
     lines = []
     for name, q in rep["queues"].items():
-        sl = "-" if q["sl_pct"] is None else f"{q['sl_pct']}%"
         lines.append(
             f"{name} (tenant {q['tenant']}): offered {q['offered']}, answered {q['answered']}, "
-            f"abandoned {q['abandoned']} ({q['short_abandoned']} short), SL {sl} "
-            f"@{q['service_level_s']}s, ASA {q['asa_s'] if q['asa_s'] is not None else '-'}s, "
-            f"longest wait {q['longest_wait_s']}s, waiting {len(q['waiting'])}"
+            f"abandoned {q['abandoned']} ({q['short_abandoned']} short), "
+            f"SL {_or_dash(q['sl_pct'], '%')} @{q['service_level_s']}s, ASA {_or_dash(q['asa_s'], 's')}, "
+            f"longest wait {_or_dash(q['longest_wait_s'], 's')}, waiting {len(q['waiting'])}"
         )
         for m in q["members"]:
             reason = f" ({m['paused_reason']})" if m["paused_reason"] else ""
@@ -197,6 +196,17 @@ def parse_at(text: str, timezone: str) -> float:
     return when.timestamp()
 
 
+def _or_dash(value: float | None, unit: str) -> str:
+    """A KPI without calls is "-", never "-s" or "None%"."""
+    return "-" if value is None else f"{value}{unit}"
+
+
+def looks_like_ami(rep: dict[str, Any]) -> bool:
+    """At least one frame parsed as AMI (an event, or a reply we skip as noise)."""
+    stream = rep["stream"]
+    return bool(stream["parsed"] or stream["noise"])
+
+
 def run(args: argparse.Namespace) -> int:
     path = Path(args.file)
     try:
@@ -219,6 +229,14 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     rep = report(replay_bytes(data, settings, clock), clock, args.timezone)
+    if not looks_like_ami(rep):
+        print(
+            f"pbx-core replay: {args.file} is not an AMI capture: no AMI frames in its "
+            f"{len(data):,} bytes (expected the raw bytes of an AMI session: 'Event: ...' lines in "
+            "blocks separated by blank lines, CRLF line ends, as captured from TCP port 5038)",
+            file=sys.stderr,
+        )
+        return 2
     if args.json:
         json.dump(rep, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
@@ -231,9 +249,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "replay",
         help="replay a recorded raw AMI stream through the parser and engine",
-        description="Feed a recorded raw AMI byte stream (e.g. a capture of port 5038, or "
-        "`pbx-core simulate --record`) through the same parser and queue engine as the live "
-        "bridge, and print the final state of every queue.",
+        description="Feed a recorded raw AMI byte stream (the bytes of an AMI session as captured "
+        "from TCP port 5038, e.g. with `tcpflow` or `tshark -z follow,tcp,raw`; examples in "
+        "tests/fixtures/asterisk-22/) through the same parser and queue engine as the live bridge, "
+        "and print the final state of every queue. A file with no AMI frames in it is refused "
+        "(exit status 2).",
     )
     p.add_argument("file", help="the .ami recording ('-' reads standard input)")
     p.add_argument(

@@ -10,7 +10,7 @@ import argparse
 import asyncio
 import logging
 
-from .config import ConfigError, Settings
+from .config import ConfigError, Settings, port_argument
 from .stack import running_stack, until_signal_or
 from .web.provisioning import API_PREFIX, provisioning
 
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "See `pbx-core config` for every setting.",
     )
     p.add_argument("--host", help="listen address (default PBX_HTTP_HOST)")
-    p.add_argument("--port", type=int, help="listen port (default PBX_HTTP_PORT)")
+    p.add_argument("--port", type=port_argument, help="listen port (default PBX_HTTP_PORT)")
     p.add_argument(
         "--summary-every",
         type=float,
@@ -62,6 +62,7 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
             settings, settings.ami_url, prov.verifier, host=args.host, port=args.port,
             summary_every_s=summary, extra_routes=prov.routes,
             callback_requester=prov.callback_requester, callback_sessions=prov.sessions,
+            live_hooks=prov.live,
         ) as stack,
     ):
         print(

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import socket
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,13 +23,14 @@ from starlette.routing import BaseRoute
 from .ami.client import AmiOptions
 from .bridge import Bridge, engine_settings
 from .bus import BusPublisher, redis_url_or_embedded
+from .bus.tenants import LiveHooks, bus_forgetter
 from .callbacks.cli import running_worker
 from .callbacks.worker import CallbackWorker
-from .config import AmiUrl, ConfigError, Settings
+from .config import AmiUrl, Settings
 from .signals import on_stop_signals
 from .web.app import CallbackRequester, create_app, thresholds_for
 from .web.auth import TokenVerifier
-from .web.server import serving
+from .web.server import listen_or_explain, serving
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +64,21 @@ async def running_stack(
     extra_routes: Sequence[BaseRoute] = (),
     callback_requester: CallbackRequester | None = None,
     callback_sessions: async_sessionmaker[AsyncSession] | None = None,
+    listener: socket.socket | None = None,
+    live_hooks: LiveHooks | None = None,
 ) -> AsyncIterator[Stack]:
     """Start Redis (or use PBX_REDIS_URL), the bus publisher, the bridge, the callback worker
     (with ``callback_sessions``: the provisioning database) and the web app; stop them in reverse
-    order when the block ends. The worker publishes its per-queue callback counts through the
-    bridge's publisher: one writer per tenant stream keeps sequence numbers and snapshots whole."""
+    order when the block ends. ``listener``: the web port, already bound. The worker publishes its
+    per-queue callback counts through the bridge's publisher: one writer per tenant stream keeps
+    sequence numbers and snapshots whole. ``live_hooks`` (the API's): a deleted tenant leaves
+    Redis and this bridge at once, and an applied one is resynced at once."""
     host = host or settings.http_host
     port = settings.http_port if port is None else port
+    # First: a busy port fails before anything starts. (``demo`` binds even earlier and passes it.)
+    listener = listener or listen_or_explain(host, port)
     async with contextlib.AsyncExitStack() as exits:
+        exits.callback(listener.close)
         redis_url = await exits.enter_async_context(redis_url_or_embedded(settings.redis_url))
         publisher = BusPublisher.from_settings(settings, redis_url)
         await publisher.start()
@@ -81,6 +90,11 @@ async def running_stack(
             sinks=[publisher],
             summary_every_s=summary_every_s,
         )
+        publisher.on_tenant_reset = bridge.forget_deleted_tenant
+        if live_hooks is not None:
+            live_hooks.forgotten.add(bus_forgetter(publisher.redis))
+            live_hooks.forgotten.add(bridge.forget_tenant)
+            live_hooks.applied.add(bridge.queues_changed)
         bridge_task = asyncio.create_task(bridge.run(fail_fast_auth=True), name="bridge")
         exits.push_async_callback(_stop_bridge, bridge, bridge_task)
         worker: CallbackWorker | None = None
@@ -98,14 +112,7 @@ async def running_stack(
             extra_routes=extra_routes,
             callback_requester=callback_requester,
         )
-        try:
-            base_url = await exits.enter_async_context(serving(app, host, port))
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot listen on {host}:{port}: {exc.strerror or exc} (choose another with --port "
-                "or PBX_HTTP_PORT)"
-            ) from None
-        stack.base_url = base_url
+        stack.base_url = await exits.enter_async_context(serving(app, host, port, sock=listener))
         yield stack
 
 

@@ -42,6 +42,14 @@ export function applyDelta(board, delta) {
     if (old !== undefined && "callbacks" in old && !("callbacks" in data)) data.callbacks = old.callbacks;
     return;
   }
+  if (kind === "queue.removed") {
+    delete queues[name];
+    return;
+  }
+  if (kind === "tenant.removed") {
+    for (const n of Object.keys(queues)) delete queues[n];
+    return;
+  }
   let q = queues[name];
   if (q === undefined) q = queues[name] = emptyQueue(delta.tenant, name);
   if (kind === "queue.stats") {
@@ -61,6 +69,8 @@ export function applyDelta(board, delta) {
     q.abandoned_callers.length = Math.min(q.abandoned_callers.length, ABANDONED_LIST_MAX);
   } else if (kind === CALLBACKS_SUMMARY) {
     q.callbacks = data;
+  } else if (kind === "agent.removed") {
+    q.members = q.members.filter((m) => m.interface !== data.interface);
   } else if (kind.startsWith("agent.")) {
     const i = q.members.findIndex((m) => m.interface === data.interface);
     if (i >= 0) q.members[i] = data;

@@ -18,6 +18,10 @@ What it promises (DESIGN.md, "panoramisk 1.4, wrapped"):
   itself is unbounded and the bound is enforced here.
 * After every login: an optional server-side event Filter, then a QueueStatus whose completed
   listing is pushed as a :class:`StatusSnapshot` at its position in the stream.
+* After every reload of app_queue (the ``Reload`` event, class ``system``, for ``app_queue``,
+  ``app_queue.so`` or ``All``) a QueueStatus resync too: app_queue deletes a queue that left
+  queues.conf (and a static member that left it) without any event, so the listing that
+  follows the reload is the only way to learn it.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from typing import Any
 from panoramisk.message import Message  # type: ignore[import-untyped]  # no type hints
 
 from ..config import AmiUrl, Settings
-from ..domain.events import HANDLED_EVENTS, StatusSnapshot, status_snapshot
+from ..domain.events import HANDLED_EVENTS, StatusSnapshot, TenantRemoved, status_snapshot
 from ..tasks import cancel_and_wait
 from .backoff import backoff_delay
 from .clock import AsteriskClock
@@ -53,8 +57,9 @@ log = logging.getLogger(__name__)
 
 USER_EVENT = "UserEvent"
 
-EngineItem = Frame | StatusSnapshot
-"""What the engine queue carries: a raw event frame, or a resync snapshot."""
+EngineItem = Frame | StatusSnapshot | TenantRemoved
+"""What the engine queue carries: a raw event frame, a resync snapshot, or (put there by the
+bridge) a deleted tenant to forget."""
 
 Listener = Callable[[Frame], None]
 
@@ -76,6 +81,10 @@ def event_filter(
 
 EVENT_FILTER = event_filter()
 
+# Events the client acts on itself (never queued for the engine): main/loader.c's ``Reload``.
+CONTROL_EVENTS: frozenset[str] = frozenset({"Reload"})
+QUEUE_MODULES = frozenset({"app_queue", "app_queue.so", "all"})
+
 
 @dataclass(frozen=True, slots=True)
 class AmiOptions:
@@ -88,6 +97,8 @@ class AmiOptions:
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     queue_size: int = 100_000
     event_filter: bool = True
+    # The client feeds a live state: resync from QueueStatus after every login and after every
+    # app_queue reload. Off for short action-only sessions (apply, member changes).
     resync_on_connect: bool = True
     max_list_items: int = DEFAULT_MAX_LIST_ITEMS
     # Events to deliver on ``events`` besides the queue events (e.g. OriginateResponse). They are
@@ -335,7 +346,7 @@ class AmiClient:
             counters=self.counters,
             clock=self.clock,
             max_frame_bytes=self.options.max_frame_bytes,
-            wanted=QUEUE_EVENTS | self._extra_events,
+            wanted=QUEUE_EVENTS | CONTROL_EVENTS | self._extra_events,
             peer=self.peer,
             max_list_items=self.options.max_list_items,
         )
@@ -367,7 +378,7 @@ class AmiClient:
         return proto
 
     async def _install_filter(self, proto: AmiProtocol) -> None:
-        regex = event_filter(self.options.extra_events, self.options.user_events)
+        regex = event_filter(self.options.extra_events | CONTROL_EVENTS, self.options.user_events)
         filter_action = {"Action": "Filter", "Operation": "Add", "Filter": regex}
         try:
             reply = await self._request(proto, filter_action, self.options.action_timeout_s)
@@ -454,8 +465,18 @@ class AmiClient:
                 self.counters.user_events_ignored += 1
         elif name in self._extra_events:
             self._put(frame, recoverable=False)
+        elif name == "Reload":
+            self._on_reload(frame)
         elif name == "Shutdown":
             log.warning("Asterisk at %s is shutting down (%s)", self.peer, frame.get("Shutdown", ""))
+
+    def _on_reload(self, frame: Frame) -> None:
+        module = frame.get("Module", "")
+        if not self.options.resync_on_connect or module.lower() not in QUEUE_MODULES:
+            return
+        log.info("Asterisk at %s reloaded %s (status %s): resyncing the queues from QueueStatus",
+                 self.peer, module, frame.get("Status", "?"))  # fmt: skip
+        self.request_resync()
 
     def _on_status(self, listing: Listing, requested_ts: float) -> None:
         snapshot = status_snapshot(listing.items, ts=self.clock.now(), requested_ts=requested_ts)

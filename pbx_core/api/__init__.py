@@ -12,6 +12,7 @@ from starlette.routing import Mount
 
 from . import errors
 from .context import ApiContext
+from .docs import add_offline_docs
 from .ratelimit import RateLimiter, RateLimitHeaders
 from .routes import routers
 from .wallboard import ApiKeyVerifier, TokenSigner
@@ -31,7 +32,7 @@ def build_api(ctx: ApiContext) -> FastAPI:
         version="1",
         description=DESCRIPTION,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served below from packaged assets, never a CDN
         redoc_url=None,
         responses=errors.responses(401, 422, 429),
     )
@@ -44,6 +45,7 @@ def build_api(ctx: ApiContext) -> FastAPI:
     app.add_middleware(RateLimitHeaders)
     for router in routers():
         app.include_router(router)
+    add_offline_docs(app)
     return app
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +19,15 @@ class ApiContext:
     # Signs wallboard tokens; None: a random key kept in the server_secrets table.
     secret_key: str | None = None
     asterisk_config_dir: Path = Path("asterisk-config/pbx-core")
+    # Asterisk's sounds directory: an apply speaks the tenant's prompts into it. None: not spoken.
+    asterisk_sounds_dir: Path | None = None
     # None: config files are written, Asterisk is not reloaded (the response says so).
     ami_url: AmiUrl | None = None
     # Failed authentications (401) allowed per minute per client address before 429: key guessing
     # is hopeless against 256-bit keys, but each guess still costs a database lookup.
     auth_failures_per_min: int = 30
+    # Run after a tenant is deleted or created: the live side (bus keys, an in-process bridge)
+    # forgets the slug, so a reused slug never shows the previous tenant (bus.tenants).
+    tenant_forgotten: Callable[[str], Awaitable[None]] | None = None
+    # Run after a tenant was applied to Asterisk: an in-process bridge resyncs its queues.
+    tenant_applied: Callable[[str], Awaitable[None]] | None = None

@@ -102,23 +102,26 @@ async def apply_tenant(
     config: TenantConfig,
     *,
     all_slugs: Sequence[str] | None = None,
+    rendered: Mapping[str, bytes] | None = None,
 ) -> ApplyResult:
     """Render ``config`` and apply it under ``config_dir`` (the ``pbx-core`` directory Asterisk
     includes). The index files list every tenant directory present (plus this tenant); a slug in
     ``all_slugs`` without files is left out, since an ``#include`` of a missing file makes Asterisk
-    refuse the whole file."""
+    refuse the whole file. ``rendered``: bytes to write instead of the rendered files (how a test
+    hands Asterisk a file it rejects); what Asterisk must show is still what ``config`` renders to."""
     from .render import render_index, render_tenant
 
     try:
-        tenant_files = render_tenant(config)
+        expected = render_tenant(config)
     except ValueError as exc:  # render.UnsafeValue: a value that must never reach Asterisk
         return ApplyResult("failed", error=f"tenant {config.slug!r} cannot be rendered: {exc}")
+    tenant_files = dict(rendered) if rendered is not None else expected
     slugs = set(present_slugs(config_dir)) | {config.slug}
     for slug in all_slugs or ():
         if slug not in slugs:
             log.info("tenant %r not applied yet (no files under %s): not in the index", slug, config_dir)
     files: dict[str, bytes | None] = {**tenant_files, **render_index(sorted(slugs))}
-    return await apply_files(ami, config_dir, files, checks=tenant_checks(config.slug, tenant_files))
+    return await apply_files(ami, config_dir, files, checks=tenant_checks(config.slug, expected))
 
 
 async def remove_tenant(ami: AmiClient | None, config_dir: Path, slug: str) -> ApplyResult:

@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cmds = p.add_subparsers(dest="asterisk_command", metavar="ACTION", required=True)
 
     render = cmds.add_parser("render", help="print (or write) a tenant's generated files")
-    render.add_argument("--tenant", required=True, metavar="SLUG")
+    render.add_argument("--tenant", required=True, metavar="SLUG", help="the tenant to render (its slug)")
     render.add_argument(
         "--out", type=Path, metavar="DIR", help="write the files under DIR instead of printing"
     )
@@ -98,6 +98,7 @@ def _apply(args: argparse.Namespace) -> int:
             "(set PBX_AMI_URL=ami://user:secret@host:5038, or pass --no-reload to only write the files)"
         )
     config_dir = Path(settings.asterisk_config_dir)
+    sounds_dir = Path(settings.asterisk_sounds_dir) if settings.asterisk_sounds_dir else None
 
     async def work() -> int:
         slugs = await _all_slugs(settings.database_url) if args.all else args.tenant
@@ -108,35 +109,41 @@ def _apply(args: argparse.Namespace) -> int:
             print("no tenants in the database: nothing to apply")
             return 0
         if args.no_reload:
-            return await _apply_all(None, config_dir, configs)
+            return await _apply_all(None, config_dir, configs, sounds_dir)
         from ..ami.client import AmiClient, AmiOptions
 
         assert settings.ami_url is not None
         options = AmiOptions(resync_on_connect=False, event_filter=False)
         async with AmiClient(settings.ami_url, options) as ami:
-            return await _apply_all(ami, config_dir, configs)
+            return await _apply_all(ami, config_dir, configs, sounds_dir)
 
     return run_db(safe_url(settings.database_url), work)
 
 
-async def _apply_all(ami: AmiClient | None, config_dir: Path, configs: Sequence[TenantConfig]) -> int:
-    from .apply import apply_tenant
-    from .members import sync_members
+async def _apply_all(
+    ami: AmiClient | None, config_dir: Path, configs: Sequence[TenantConfig], sounds_dir: Path | None
+) -> int:
+    from .tenant_apply import apply_tenant_with_members
 
     failed = 0
     for config in configs:
-        result = await apply_tenant(ami, config_dir, config)
-        members = None
-        if ami is not None and result.status in ("ok", "unchanged"):
-            members = await sync_members(ami, config)
-        print(_line(config.slug, result, members))
+        applied = await apply_tenant_with_members(ami, config_dir, config, sounds_dir=sounds_dir)
+        result, members = applied.files, applied.members
+        line = _line(config.slug, result, members)
+        if applied.prompts is not None and (applied.prompts.spoken or applied.prompts.removed):
+            line += f"; prompts spoken {len(applied.prompts.spoken)}, removed {len(applied.prompts.removed)}"
+        print(line)
         failed += result.status == "failed" or (members is not None and not members.ok)
     return 1 if failed else 0
 
 
 def _line(slug: str, result: ApplyResult, members: MemberSyncResult | None) -> str:
     if result.status == "failed":
-        return f"{slug}: FAILED: {result.error}"
+        parts = [f"{slug}: FAILED: {result.error}"]
+        if members is not None and members.changed:
+            parts.append(f"queue members restored +{len(members.added)} -{len(members.removed)} "
+                         f"~{len(members.penalties)}")
+        return "; ".join([*parts, *(f"MEMBER ERROR: {e}" for e in (members.errors if members else []))])
     parts = [f"{slug}: {result.status}"]
     if result.changed:
         parts.append(f"changed {', '.join(result.changed)}")

@@ -58,7 +58,24 @@ def prompt_sound(slug: str, prompt: Any, owner: str, field: str) -> str:
 
 
 def _dial_string(slug: str, user: User) -> str:
+    """Every device of the user, for the hint (device state covers unregistered devices too)."""
     return "&".join(f"PJSIP/{slug}-{user.extension}-{d.name}" for d in user.devices)
+
+
+def reachable_dial(slug: str, user: User, dial_options: str, nobody: str) -> list[str]:
+    """Dial only the registered, reachable contacts of the user's devices; with none, go to label
+    ``nobody`` without dialling. ``Dial(PJSIP/endpoint)`` of an endpoint with no contact fails
+    with an ERROR in Asterisk's log ("Could not create dialog to invalid URI") on every ring;
+    PJSIP_DIAL_CONTACTS() gives "PJSIP/endpoint/uri" for each reachable contact, "&"-joined, and
+    "" for none. PBX_DIAL collects them, with "&" only between non-empty parts."""
+    steps = ["Set(PBX_DIAL=)"]
+    for d in user.devices:
+        steps += [
+            f"Set(PBX_C=${{PJSIP_DIAL_CONTACTS({slug}-{user.extension}-{d.name})}})",
+            "Set(PBX_DIAL=${PBX_DIAL}${IF($[${LEN(${PBX_DIAL})}>0 & ${LEN(${PBX_C})}>0]?&)}${PBX_C})",
+        ]
+    steps += [f"GotoIf($[${{LEN(${{PBX_DIAL}})}}=0]?{nobody})", f"Dial(${{PBX_DIAL}}{dial_options})"]
+    return steps
 
 
 def internal(t: Tenant) -> Context:
@@ -76,12 +93,15 @@ def internal(t: Tenant) -> Context:
         "Hangup()",
     ])
     for user in t.users:
-        steps = [f"Dial({_dial_string(t.slug, user)},{EXTENSION_RING_S})"] if user.devices else []
+        # Nobody registered: straight to voicemail, "unavailable" greeting (DIALSTATUS is empty).
+        steps = reachable_dial(t.slug, user, f",{EXTENSION_RING_S}", "voicemail") if user.devices else []
         steps += [
+            "(voicemail)" if user.devices else "",
             f'VoiceMail({user.extension}@{t.slug},${{IF($["${{DIALSTATUS}}"="BUSY"]?b:u)}})',
             "Hangup()",
         ]
-        ctx.exten(user.extension, steps)
+        steps = [s for s in steps if s]
+        ctx.exten(user.extension, _labelled(steps))
     return ctx
 
 
@@ -89,8 +109,10 @@ def agents(t: Tenant) -> Context:
     ctx = Context(f"{t.slug}-agents", comment="queue members Local/{ext}@this/n ring all devices of the user")
     for user in t.users:
         if user.devices:  # no devices: the Local channel fails and app_queue sees the member invalid
-            # No timeout: the queue's ring timeout decides how long a member rings.
-            ctx.exten(user.extension, [f"Dial({_dial_string(t.slug, user)})", "Hangup()"])
+            # No timeout: the queue's ring timeout decides how long a member rings. Nothing
+            # reachable: the Local channel ends at once and app_queue tries the next member.
+            steps = [*reachable_dial(t.slug, user, "", "done"), "(done)Hangup()"]
+            ctx.exten(user.extension, _labelled(steps))
     return ctx
 
 
@@ -182,7 +204,8 @@ def menu(t: Tenant, m: Any, name: str, field: str) -> Context:
         entries.append(("0", _gated(t, hours, destination(t.slug, t.operator, "operator"))))
     for digit, steps in sorted(entries):
         ctx.exten(digit, steps)
-    for exten, key, sound_first in (("i", "invalid_destination", "option-is-invalid"),
+    # Core sound "That option is invalid. Please try again." (pbx-core speaks nl/pm-invalid-option).
+    for exten, key, sound_first in (("i", "invalid_destination", SOUND_INVALID),
                                     ("t", "timeout_destination", None)):
         steps = [f"Playback({sound_first})"] if sound_first else []
         steps += [
@@ -262,7 +285,9 @@ def outbound(t: Tenant) -> Context:
 # UserEvent PbxCallbackRequest, outcomes of its agent-first Originate as UserEvent PbxCallbackResult.
 # Slugs hold no "_", so the global's name is unambiguous even for queue names that do.
 
-# Sound files pbx-core ships under sounds/{nl,en}/pbx-core/ (see asterisk-config/README.md).
+# Core sounds (asterisk-core-sounds-en-gsm; Dutch spoken by pbx-core, see sounds.py).
+SOUND_INVALID = "pm-invalid-option"  # "That option is invalid. Please try again."
+# pbx-core's own sounds, spoken at apply time into sounds/{nl,en}/pbx-core/ (see sounds.py).
 SOUND_OFFER = "pbx-core/callback-offer"  # "Press 1 to be called back; you keep your place in line."
 SOUND_UNAVAILABLE = "pbx-core/callback-unavailable"  # "A callback is not possible right now."
 SOUND_NUMBER = "pbx-core/callback-number"  # "We will call you back on"

@@ -157,19 +157,29 @@ _HEADER = re.compile(r"^\[([^\]]*)\]\s*(?:\(([^)]*)\))?\s*$")
 _MAX_INCLUDE_DEPTH = 50
 
 
-def parse_config(root: Path, filename: str) -> list[Section]:
+def parse_config(root: Path, filename: str, *, warnings: list[str] | None = None) -> list[Section]:
     """Read ``filename`` (relative to ``root``, like /etc/asterisk) the way Asterisk's config loader
     does: ``;`` comments, ``[name](options)`` sections, ``key = value`` / ``key => value``, and
     ``#include``/``#tryinclude`` resolved against ``root``. Raises :class:`ConfigError` where Asterisk
-    would reject the whole file; a missing top-level file raises FileNotFoundError."""
+    would reject the whole file; a missing top-level file raises FileNotFoundError.
+
+    An error inside an ``#include``d file does not reject the whole file (main/config.c: the
+    nested load returns CONFIG_STATUS_FILEINVALID, which the ``#include`` handling does not treat
+    as a failure): what the included file held up to the bad line is kept, the rest of it is
+    lost, and the including file goes on after the ``#include``. Each such error is appended to
+    ``warnings``, worded as Asterisk logs it. So a broken tenant file silently truncates, and a
+    reload that "succeeds" can lose the sections after the bad line."""
     path = root / filename if not Path(filename).is_absolute() else Path(filename)
-    return parse_text(path.read_text("utf-8", "replace"), filename, root=root)
+    return parse_text(path.read_text("utf-8", "replace"), filename, root=root, warnings=warnings)
 
 
-def parse_text(text: str, filename: str = "<memory>", *, root: Path | None = None) -> list[Section]:
+def parse_text(
+    text: str, filename: str = "<memory>", *, root: Path | None = None, warnings: list[str] | None = None
+) -> list[Section]:
     """Like :func:`parse_config` for text in hand; ``#include`` needs ``root``."""
     sections: list[Section] = []
-    _parse_into(root, text, filename, sections, {}, depth=0, current=[None])
+    _parse_into(root, text, filename, sections, {}, depth=0, current=[None],
+                warnings=[] if warnings is None else warnings)
     return sections
 
 
@@ -182,6 +192,7 @@ def _parse_into(
     *,
     depth: int,
     current: list[Section | None],
+    warnings: list[str],
 ) -> None:
     in_block_comment = False
     for lineno, raw in enumerate(text.splitlines(), 1):
@@ -219,7 +230,11 @@ def _parse_into(
                         f"(line {lineno} of {filename})"
                     ) from None
                 continue
-            _parse_into(root, included, target, sections, by_name, depth=depth + 1, current=current)
+            try:
+                _parse_into(root, included, target, sections, by_name, depth=depth + 1, current=current,
+                            warnings=warnings)
+            except ConfigError as exc:
+                warnings.append(str(exc))  # the included file ends at its bad line; this one goes on
             continue
         if line.startswith("["):
             header = _HEADER.match(line)

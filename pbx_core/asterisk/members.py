@@ -18,7 +18,7 @@ membership change is idempotent.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from ..ami.errors import AmiActionError
 from .render import member_interface, member_name, state_interface
@@ -52,6 +52,9 @@ class MemberSyncResult:
     removed: list[tuple[str, str]] = field(default_factory=list)
     penalties: list[tuple[str, str, int]] = field(default_factory=list)  # (queue, interface, penalty)
     errors: list[str] = field(default_factory=list)
+    # Queues the database has but Asterisk does not (only with missing_queues="skip": after an
+    # apply Asterisk refused, a new queue is not there yet and that is not a member problem).
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -76,10 +79,14 @@ def wanted_members(config: TenantConfig) -> dict[str, dict[str, Wanted]]:
     return out
 
 
-async def sync_members(ami: AmiClient, config: TenantConfig) -> MemberSyncResult:
+async def sync_members(
+    ami: AmiClient, config: TenantConfig, *, missing_queues: Literal["error", "skip"] = "error"
+) -> MemberSyncResult:
     """Make the dynamic members of the tenant's queues equal ``config.members``: QueueStatus per
     queue, then QueueAdd / QueueRemove / QueuePenalty for the difference. Carries on past a
-    failing queue and lists every problem in ``errors``."""
+    failing queue and lists every problem in ``errors``. A queue Asterisk does not have is an
+    error, or with ``missing_queues="skip"`` is listed in ``skipped`` (after a rolled-back apply
+    the queues Asterisk runs are the previous ones)."""
     result = MemberSyncResult()
     for queue, wanted in wanted_members(config).items():
         items = await ami.listing({"Action": "QueueStatus", "Queue": queue})
@@ -89,7 +96,9 @@ async def sync_members(ami: AmiClient, config: TenantConfig) -> MemberSyncResult
             if i.get("Event") == "QueueMember" and i.get("Queue") == queue
         }
         if not any(i.get("Event") == "QueueParams" and i.get("Queue") == queue for i in items):
-            if wanted:
+            if missing_queues == "skip":
+                result.skipped.append(queue)
+            elif wanted:
                 result.errors.append(
                     f"queue {queue} does not exist in Asterisk; apply the tenant's configuration first"
                 )

@@ -18,7 +18,7 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -76,9 +76,14 @@ class EmbeddedRedis:
     ``kill()`` then ``start()`` again restarts it on the same port, empty: an outage for tests.
     """
 
-    def __init__(self, port: int | None = None, binary: str | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, binary: str | None = None, extra_args: Sequence[str] = ()
+    ) -> None:
+        """``extra_args``: more redis-server options (e.g. ``--cluster-enabled yes`` for a node of
+        a test cluster)."""
         self.binary = binary or find_redis_server()
         self.port = port or free_port()
+        self.extra_args = tuple(extra_args)
         self._proc: asyncio.subprocess.Process | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
@@ -102,7 +107,7 @@ class EmbeddedRedis:
         args = [
             self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
             "--appendonly", "no", "--dir", self._tmp.name, "--daemonize", "no",
-            "--loglevel", "warning", "--logfile", str(logfile),
+            "--loglevel", "warning", "--logfile", str(logfile), *self.extra_args,
         ]  # fmt: skip
         self._proc = await asyncio.create_subprocess_exec(
             *args,
@@ -110,6 +115,9 @@ class EmbeddedRedis:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
+            # Its own session: a Ctrl-C in the terminal reaches only us, and we stop Redis last,
+            # after the publisher has flushed (it still dies with us, see _die_with_parent).
+            start_new_session=True,
         )
         try:
             await self._wait_ready(timeout_s, logfile)

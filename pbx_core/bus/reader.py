@@ -5,6 +5,10 @@ are no consumer groups and nothing to acknowledge. Entries carry consecutive seq
 a reader that sees a number skipped (it fell behind the MAXLEN trim edge, or the publisher
 rewrote the snapshot) reloads the snapshot. After a Redis error it reloads too: the server may
 have restarted empty.
+
+A snapshot written at an older epoch than the tenant's (``keys.epoch_key``) belongs to a deleted
+tenant whose slug is in use again: the reader treats it as absent (an empty board) until the
+publisher has started the new tenant's stream.
 """
 
 from __future__ import annotations
@@ -17,13 +21,44 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
-from ..domain.board import DeltaDict, apply_delta
-from .keys import MARKER_TYPE, Snapshot, id_ms, parse_entries, snapshot_key, stream_key
+from ..domain.board import DeltaDict, apply_delta, empty_board
+from .keys import (
+    MARKER_TYPE,
+    REDIS_ERRORS,
+    RedisClient,
+    Snapshot,
+    epoch_key,
+    id_ms,
+    parse_entries,
+    parse_epoch,
+    snapshot_key,
+    stream_key,
+)
 
 log = logging.getLogger(__name__)
+
+
+async def stored_snapshots(redis: RedisClient, tenants: list[str]) -> dict[str, Snapshot]:
+    """The stored snapshot of each tenant that has one, in one round trip (GETs in a pipeline, not
+    an MGET: on a cluster the tenants' keys are in different slots). A deleted tenant's leftover
+    (an older epoch's) is left out."""
+    pipe = redis.pipeline(transaction=False)
+    for tenant in tenants:
+        pipe.get(snapshot_key(tenant))
+        pipe.get(epoch_key(tenant))
+    replies = await pipe.execute()
+    found: dict[str, Snapshot] = {}
+    for i, tenant in enumerate(tenants):
+        raw = replies[2 * i]
+        if raw is None:
+            continue
+        try:
+            snap = Snapshot.decode(tenant, raw)
+        except (ValueError, KeyError):
+            continue
+        if snap.epoch >= parse_epoch(replies[2 * i + 1]):
+            found[tenant] = snap
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +86,7 @@ class BusReader:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         tenant: str,
         *,
         block_ms: int = 5000,
@@ -66,8 +101,17 @@ class BusReader:
         self.stats = ReaderStats()
 
     async def snapshot(self) -> Snapshot:
-        """The stored snapshot (an empty board at the stream's start if none was written)."""
-        return Snapshot.decode(self.tenant, await self.redis.get(snapshot_key(self.tenant)))
+        """The stored snapshot (an empty board at the stream's start if none was written, or if
+        the one stored is a deleted tenant's)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(snapshot_key(self.tenant))
+        pipe.get(epoch_key(self.tenant))
+        raw, raw_epoch = await pipe.execute()
+        snap = Snapshot.decode(self.tenant, raw)
+        epoch = parse_epoch(raw_epoch)
+        if snap.epoch < epoch:
+            return Snapshot(self.tenant, empty_board(self.tenant), epoch=epoch)
+        return snap
 
     async def current(self) -> Snapshot:
         """The board as it is now: the snapshot plus every entry after it (what a new reader
@@ -79,7 +123,7 @@ class BusReader:
             while not gap:
                 raw = await self.redis.xrange(stream_key(self.tenant), min=f"({last}", count=self.count)
                 if not raw:
-                    return Snapshot(self.tenant, board, last, seq)
+                    return Snapshot(self.tenant, board, last, seq, snap.epoch)
                 for sid, n, data in parse_entries(raw):
                     if n != seq + 1:
                         gap = True
@@ -127,7 +171,7 @@ class BusReader:
                     delta = json.loads(data)
                     if delta["type"] != MARKER_TYPE:
                         yield Entry(last, n, delta)
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 self.stats.errors += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 if self.stats.redis_up:

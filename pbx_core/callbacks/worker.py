@@ -175,7 +175,7 @@ class CallbackWorker:
         self._stop.set()
 
     async def run(self) -> None:
-        self._stop.clear()
+        # Never clear _stop here: a stop() before this task first runs must still stop it.
         tasks = {
             asyncio.create_task(self.client.run(fail_fast_auth=True), name="callbacks-ami"),
             asyncio.create_task(self._main(), name="callbacks-main"),

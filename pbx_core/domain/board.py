@@ -23,6 +23,7 @@ DeltaDict = dict[str, Any]
 
 ABANDONED_LIST_MAX = 500
 CALLBACKS_SUMMARY = "callbacks.summary"
+TENANT_REMOVED = "tenant.removed"
 BUS_VERSION = 1
 
 
@@ -97,6 +98,12 @@ def apply_delta(board: Board, delta: DeltaDict) -> None:
         if old is not None and "callbacks" in old and "callbacks" not in q:
             q["callbacks"] = old["callbacks"]
         return
+    if kind == "queue.removed":
+        queues.pop(name, None)
+        return
+    if kind == TENANT_REMOVED:
+        queues.clear()
+        return
     q = queues.get(name)
     if q is None:
         q = queues[name] = empty_queue(delta["tenant"], name)
@@ -116,6 +123,8 @@ def apply_delta(board: Board, delta: DeltaDict) -> None:
         del q["abandoned_callers"][ABANDONED_LIST_MAX:]
     elif kind == CALLBACKS_SUMMARY:
         q["callbacks"] = copy.deepcopy(data)  # holds a list of dicts ("next")
+    elif kind == "agent.removed":
+        q["members"] = [m for m in q["members"] if m["interface"] != data["interface"]]
     elif kind.startswith("agent."):
         members = q["members"]
         member = dict(data)

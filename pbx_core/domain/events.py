@@ -205,6 +205,15 @@ class Tick:
     ts: float
 
 
+@dataclass(slots=True, frozen=True)
+class TenantRemoved:
+    """A tenant was deleted (pbx-core's own API said so, or its bus epoch moved on): its queues
+    leave the live state at once, whatever Asterisk still reports until its config is reloaded."""
+
+    ts: float
+    tenant: str
+
+
 QueueEvent = (
     CallerJoined
     | CallerLeft
@@ -216,7 +225,7 @@ QueueEvent = (
     | AgentDumped
     | MemberChanged
 )
-Event = QueueEvent | ChannelHungUp | StatusSnapshot | Tick
+Event = QueueEvent | ChannelHungUp | StatusSnapshot | Tick | TenantRemoved
 
 
 # Event times outside these are not a PBX's clock but damage (a cut or corrupt header): they

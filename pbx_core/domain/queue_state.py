@@ -10,6 +10,33 @@ Asterisk orders a queue call's events like this (see the fixtures):
 Leave comes *before* Connect, so a Leave is booked as an "other exit" and converted to answered
 when the Connect follows. Every handler is idempotent per caller (``QueueState.outcomes``), so a
 replay of already-applied events after a resync never double-counts.
+
+The engine's view of a queue is Asterisk's: a member removed from a queue (QueueRemove, or gone
+from a QueueStatus listing) leaves the live member list. The delta that says so carries the
+member's last view, day figures included, for the history writer; late events of that call
+(AgentComplete after a QueueRemove mid-call) still count in the queue but do not bring the
+member back (``QueueState.removed_members``).
+
+Delta vocabulary (``Delta.type``; ``data`` is always a full view of the changed entity):
+
+  ``queue.stats``       counters and KPIs (``stats_view``)
+  ``queue.resynced``    the whole queue (``queue_view``) after a QueueStatus resync
+  ``caller.joined``     a waiting caller (``caller_view``)
+  ``caller.left``       ``{"uniqueid"}``: no longer waiting (answered, abandoned, exited, vanished)
+  ``caller.abandoned``  the abandon record (``abandoned_view``)
+  ``caller.answered``   who answered whom and the wait
+  ``agent.added`` ``agent.paused`` ``agent.unpaused`` ``agent.state``
+                        a member (``member_view``), upserted by readers
+  ``agent.removed``     the member's last view (state ``logged_out``): readers drop the member
+  ``queue.removed``     ``{"reason", "stats"}``: the queue is gone from Asterisk (absent from a
+                        complete QueueStatus, e.g. after a queues.conf reload) or its tenant was
+                        deleted; readers drop it. Its members' ``agent.removed`` come first.
+  ``tenant.removed``    ``{}`` (queue ``""``): the tenant was deleted; after its queues' removals.
+                        Readers empty the board; the bus publisher starts the tenant afresh.
+
+A removed queue is remembered (``LiveState.removed_queues``): late events of calls still in it
+(Asterisk lets a dead queue's callers finish) are ignored, and only a sign that the queue exists
+again (a caller joining, a member added, a QueueStatus listing it) brings it back, empty.
 """
 
 from __future__ import annotations
@@ -43,6 +70,7 @@ from .events import (
     MemberChanged,
     MemberInfo,
     StatusSnapshot,
+    TenantRemoved,
     Tick,
 )
 from .kpi import Counters, KpiMemo, counters_and_kpis
@@ -61,6 +89,8 @@ WRAPUP = "wrapup"
 PAUSED = "paused"
 UNAVAILABLE = "unavailable"
 AGENT_STATES = (AVAILABLE, RINGING, ON_CALL, WRAPUP, PAUSED, UNAVAILABLE, LOGGED_OUT)
+
+REMOVED_QUEUES_MAX = 10_000  # remembered removed queue names (oldest forgotten first)
 
 # What became of a caller, per queue and day.
 WAITING = "waiting"
@@ -128,7 +158,7 @@ class Member:
     paused_since: float = 0.0
     ringinuse: bool = False
     wrapup_s: int = 0
-    logged_in: bool = True
+    logged_in: bool = True  # False only in an ``agent.removed`` view: a removed member leaves the list
     added_at: float = 0.0
     ringing_for: str | None = None
     ring_channel: str = ""
@@ -149,6 +179,7 @@ class QueueState:
     day_ends_at: float
     strategy: str = ""
     asterisk_service_level_s: int = 0
+    seen_at: float = 0.0  # the newest event about this queue: a resync removes only older queues
     callers: dict[str, Caller] = field(default_factory=dict)
     members: dict[str, Member] = field(default_factory=dict)
     counters: Counters = field(default_factory=Counters)
@@ -156,6 +187,9 @@ class QueueState:
     outcomes: dict[str, str] = field(default_factory=dict)
     completed: set[str] = field(default_factory=set)
     seen_ring_no_answer: set[tuple[str, str, float]] = field(default_factory=set)
+    # Interfaces removed from the queue (until added again): events of a call the member was
+    # still on when removed must not bring it back as a ghost member.
+    removed_members: set[str] = field(default_factory=set)
     kpi_memo: KpiMemo = field(default_factory=KpiMemo, repr=False, compare=False)
 
     @property
@@ -173,6 +207,7 @@ class LiveState:
     # Indexes for Hangup, which names a channel but no queue.
     waiting_index: dict[str, str] = field(default_factory=dict)  # caller uniqueid -> queue
     ring_channels: dict[str, tuple[str, str]] = field(default_factory=dict)  # channel -> (queue, iface)
+    removed_queues: dict[str, float] = field(default_factory=dict)  # name -> when removed
     events_applied: int = 0
 
 
@@ -275,8 +310,10 @@ def day_bounds(ts: float, timezone: str) -> tuple[str, float]:
 def _new_queue(state: LiveState, name: str, ts: float) -> QueueState:
     settings = state.settings.for_queue(name)
     day, ends = day_bounds(ts, settings.timezone)
-    q = QueueState(name=name, tenant=tenant_of(name), settings=settings, day=day, day_ends_at=ends)
+    q = QueueState(name=name, tenant=tenant_of(name), settings=settings, day=day, day_ends_at=ends,
+                   seen_at=ts)  # fmt: skip
     state.queues[name] = q
+    state.removed_queues.pop(name, None)
     return q
 
 
@@ -286,9 +323,35 @@ def _queue(state: LiveState, name: str, ts: float, out: list[Delta]) -> QueueSta
         q = _new_queue(state, name, ts)
         _stats(q, ts, out)  # readers learn the queue exists even if nothing else changes
         return q
+    if ts > q.seen_at:
+        q.seen_at = ts
     if ts >= q.day_ends_at:
         _roll_day(q, ts, out)
     return q
+
+
+def _remove_queue(state: LiveState, q: QueueState, ts: float, reason: str, out: list[Delta]) -> None:
+    """The queue is gone from Asterisk: its callers' fate is unknown (they count as other exits,
+    as after a disconnect), its members leave (each with its ``agent.removed``), then the queue."""
+    for uid in list(q.callers):
+        _vanish(state, q, uid, ts, out)
+    for interface in list(q.members):
+        _remove_member(state, q, interface, ts, out)
+    del state.queues[q.name]
+    state.removed_queues[q.name] = ts
+    while len(state.removed_queues) > REMOVED_QUEUES_MAX:
+        del state.removed_queues[next(iter(state.removed_queues))]
+    out.append(Delta("queue.removed", q.tenant, q.name, ts, {"reason": reason, "stats": stats_view(q, ts)}))
+
+
+def _of_a_removed_queue(state: LiveState, event: Event) -> bool:
+    """An event about a removed queue that does not show the queue exists again: ignore it."""
+    name = getattr(event, "queue", None)
+    if name is None or name not in state.removed_queues or name in state.queues:
+        return False
+    if isinstance(event, CallerJoined):
+        return False  # a dead queue takes no new callers: this one is new
+    return not (isinstance(event, MemberChanged) and event.change is MemberChange.ADDED)
 
 
 def _roll_day(q: QueueState, ts: float, out: list[Delta]) -> None:
@@ -340,6 +403,31 @@ def _member(q: QueueState, interface: str, name: str, ts: float) -> Member:
         m = Member(interface=interface, name=name or interface, added_at=ts, state_since=ts)
         q.members[interface] = m
     return m
+
+
+def _listed_member(q: QueueState, interface: str, name: str, ts: float) -> Member | None:
+    """The member an agent event names, created on first sight (a bridge that started mid-call
+    learns members from their calls), unless it was removed from the queue: Asterisk finishes a
+    call or a ring that was in progress when QueueRemove came, and must not resurrect it."""
+    if interface in q.removed_members:
+        return None
+    return _member(q, interface, name, ts)
+
+
+def _remove_member(state: LiveState, q: QueueState, interface: str, ts: float, out: list[Delta]) -> None:
+    """The member leaves the queue's live list; its last view (day figures included) goes out as
+    ``agent.removed`` for the readers and the history writer."""
+    q.removed_members.add(interface)
+    m = q.members.pop(interface, None)
+    if m is None:
+        return
+    if m.ring_channel:
+        state.ring_channels.pop(m.ring_channel, None)
+    m.logged_in = False
+    m.ringing_for = None
+    m.on_call_with = None
+    m.state, m.state_since = LOGGED_OUT, ts
+    out.append(Delta("agent.removed", q.tenant, q.name, ts, member_view(m)))
 
 
 def _update_member(m: Member, info: MemberInfo, ts: float) -> None:
@@ -494,11 +582,16 @@ def _on_connect(state: LiveState, e: AgentConnected) -> list[Delta]:
     if e.hold_s <= q.service_level_s:
         c.answered_within_sl += 1
     c.longest_wait_s = max(c.longest_wait_s, e.hold_s)
-    m = _member(q, e.interface, e.member_name, e.ts)
-    m.ringing_for = None
-    m.on_call_with = e.uniqueid
-    m.calls_today += 1
-    _refresh(q, m, e.ts, out, force="agent.state")  # calls_today changed even if the state did not
+    m = _listed_member(q, e.interface, e.member_name, e.ts)
+    if m is not None:
+        m.ringing_for = None
+        m.on_call_with = e.uniqueid
+        # Asterisk's InCall flag (QueueStatus) turns on as the call is bridged, right before
+        # AgentConnect, with no QueueMemberStatus of its own: the agent's device went "in use" a
+        # moment earlier, with InCall still 0 (seen on Asterisk 22.10.1 with an auto-answering phone).
+        m.in_call = True
+        m.calls_today += 1
+        _refresh(q, m, e.ts, out, force="agent.state")  # calls_today changed even if the state did not
     _stop_ringing(q, e.uniqueid, e.ts, out, keep=e.interface)
     out.append(
         Delta(
@@ -511,7 +604,7 @@ def _on_connect(state: LiveState, e: AgentConnected) -> list[Delta]:
                 "number": e.number,
                 "name": e.name,
                 "interface": e.interface,
-                "member_name": m.name,
+                "member_name": m.name if m is not None else e.member_name,
                 "hold_s": e.hold_s,
             },
         )
@@ -530,17 +623,20 @@ def _on_complete(state: LiveState, e: AgentCompleted) -> list[Delta]:
     if previous in (ANSWERED, None):
         # None: a call answered before we were watching; it is handled, never "offered" now.
         q.outcomes[e.uniqueid] = COMPLETED
-    m = _member(q, e.interface, e.member_name, e.ts)
-    if m.on_call_with in (e.uniqueid, None):
-        m.on_call_with = None
-    wrapup = q.settings.wrapup_s if q.settings.wrapup_s is not None else m.wrapup_s
-    if wrapup > 0:
-        m.wrapup_until = e.ts + wrapup
+    m = _listed_member(q, e.interface, e.member_name, e.ts)
+    member_wrapup = m.wrapup_s if m is not None else 0
+    wrapup = q.settings.wrapup_s if q.settings.wrapup_s is not None else member_wrapup
     c = q.counters
     c.handled += 1
     c.talk_s += e.talk_s
     c.wrapup_s += wrapup
-    _refresh(q, m, e.ts, out, force="agent.state")  # wrap-up may start; the call count moved on
+    if m is not None:
+        if m.on_call_with in (e.uniqueid, None):
+            m.on_call_with = None
+            m.in_call = False  # app_queue clears it as it counts the completed call (update_queue)
+        if wrapup > 0:
+            m.wrapup_until = e.ts + wrapup
+        _refresh(q, m, e.ts, out, force="agent.state")  # wrap-up may start; the call count moved on
     _stats(q, e.ts, out)
     return out
 
@@ -550,7 +646,9 @@ def _on_called(state: LiveState, e: AgentCalled) -> list[Delta]:
     q = _queue(state, e.queue, e.ts, out)
     if q.outcomes.get(e.uniqueid, WAITING) != WAITING:
         return out  # a replayed ring for a caller whose call is already decided
-    m = _member(q, e.interface, e.member_name, e.ts)
+    m = _listed_member(q, e.interface, e.member_name, e.ts)
+    if m is None:
+        return out
     m.ringing_for = e.uniqueid
     if m.ring_channel:
         state.ring_channels.pop(m.ring_channel, None)
@@ -568,12 +666,13 @@ def _on_ring_no_answer(state: LiveState, e: AgentRingNoAnswer) -> list[Delta]:
     if key in q.seen_ring_no_answer:
         return out
     q.seen_ring_no_answer.add(key)
-    m = _member(q, e.interface, e.member_name, e.ts)
-    m.ring_no_answer_today += 1
     q.counters.ring_no_answer += 1
-    if m.ringing_for == e.uniqueid:
-        m.ringing_for = None
-    _refresh(q, m, e.ts, out, force="agent.state")
+    m = _listed_member(q, e.interface, e.member_name, e.ts)
+    if m is not None:
+        m.ring_no_answer_today += 1
+        if m.ringing_for == e.uniqueid:
+            m.ringing_for = None
+        _refresh(q, m, e.ts, out, force="agent.state")
     _stats(q, e.ts, out)
     return out
 
@@ -592,23 +691,28 @@ def _on_member(state: LiveState, e: MemberChanged) -> list[Delta]:
     out: list[Delta] = []
     q = _queue(state, e.queue, e.ts, out)
     info = e.member
+    if e.change is MemberChange.REMOVED:
+        m = q.members.get(info.interface)
+        if m is not None:
+            _update_member(m, info, e.ts)  # its figures as Asterisk last knew them
+        _remove_member(state, q, info.interface, e.ts, out)
+        return out
+    if e.change is MemberChange.ADDED:
+        q.removed_members.discard(info.interface)
+    elif info.interface in q.removed_members:
+        return out  # a late status or pause of a member no longer in the queue
     known = info.interface in q.members
     m = _member(q, info.interface, info.name, e.ts)
-    was_paused, was_logged_in = m.paused, m.logged_in and known
+    was_paused = m.paused
     _update_member(m, info, e.ts)
-    if e.change is MemberChange.REMOVED:
-        m.logged_in = False
-        m.ringing_for = None
-        kind = "agent.removed"
+    m.logged_in = True
+    if e.change is MemberChange.ADDED or not known:
+        m.added_at = e.ts
+        kind = "agent.added"
+    elif m.paused != was_paused:
+        kind = "agent.paused" if m.paused else "agent.unpaused"
     else:
-        m.logged_in = True
-        if e.change is MemberChange.ADDED or not was_logged_in:
-            m.added_at = e.ts
-            kind = "agent.added"
-        elif m.paused != was_paused:
-            kind = "agent.paused" if m.paused else "agent.unpaused"
-        else:
-            kind = "agent.state"  # penalty, ringinuse, device status: always worth a delta
+        kind = "agent.state"  # penalty, ringinuse, device status: always worth a delta
     _refresh(q, m, e.ts, out, force=kind)
     return out
 
@@ -659,22 +763,25 @@ def _on_snapshot(state: LiveState, e: StatusSnapshot) -> list[Delta]:
     listed: set[str] = set()
     for info in e.queues:
         ignored: list[Delta] = []
-        q = _queue(state, info.queue, e.ts, ignored)
+        q = _queue(state, info.queue, e.ts, ignored)  # listed: it exists (again, if it was removed)
         listed.add(q.name)
         q.strategy = info.strategy or q.strategy
         if info.service_level_s:
             q.asterisk_service_level_s = info.service_level_s
         present = set()
         for mi in info.members:
+            q.removed_members.discard(mi.interface)
             m = _member(q, mi.interface, mi.name, e.ts)
             _update_member(m, mi, e.ts)
             m.logged_in = True
             if not mi.in_call and mi.status not in _BUSY_DEVICE:
                 m.on_call_with = None  # the call ended while we were away
             present.add(mi.interface)
-        for m in q.members.values():
-            if m.interface not in present and m.logged_in and m.added_at < e.requested_ts:
-                m.logged_in = False
+        # Asterisk no longer lists them: removed while we were away (or the QueueRemoved event
+        # was lost). Members added after the listing was requested may simply postdate it.
+        unlisted = [i for i, m in q.members.items() if i not in present and m.added_at < e.requested_ts]
+        for interface in unlisted:
+            _remove_member(state, q, interface, e.ts, out)
         entries = {en.uniqueid: en for en in info.entries}
         for uid, caller in list(q.callers.items()):
             if uid not in entries and caller.joined_at < e.requested_ts:
@@ -695,13 +802,11 @@ def _on_snapshot(state: LiveState, e: StatusSnapshot) -> list[Delta]:
         q.callers = {c.uniqueid: c for c in ordered}
         _renumber(q)
     if e.complete:
-        for q in state.queues.values():
-            if q.name in listed:
-                continue
-            for uid in list(q.callers):
-                _vanish(state, q, uid, e.ts, out)
-            for m in q.members.values():
-                m.logged_in = m.logged_in and m.added_at >= e.requested_ts
+        # Asterisk lists every queue it has: one it does not list was deleted (a queues.conf
+        # reload that dropped it, a tenant removed), unless we heard of it after asking.
+        deleted = [q for q in state.queues.values() if q.name not in listed and q.seen_at < e.requested_ts]
+        for q in deleted:
+            _remove_queue(state, q, e.ts, "absent from QueueStatus", out)
     for q in state.queues.values():
         if q.name in listed or e.complete:
             for m in q.members.values():
@@ -710,6 +815,16 @@ def _on_snapshot(state: LiveState, e: StatusSnapshot) -> list[Delta]:
                     m.state = new
                     m.state_since = m.paused_since if new == PAUSED and m.paused_since else e.ts
             out.append(Delta("queue.resynced", q.tenant, q.name, e.ts, queue_view(q, e.ts)))
+    return out
+
+
+def _on_tenant_removed(state: LiveState, e: TenantRemoved) -> list[Delta]:
+    out: list[Delta] = []
+    for q in [q for q in state.queues.values() if q.tenant == e.tenant]:
+        _remove_queue(state, q, e.ts, "tenant deleted", out)
+    # Always, even for a tenant with no queues here: the bus publisher waits for it before it
+    # starts the tenant's new stream, so nothing the engine knew of the old tenant gets in.
+    out.append(Delta("tenant.removed", e.tenant, "", e.ts, {}))
     return out
 
 
@@ -737,13 +852,14 @@ _HANDLERS: dict[type, Callable[[LiveState, Any], list[Delta]]] = {
     ChannelHungUp: _on_hangup,
     StatusSnapshot: _on_snapshot,
     Tick: _on_tick,
+    TenantRemoved: _on_tenant_removed,
 }
 
 
 def apply(state: LiveState, event: Event) -> list[Delta]:
     """Apply one event to the state; return what changed, for the bus."""
     handler = _HANDLERS.get(type(event))
-    if handler is None:
+    if handler is None or (state.removed_queues and _of_a_removed_queue(state, event)):
         return []
     if event.ts > state.now:
         state.now = event.ts

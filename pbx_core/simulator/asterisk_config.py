@@ -3,13 +3,18 @@ and the CLI commands that show it (through the AMI ``Command`` action).
 
 It behaves the way Asterisk 22's modules do on ``module reload`` (main/cli.c prints the outcome):
 
-* ``res_pjsip.so`` and ``app_queue.so``: an unreadable file (a parse error, an ``#include`` of a
-  missing file) is logged and the old objects stay; the reload still reports success. That is why
-  the applier checks ``pjsip show endpoints`` / ``queue show`` afterwards.
-* ``pbx_config.so``: an unreadable extensions.conf makes the load decline, reported as "The module
-  'pbx_config.so' reported a reload failure"; the old dialplan stays.
-* ``app_voicemail.so``: an unreadable voicemail.conf is reported as a reload failure (a
-  simplification).
+* A parse error inside an ``#include``d file (every tenant file is one) does not reject anything:
+  the file is read up to its bad line, the rest of it is lost, and the module loads what it got
+  (see :func:`pbx_core.asterisk.files.parse_config`). For app_queue that means a queue whose
+  section came after the bad line is gone from the file: it is destroyed, and when a later
+  reload brings it back it is a new queue, without the dynamic members the old one had
+  (apps/app_queue.c ``reload_queues``: unfound queues are killed; ``reload_single_queue``
+  allocates a fresh one). The reload reports success throughout, which is why the applier checks
+  ``pjsip show endpoints`` / ``queue show`` / ``dialplan show`` afterwards.
+* A top-level file Asterisk cannot parse: ``res_pjsip.so`` and ``app_queue.so`` log it and keep
+  their old objects, and still report success; ``pbx_config.so`` declines, reported as "The module
+  'pbx_config.so' reported a reload failure", and keeps the old dialplan; ``app_voicemail.so`` is
+  reported as a reload failure (a simplification).
 
 Only what the provisioning tests need is modelled: endpoints (with their auth and AOR), queues
 (they become queues of the simulated world, so QueueAdd/QueueStatus work on them), dialplan
@@ -94,8 +99,9 @@ class AsteriskConfig:
         filename, fatal = MODULES[name]
         if self.root is None:
             return f"Module '{module}' reloaded successfully."
+        warnings: list[str] = []
         try:
-            sections = parse_config(self.root, filename)
+            sections = parse_config(self.root, filename, warnings=warnings)
         except FileNotFoundError:
             sections = []  # no such file: the module runs without configuration
         except ConfigError as exc:
@@ -104,6 +110,9 @@ class AsteriskConfig:
             if fatal:
                 return f"The module '{module}' reported a reload failure"
             return f"Module '{module}' reloaded successfully."  # keeps what it had
+        for warning in warnings:
+            self.errors.append(f"{filename}: {warning}")
+            log.warning("simulated Asterisk: %s: %s (the rest of that file is ignored)", filename, warning)
         getattr(self, f"_load_{name.removesuffix('.so')}")(sections)
         return f"Module '{module}' reloaded successfully."
 

@@ -8,6 +8,7 @@ import contextlib
 import sys
 from pathlib import Path
 
+from ..config import port_argument
 from ..signals import on_stop_signals
 from .simulation import Simulation, SimulationConfig, start_at_local_time
 from .traffic import TrafficConfig
@@ -65,7 +66,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--flat", action="store_true", help="no daily profile: the peak rate around the clock")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=5038, help="AMI port (default 5038; 0 = any free port)")
+    p.add_argument(
+        "--port", type=port_argument, default=5038, help="AMI port (default 5038; 0 = any free port)"
+    )
     p.add_argument("--username", default="pbx", help="AMI username clients log in with (default pbx)")
     p.add_argument("--secret", default="s3cret", help="AMI secret clients log in with (default s3cret)")
     p.add_argument(

@@ -185,6 +185,9 @@ class SimulatedAsterisk(World):
         self.answer_pings = True
         self.allow_filter = True
         self.ignore: set[str] = set()  # action names never answered
+        # manager.conf's ``read`` of the logged-in user: events of other classes (by their
+        # Privilege header) are not delivered, as Asterisk does. None: every class.
+        self.read_classes: set[str] | None = None
         self.handlers: dict[str, Handler] = {}  # action name (lowercase) -> override
         self.port = port
         self._server: asyncio.Server | None = None
@@ -252,6 +255,8 @@ class SimulatedAsterisk(World):
                 await s.writer.drain()
 
     def _deliver(self, data: bytes, event: str) -> None:
+        if self.read_classes is not None and not _readable(data, self.read_classes):
+            return
         text: str | None = None
         for s in self.live:
             if s.filters:
@@ -604,7 +609,7 @@ class SimulatedAsterisk(World):
 
     def _selected(self, a: dict[str, str]) -> list[SimQueue]:
         wanted = a.get("Queue")
-        return [q for q in self.queues.values() if not wanted or q.name == wanted]
+        return [q for q in self.queues.values() if not q.dead and (not wanted or q.name == wanted)]
 
     def _queue_status(self, s: AmiSession, a: dict[str, str]) -> None:
         aid = ("ActionID", a.get("ActionID", ""))
@@ -708,6 +713,8 @@ class SimulatedAsterisk(World):
 
     def _member_action(self, s: AmiSession, name: str, a: dict[str, str]) -> None:
         q = self.queues.get(a.get("Queue", ""))
+        if q is not None and q.dead:
+            q = None  # unlinked from app_queue's container: not found by name
         iface = a.get("Interface", "")
         if name == "queueadd":
             if q is None:
@@ -765,10 +772,13 @@ class SimulatedAsterisk(World):
 
     def _queues_loaded(self, sections: dict[str, Section]) -> None:
         """app_queue loaded queues.conf: its queues exist (members and callers of a queue that
-        stays are kept, as Asterisk keeps dynamic members); a queue gone from the file goes once
-        it has no callers."""
+        stays are kept, as Asterisk keeps dynamic members). A queue gone from the file is gone at
+        once, with no event (apps/app_queue.c ``kill_if_unfound`` unlinks it): no QueueStatus,
+        QueueSummary, ``queue show`` or QueueAdd finds it. Callers still in it finish their
+        calls (the dead queue lives on for them); it is forgotten when it has none."""
         for name, sec in sections.items():
             q = self.queue(name)
+            q.dead = False
             q.strategy = sec.get("strategy", "ringall") or "ringall"
             sl = sec.get("servicelevel", "0") or "0"
             q.service_level = int(sl) if sl.isdigit() else 0
@@ -779,9 +789,20 @@ class SimulatedAsterisk(World):
             if wrapup.isdigit():
                 q.wrapup_s = int(wrapup)
         for name in self._config_queues - set(sections):
-            if name in self.queues and not self.queues[name].callers:
+            if name not in self.queues:
+                continue
+            if self.queues[name].callers:
+                self.queues[name].dead = True
+            else:
                 del self.queues[name]
         self._config_queues = set(sections)
+
+    def _reload_module(self, module: str) -> str:
+        """``module reload X`` (CLI) or the ``Reload`` action: the outcome line, and the ``Reload``
+        event main/loader.c publishes after every ast_module_reload (class ``system``)."""
+        outcome = self.config.reload(module)
+        self._publish(module_reloaded(self._stamp(), module, reload_status(outcome)))
+        return outcome
 
     def _command(self, s: AmiSession, a: dict[str, str]) -> None:
         """The AMI ``Command`` action, shaped as Asterisk 22 answers it: ``Response: Success``
@@ -799,7 +820,7 @@ class SimulatedAsterisk(World):
         words = command.split()
         cfg = self.config
         if words[:2] == ["module", "reload"] and len(words) > 2:
-            return True, [cfg.reload(m) for m in words[2:]]
+            return True, [self._reload_module(m) for m in words[2:]]
         if words == ["dialplan", "reload"]:
             cfg.reload("pbx_config.so")
             return True, ["Dialplan reloaded."]  # whatever happened, as pbx_config prints it
@@ -819,9 +840,10 @@ class SimulatedAsterisk(World):
         ]
 
     def _queue_show(self, name: str | None) -> list[str]:
-        if name is not None and name not in self.queues:
+        live = {n: q for n, q in self.queues.items() if not q.dead}
+        if name is not None and name not in live:
             return [f"No such queue: {name}."]
-        queues = [self.queues[name]] if name else [self.queues[n] for n in sorted(self.queues)]
+        queues = [live[name]] if name else [live[n] for n in sorted(live)]
         if not queues:
             return ["No queues."]
         now = self.now()
@@ -860,7 +882,12 @@ class SimulatedAsterisk(World):
     def _reload_action(self, s: AmiSession, a: dict[str, str]) -> None:
         """The AMI ``Reload`` action for one module (without Module: every simulated module)."""
         module = a.get("Module", "").strip()
-        outcomes = [self.config.reload(m) for m in ([module] if module else list(_RELOADABLE))]
+        if module:
+            outcomes = [self._reload_module(module)]
+        else:  # ast_module_reload(NULL): every module, one event for "All"
+            outcomes = [self.config.reload(m) for m in _RELOADABLE]
+            worst = max(reload_status(o) for o in outcomes)
+            self._publish(module_reloaded(self._stamp(), "All", worst))
         if any(o.startswith("No such module") for o in outcomes):
             s.reply(a, "Error", ("Message", "No such module"))
         elif all(o.endswith("reloaded successfully.") for o in outcomes):
@@ -870,6 +897,30 @@ class SimulatedAsterisk(World):
 
 
 _RELOADABLE = ("res_pjsip.so", "app_voicemail.so", "app_queue.so", "pbx_config.so")
+
+
+def _readable(data: bytes, classes: set[str]) -> bool:
+    """Does a user with these read classes get this event (its ``Privilege: a,b,all`` header)?"""
+    start = data.find(b"\r\nPrivilege: ")
+    if start < 0:
+        return True
+    end = data.find(b"\r\n", start + 2)
+    granted = data[start + len(b"\r\nPrivilege: ") : end].decode().split(",")
+    return any(c in classes for c in granted if c != "all")
+
+
+def reload_status(outcome: str) -> int:
+    """The CLI's outcome line as the ``Reload`` event's Status (enum ast_module_reload_result):
+    0 success, 2 module not found, 3 error."""
+    if outcome.endswith("reloaded successfully."):
+        return 0
+    return 2 if outcome.startswith("No such module") else 3
+
+
+def module_reloaded(ts: float, module: str, status: int) -> Headers:
+    """main/loader.c ``publish_reload_message``: Module as it was asked for (``All`` for all)."""
+    return [("Event", "Reload"), ("Privilege", "system,all"), ("Timestamp", F.ts_text(ts)),
+            ("Module", module), ("Status", str(status))]  # fmt: skip
 
 
 def _means(t: QueueTruth) -> tuple[int, int]:

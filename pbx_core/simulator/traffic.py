@@ -304,8 +304,9 @@ class Traffic:
         self._at(t, lambda: self._arrive(queue))
 
     def _arrive(self, queue: str) -> None:
-        if not self.arrivals or queue not in self.world.queues:
-            return
+        q = self.world.queues.get(queue)
+        if not self.arrivals or q is None or q.dead:
+            return  # deleted from queues.conf: Queue() cannot join it any more
         number, name = self._caller_id()
         patience = self._patience()
         caller = self.world.arrive(queue, number, name, patience_s=patience)

@@ -70,6 +70,8 @@ class SimQueue:
     callers: list[SimCaller] = field(default_factory=list)
     wrapup_s: int = 0
     ring_timeout_s: int = 15
+    # Gone from queues.conf while callers were in it: they finish, nothing else finds it.
+    dead: bool = False
 
 
 @dataclass

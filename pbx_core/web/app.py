@@ -16,8 +16,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from pathlib import Path
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -26,7 +24,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from ..bus import BusReader, Entry, Snapshot, connect
-from ..bus.keys import TENANTS_KEY, snapshot_key
+from ..bus.keys import REDIS_ERRORS, TENANTS_KEY, RedisClient
+from ..bus.reader import stored_snapshots
 from ..domain.board import Board
 from ..domain.tenants import tenant_of
 from ..tasks import cancel_and_wait
@@ -47,18 +46,18 @@ CALLBACKS_IN_FLIGHT_MAX = 4  # per socket: a stuck database must not pile up tas
 CALLBACK_FIELD_MAX = 64
 
 
-def bus_source(redis: Redis) -> FeedSource:
+def bus_source(redis: RedisClient) -> FeedSource:
     def source(tenant: str) -> AsyncIterator[Snapshot | Entry]:
         return BusReader(redis, tenant).watch()
 
     return source
 
 
-async def _redis_up(redis: Redis) -> bool:
+async def _redis_up(redis: RedisClient) -> bool:
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT_S):
             return bool(await redis.ping())
-    except (RedisError, OSError, TimeoutError):
+    except (*REDIS_ERRORS, TimeoutError):
         return False
 
 
@@ -66,20 +65,18 @@ def _text(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
-async def _boards(redis: Redis, hub: Hub) -> dict[str, Board]:
+async def _boards(redis: RedisClient, hub: Hub) -> dict[str, Board]:
     """Every tenant's board: the hub's live one if it follows the tenant, else the snapshot."""
     boards = {t: f.board for t, f in hub.feeds.items() if f.board is not None}
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT_S):
             tenants = sorted(_text(raw) for raw in await redis.smembers(TENANTS_KEY))
             missing = [t for t in tenants if t not in boards]
-            raws = await redis.mget([snapshot_key(t) for t in missing]) if missing else []
-    except (RedisError, OSError, TimeoutError):
+            stored = await stored_snapshots(redis, missing) if missing else {}
+    except (*REDIS_ERRORS, TimeoutError):
         return boards
-    for tenant, raw in zip(missing, raws, strict=True):
-        if raw is not None:
-            with contextlib.suppress(ValueError, KeyError):
-                boards[tenant] = Snapshot.decode(tenant, raw).board
+    for tenant, snap in stored.items():
+        boards[tenant] = snap.board
     return boards
 
 
@@ -97,7 +94,7 @@ def create_app(
     *,
     verifier: TokenVerifier,
     redis_url: str | None = None,
-    redis: Redis | None = None,
+    redis: RedisClient | None = None,
     source: FeedSource | None = None,
     stats_provider: StatsProvider | None = None,
     thresholds: ThresholdsFor | None = None,

@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.routing import BaseRoute
 
+from ..bus.tenants import LiveHooks
 from ..config import AmiUrl, Settings
 from .app import CallbackRequester
 from .auth import FirstMatch, StaticTokens, TokenVerifier
@@ -30,6 +31,8 @@ class Provisioning:
     sessions: async_sessionmaker[AsyncSession]
     # For create_app(callback_requester=...): books the wallboard's "call back" requests.
     callback_requester: CallbackRequester | None = None
+    # What the API tells the live side (tenant deleted, applied): the bus and a bridge add theirs.
+    live: LiveHooks | None = None
 
 
 def callback_requester(sessions: async_sessionmaker[AsyncSession]) -> CallbackRequester:
@@ -70,13 +73,18 @@ async def provisioning(
     url = database_url or settings.database_url
     await ensure_schema(url)
     async with open_sessions(url) as sessions:
+        live = LiveHooks()
         ctx = ApiContext(
             sessions=sessions,
             rate_limit_per_min=settings.api_rate_limit,
             secret_key=settings.secret_key,
             asterisk_config_dir=config_dir or Path(settings.asterisk_config_dir),
+            asterisk_sounds_dir=Path(settings.asterisk_sounds_dir) if settings.asterisk_sounds_dir else None,
             ami_url=ami_url,
+            tenant_forgotten=live.forgotten,
+            tenant_applied=live.applied,
         )
         keys = ApiKeyVerifier(sessions, settings.secret_key)
         verifier = FirstMatch(keys, StaticTokens.parse(settings.wallboard_tokens))
-        yield Provisioning([api_mount(ctx, API_PREFIX)], verifier, sessions, callback_requester(sessions))
+        yield Provisioning([api_mount(ctx, API_PREFIX)], verifier, sessions, callback_requester(sessions),
+                           live)  # fmt: skip

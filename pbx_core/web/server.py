@@ -11,6 +11,8 @@ from typing import Any
 
 import uvicorn
 
+from ..config import ConfigError
+
 
 def uvicorn_config(app: Any, host: str = "127.0.0.1", port: int = 8000, **overrides: Any) -> uvicorn.Config:
     options: dict[str, Any] = {
@@ -33,17 +35,36 @@ def uvicorn_config(app: Any, host: str = "127.0.0.1", port: int = 8000, **overri
 
 def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except BaseException:
+        sock.close()
+        raise
     sock.setblocking(False)
     return sock
 
 
+def listen_or_explain(host: str, port: int) -> socket.socket:
+    """Bind the web port before anything else starts, so a busy or impossible port is one line
+    naming it, at once, instead of an error after Redis, the bridge and the simulator are up."""
+    try:
+        return bind(host, port)
+    except (OSError, OverflowError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {reason} (choose another with --port or PBX_HTTP_PORT)"
+        ) from None
+
+
 @contextlib.asynccontextmanager
-async def serving(app: Any, host: str = "127.0.0.1", port: int = 0, **overrides: Any) -> AsyncIterator[str]:
-    """Serve ``app`` in this event loop while the block runs; yields ``http://host:port``."""
-    sock = bind(host, port)
+async def serving(
+    app: Any, host: str = "127.0.0.1", port: int = 0, *, sock: socket.socket | None = None, **overrides: Any
+) -> AsyncIterator[str]:
+    """Serve ``app`` in this event loop while the block runs; yields ``http://host:port``.
+    ``sock``: an already bound listening socket (see :func:`listen_or_explain`); closed at the end."""
+    sock = sock if sock is not None else bind(host, port)
     actual = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn_config(app, host, actual, **overrides))
     # The caller owns signal handling (demo, tests): uvicorn must not replace its handlers.

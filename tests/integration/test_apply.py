@@ -240,22 +240,38 @@ async def test_a_file_asterisk_cannot_parse_is_caught_by_the_object_check_and_ro
     assert any("no closing ']'" in e for e in ast.config.errors)
 
 
-async def test_a_dialplan_syntax_error_fails_the_pbx_config_reload(
+async def test_a_dialplan_syntax_error_in_a_tenant_file_loses_the_contexts_after_it(
+    ast: SimulatedAsterisk, ami: AmiClient, etc: Path
+) -> None:
+    """As Asterisk does with an ``#include``d file: pbx_config reads it up to the bad line, drops
+    the rest and reports the reload as a success; asking for the contexts shows what was lost."""
+    gen = etc / "pbx-core"
+    assert (await apply_tenant(ami, gen, tenant())).status == "ok"
+    before = snapshot(gen)
+    good = render_tenant(tenant())
+    files = dict(good)
+    files["acme/extensions.conf"] = good["acme/extensions.conf"].replace(b"[acme-agents]", b"[acme-agents")
+
+    result = await apply_files(ami, gen, files, checks=tenant_checks("acme", good))
+
+    assert result.status == "failed"
+    assert result.reloads == ["pbx_config.so"]
+    assert result.error is not None and "dialplan context acme-agents" in result.error
+    assert snapshot(gen) == before
+    assert (await cli(ami, "dialplan show acme-agents")).ok  # the restored dialplan is loaded again
+    assert any("no closing ']', line" in e and "acme/extensions.conf" in e for e in ast.config.errors)
+
+
+async def test_a_top_level_file_asterisk_cannot_parse_fails_the_pbx_config_reload(
     ast: SimulatedAsterisk, ami: AmiClient, etc: Path
 ) -> None:
     gen = etc / "pbx-core"
     assert (await apply_tenant(ami, gen, tenant())).status == "ok"
-    before = snapshot(gen)
-    files = dict(render_tenant(tenant()))
-    files["acme/extensions.conf"] += b"\n[acme-broken\nexten => 1,1,NoOp()\n"
+    (etc / "extensions.conf").write_bytes((etc / "extensions.conf").read_bytes() + b"\n[broken\n")
 
-    result = await apply_files(ami, gen, files)
+    reloaded = await cli(ami, "module reload pbx_config.so")
 
-    assert result.status == "failed"
-    assert result.reloads == ["pbx_config.so"]
-    assert result.error is not None
-    assert "The module 'pbx_config.so' reported a reload failure" in result.error
-    assert snapshot(gen) == before
+    assert reloaded.output == "The module 'pbx_config.so' reported a reload failure"
     assert (await cli(ami, "dialplan show acme-internal")).ok  # the old dialplan is still loaded
 
 

@@ -30,7 +30,7 @@ from pbx_core.bus import (
     stream_key,
 )
 from pbx_core.domain.board import Board, apply_delta, delta_dict, tenant_board
-from pbx_core.domain.events import Event, MemberChange
+from pbx_core.domain.events import CallerJoined, Event, MemberChange
 from pbx_core.domain.queue_state import Delta, LiveState, apply
 from pbx_core.ingest import Ingest
 from pbx_core.tasks import cancel_and_wait
@@ -219,6 +219,9 @@ async def test_snapshot_plus_stream_equals_the_engine_on_a_long_random_run(
 ) -> None:
     state = LiveState()
     events = synthetic_events(seed=7, n=4000)
+    # The random resyncs remove queues too: end with a caller in each tenant, so no board is empty.
+    end = events[-1].ts
+    events += [CallerJoined(end + 1, f"{t}-support", f"{t}.last", "PJSIP/x", "0201", "", 1) for t in TENANTS]
     publisher = BusPublisher(server.url, batch_max=37)
     await publisher.start()
     followers: list[Follower] = []

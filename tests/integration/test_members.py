@@ -14,6 +14,8 @@ import pytest
 from pbx_core.ami.client import AmiClient, AmiOptions
 from pbx_core.asterisk.apply import apply_tenant
 from pbx_core.asterisk.members import MemberError, add_member, remove_member, sync_members
+from pbx_core.asterisk.render import render_tenant
+from pbx_core.asterisk.tenant_apply import apply_tenant_with_members
 from pbx_core.ingest import Ingest
 from pbx_core.provisioning.schemas import (
     DeviceConfig,
@@ -197,3 +199,81 @@ async def test_a_queue_asterisk_does_not_have_is_a_clear_error(
     assert result.errors == [
         "queue acme-support does not exist in Asterisk; apply the tenant's configuration first"
     ]
+
+
+# --------------------------------------------------------------------------- a rejected apply
+
+
+def with_billing(config: TenantConfig) -> TenantConfig:
+    return config.model_copy(update={"queues": (QueueConfig(name="billing"), *config.queues)})
+
+
+def broken_queues_conf(config: TenantConfig) -> dict[str, bytes]:
+    """The tenant's files with a queues.conf Asterisk cannot parse at its first section header,
+    ``[acme-billing`` (sections are sorted: billing comes first), so every queue after it is lost."""
+    files = dict(render_tenant(config))
+    files["acme/queues.conf"] = files["acme/queues.conf"].replace(b"[acme-billing]", b"[acme-billing")
+    assert files["acme/queues.conf"] != render_tenant(config)["acme/queues.conf"]
+    return files
+
+
+async def test_a_queues_conf_asterisk_rejects_loses_the_queues_after_the_bad_line(
+    applied: SimulatedAsterisk, ami: AmiClient
+) -> None:
+    """The simulator behaves as app_queue does: the included file is read up to its bad line and
+    the queues after it are destroyed; the rollback's reload creates them again, empty."""
+    config = tenant(MemberConfig(queue="support", extension="201"),
+                    MemberConfig(queue="sales", extension="202"))
+    assert (await sync_members(ami, config)).added
+    assert applied.config.root is not None
+    gen = applied.config.root / "pbx-core"
+
+    bigger = with_billing(config)
+    result = await apply_tenant(ami, gen, bigger, rendered=broken_queues_conf(bigger))
+
+    assert result.status == "failed" and "queue acme-billing" in (result.error or "")
+    assert any("no closing ']'" in e for e in applied.config.errors)
+    # The queues are back (the restored files were reloaded) but their dynamic members are not.
+    assert await status(ami, "acme-support") == {}
+    assert await status(ami, "acme-sales") == {}
+
+
+async def test_after_a_rolled_back_apply_the_members_equal_the_database_again(
+    applied: SimulatedAsterisk, ami: AmiClient
+) -> None:
+    config = tenant(MemberConfig(queue="support", extension="201", penalty=3),
+                    MemberConfig(queue="sales", extension="202"))
+    assert (await sync_members(ami, config)).ok
+    assert applied.config.root is not None
+    gen = applied.config.root / "pbx-core"
+    bigger = with_billing(config).model_copy(
+        update={"members": (*config.members, MemberConfig(queue="billing", extension="201"))}
+    )
+
+    applied_result = await apply_tenant_with_members(ami, gen, bigger, rendered=broken_queues_conf(bigger))
+
+    assert applied_result.files.status == "failed"
+    members = applied_result.members
+    assert members is not None
+    assert members.ok, members.errors
+    # billing was never created (the apply was refused): skipped, not a member error.
+    assert members.skipped == ["acme-billing"]
+    assert sorted(members.added) == [("acme-sales", BOB), ("acme-support", ANN)]
+    assert await status(ami, "acme-support") == {ANN: ("Ann de Vries x", "hint:201@acme-internal", 3)}
+    assert await status(ami, "acme-sales") == {BOB: ("Bob", "hint:202@acme-internal", 0)}
+
+
+async def test_a_good_apply_through_the_same_path_syncs_members_and_reports_missing_queues(
+    applied: SimulatedAsterisk, ami: AmiClient
+) -> None:
+    config = tenant(MemberConfig(queue="support", extension="201"))
+    assert applied.config.root is not None
+    gen = applied.config.root / "pbx-core"
+
+    first = await apply_tenant_with_members(ami, gen, config)
+    again = await apply_tenant_with_members(ami, gen, config)
+
+    assert first.ok and first.files.status == "unchanged"
+    assert first.members is not None and first.members.added == [("acme-support", ANN)]
+    assert again.ok and again.members is not None and not again.members.changed
+    assert (await apply_tenant_with_members(None, gen, config)).members is None

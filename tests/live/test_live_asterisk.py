@@ -25,7 +25,7 @@ from pbx_core.domain.events import DEVICE_INVALID, DEVICE_UNAVAILABLE, StatusSna
 from pbx_core.domain.queue_state import Delta, LiveState
 from tests import conftest
 
-from .conftest import LIVE_URL, SKIP_REASON
+from .conftest import LIVE_URL, SKIP_REASON, LiveTenant
 
 pytestmark = [pytest.mark.live, pytest.mark.skipif(not LIVE_URL, reason=SKIP_REASON)]
 
@@ -52,7 +52,8 @@ class Collect:
 
 
 @pytest.fixture
-async def bridge(ami_url: AmiUrl) -> AsyncIterator[tuple[Bridge, Collect]]:
+async def bridge(ami_url: AmiUrl, live_tenant: LiveTenant) -> AsyncIterator[tuple[Bridge, Collect]]:
+    """A bridge started after the throwaway tenant exists (its first resync sees the queue)."""
     sink = Collect()
     b = Bridge(ami_url, ami=OPTIONS, sinks=[sink], tick_s=0.5)
     task = asyncio.create_task(b.run())
@@ -131,11 +132,15 @@ async def test_watchdog_stays_quiet_on_a_healthy_connection(ami_url: AmiUrl) -> 
 # --------------------------------------------------------------------------- listings and resync
 
 
-async def test_queue_listings_parse_into_a_status_snapshot(client: AmiClient) -> None:
+async def test_queue_listings_parse_into_a_status_snapshot(
+    client: AmiClient, live_tenant: LiveTenant
+) -> None:
     snapshot = await queue_status(client)
     summary = await client.listing({"Action": "QueueSummary"})
-    assert snapshot.queues, "Asterisk reported no queues: configure at least one in queues.conf"
     by_name = {info.queue: info for info in snapshot.queues}
+    mine = by_name[live_tenant.queue]
+    assert [m.interface for m in mine.members] == [live_tenant.member]
+    assert mine.strategy == "rrmemory" and mine.service_level_s == 30  # QueueConfig defaults
     assert sorted(by_name) == sorted(s["Queue"] for s in summary)
     for info in snapshot.queues:
         assert info.strategy, info.queue
@@ -148,9 +153,12 @@ async def test_queue_listings_parse_into_a_status_snapshot(client: AmiClient) ->
             assert int(s["LoggedIn"]) == len(reachable), (s, info)
 
 
-async def test_engine_view_equals_asterisks_own_queue_status(bridge: tuple[Bridge, Collect]) -> None:
+async def test_engine_view_equals_asterisks_own_queue_status(
+    bridge: tuple[Bridge, Collect], live_tenant: LiveTenant
+) -> None:
     b, sink = bridge
     assert any(d.type == "queue.resynced" for d in sink.deltas)
+    assert live_tenant.queue in b.state.queues
     # Callers come and go on a live PBX: compare when two reads of Asterisk agree.
     for _ in range(5):
         before = asterisk_view(await queue_status(b.client))
@@ -161,15 +169,17 @@ async def test_engine_view_equals_asterisks_own_queue_status(bridge: tuple[Bridg
     else:
         pytest.skip("the PBX is too busy to find a quiet moment for an exact comparison")
     assert engine_view(b.state) == after
+    assert after[live_tenant.queue]["members"] == [(live_tenant.member, False, "")]
 
 
 # --------------------------------------------------------------------------- member round trip
 
 
 async def test_member_add_pause_remove_round_trips_through_events(
-    bridge: tuple[Bridge, Collect], live_queue: str
+    bridge: tuple[Bridge, Collect], live_tenant: LiveTenant
 ) -> None:
     b, sink = bridge
+    live_queue = live_tenant.queue
     iface = f"Local/pbxcoretest{secrets.token_hex(3)}@pbx-core-test/n"
     reason = "pbx-core live test"
 
@@ -208,7 +218,8 @@ async def test_member_add_pause_remove_round_trips_through_events(
         await wait_until(lambda: not member().paused, "QueueMemberPause (unpaused)")
 
         await b.client.action({"Action": "QueueRemove", "Queue": live_queue, "Interface": iface})
-        await wait_until(lambda: not member().logged_in, "QueueMemberRemoved")
+        # Off the member list, as Asterisk's QueueStatus has it (not kept as "logged out").
+        await wait_until(lambda: member() is None, "QueueMemberRemoved")
     finally:
         if b.client.connected:
             with contextlib.suppress(AmiError):  # already removed: the normal case

@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 
 from pbx_core.ami.client import AmiClient
-from pbx_core.asterisk.apply import apply_files, apply_tenant, cli, remove_tenant, tenant_checks
+from pbx_core.asterisk.apply import apply_tenant, cli, remove_tenant
 from pbx_core.asterisk.members import remove_member, sync_members
 from pbx_core.asterisk.render import render_tenant
+from pbx_core.asterisk.tenant_apply import apply_tenant_with_members
 from pbx_core.provisioning.schemas import (
     DeviceConfig,
     MemberConfig,
@@ -54,6 +55,12 @@ def throwaway_tenant(slug: str, *members: MemberConfig) -> TenantConfig:
         queues=(QueueConfig(name="support"),),
         members=members,
     )
+
+
+async def member_penalties(ami: AmiClient, queue: str) -> dict[str, str]:
+    """Asterisk's own list of the queue's members (QueueStatus): interface -> penalty."""
+    items = await ami.listing({"Action": "QueueStatus", "Queue": queue})
+    return {i["Location"]: i.get("Penalty", "") for i in items if i.get("Event") == "QueueMember"}
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:
@@ -96,26 +103,36 @@ async def test_apply_check_members_rollback_and_remove(ami: AmiClient, config_di
             again = await sync_members(ami, config)
             assert again.ok and not again.changed
 
-            # A queues.conf Asterisk cannot parse: app_queue says "reloaded successfully" and keeps
-            # the old queues; the applier must see the new queue missing and restore the files.
+            # A queues.conf Asterisk cannot parse at its first section: app_queue reads the included
+            # file up to the bad line, destroys the queues after it and says "reloaded
+            # successfully"; the applier must see the new queue missing and restore the files, and
+            # the restored queue, which app_queue created anew without its dynamic members, must get
+            # its member back from the database.
             before = snapshot(config_dir)
-            bigger = throwaway_tenant(slug).model_copy(
-                update={"queues": (QueueConfig(name="support"), QueueConfig(name="billing"))}
+            bigger = config.model_copy(
+                update={"queues": (QueueConfig(name="billing"), QueueConfig(name="support"))}
             )
             good = render_tenant(bigger)
             broken = dict(good)
             broken[f"{slug}/queues.conf"] = good[f"{slug}/queues.conf"].replace(
                 f"[{slug}-billing]".encode(), f"[{slug}-billing".encode()
             )
-            failed = await apply_files(ami, config_dir, broken, checks=tenant_checks(slug, good))
-            assert failed.status == "failed"
-            assert failed.error is not None and f"queue {slug}-billing" in failed.error, failed.error
+            assert broken != good
+            failed = await apply_tenant_with_members(ami, config_dir, bigger, rendered=broken)
+            assert failed.files.status == "failed"
+            error = failed.files.error
+            assert error is not None and f"queue {slug}-billing" in error, error
             assert snapshot(config_dir) == before
             assert (await cli(ami, f"queue show {queue}")).output.startswith(f"{queue} has ")
+            assert failed.members is not None and failed.members.ok, failed.members
+            assert failed.members.skipped == [f"{slug}-billing"]
+            # Asterisk lost the member (app_queue destroyed the queue and the rollback created it
+            # anew); the apply put it back.
+            assert failed.members.added == [(queue, iface)], failed.members
+            assert await member_penalties(ami, queue) == {iface: "2"}
 
             await remove_member(ami, slug, "support", "201")
-            items = await ami.listing({"Action": "QueueStatus", "Queue": queue})
-            assert not [i for i in items if i.get("Event") == "QueueMember" and i.get("Location") == iface]
+            assert await member_penalties(ami, queue) == {}
         finally:
             removed = await remove_tenant(ami, config_dir, slug)
         assert removed.status == "ok", removed.error

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from pbx_core.config import VARIABLES, ConfigError, Settings, markdown_table
+from pbx_core.config import (
+    VARIABLES,
+    ConfigError,
+    Settings,
+    effective_values,
+    markdown_table,
+    unknown_variables,
+)
 
 
 def test_defaults_load_and_every_variable_is_documented() -> None:
@@ -44,3 +51,48 @@ def test_all_errors_are_reported_at_once() -> None:
     with pytest.raises(ConfigError) as exc:
         Settings.from_env({"PBX_HTTP_PORT": "x", "PBX_SHORT_ABANDON_S": "soon"})
     assert "PBX_HTTP_PORT" in str(exc.value) and "PBX_SHORT_ABANDON_S" in str(exc.value)
+
+
+def test_static_wallboard_tokens_are_checked_with_the_settings() -> None:
+    """`pbx-core config` said OK for PBX_WALLBOARD_TOKENS=garbage, which `web` then refused."""
+    with pytest.raises(ConfigError, match="PBX_WALLBOARD_TOKENS: expected token=tenant"):
+        Settings.from_env({"PBX_WALLBOARD_TOKENS": "garbage"})
+    with pytest.raises(ConfigError, match="PBX_WALLBOARD_TOKENS: 'Acme' is not a tenant slug"):
+        Settings.from_env({"PBX_WALLBOARD_TOKENS": "tok=Acme"})
+    ok = Settings.from_env({"PBX_WALLBOARD_TOKENS": "tok=acme:support"})
+    assert ok.wallboard_tokens == "tok=acme:support"
+
+
+def test_effective_values_mask_secrets_and_mark_defaults() -> None:
+    env = {
+        "PBX_AMI_URL": "ami://pbx:hunter2@10.0.0.5:5038",
+        "PBX_DATABASE_URL": "postgresql://pbx:dbpass@db/pbx",
+        "PBX_SECRET_KEY": "0123456789abcdef",
+        "PBX_WALLBOARD_TOKENS": "tv1=acme:support;tv2=acme",
+        "PBX_HTTP_PORT": "8080",
+    }
+    rows = {name: (shown, from_env) for name, shown, from_env in effective_values(env)}
+    assert set(rows) == {var.name for var in VARIABLES}
+    shown = " ".join(value for value, _ in rows.values())
+    for secret in ("hunter2", "dbpass", "0123456789abcdef", "tv1", "tv2"):
+        assert secret not in shown
+    assert rows["PBX_AMI_URL"] == ("ami://pbx:***@10.0.0.5:5038", True)
+    assert rows["PBX_DATABASE_URL"] == ("postgresql://pbx:***@db/pbx", True)
+    assert rows["PBX_WALLBOARD_TOKENS"][0] == "2 token(s), for acme:support, acme"
+    assert rows["PBX_HTTP_PORT"] == ("8080", True)
+    assert rows["PBX_TIMEZONE"] == ("Europe/Amsterdam", False)
+    assert rows["PBX_REDIS_URL"] == ("(unset)", False)
+
+
+def test_unknown_pbx_variables_are_named_with_the_nearest_setting() -> None:
+    env = {"PBX_HTTP_PROT": "8080", "PBX_TEST_AMI_URL": "x", "PBX_FIXTURES_DIR": "x", "PBX_FROBNICATE": "1",
+           "PBX_HTTP_PORT": "8080", "HOME": "/root"}
+    assert unknown_variables(env) == ["PBX_FROBNICATE", "PBX_HTTP_PROT (did you mean PBX_HTTP_PORT?)"]
+
+
+def test_the_readme_configuration_table_is_the_generated_one() -> None:
+    """Every PBX_* variable, as `pbx-core config --markdown` prints it: the README cannot drift."""
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    assert markdown_table() in readme, "regenerate the README table with `pbx-core config --markdown`"

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pbx_core.ami.client import HANDLED_EVENTS
+from pbx_core.ami.client import CONTROL_EVENTS, HANDLED_EVENTS
 from pbx_core.callbacks.ami_shell import CALLBACK_EVENTS
 from pbx_core.config import VARIABLES, parse_ami_url
 
@@ -253,35 +253,54 @@ def test_asterisk_image_is_pinned_to_asterisk_22_and_non_root() -> None:
 # ----------------------------------------------------------------------------- Asterisk config
 
 
-def test_manager_listens_on_the_private_compose_network_only(compose: dict[str, Any]) -> None:
+def test_manager_defaults_to_a_single_host_and_takes_the_deployment_network_at_start(
+    compose: dict[str, Any],
+) -> None:
+    """No address of one particular network is baked in (a wrong bindaddr leaves Asterisk
+    without AMI, quietly): the file binds loopback, and the deployment's bind address comes from
+    a file the entrypoint writes, #tryincluded after it (a later bindaddr wins)."""
     general = conf("manager.conf")["general"]
-    ip = asterisk_ip(compose["services"])
-    subnet = ipaddress.IPv4Network(compose["networks"]["pbx"]["ipam"]["config"][0]["subnet"])
-    assert ip in subnet and subnet.is_private
     assert one(general, "enabled") == "yes"
     assert one(general, "webenabled") == "no"
-    assert one(general, "bindaddr") == str(ip)
+    assert one(general, "bindaddr") == "127.0.0.1"
+    assert general.index(("bindaddr", "127.0.0.1")) < general.index(
+        ("#tryinclude", "/var/run/asterisk/manager-network.conf"))
     assert one(general, "displayconnects") == "no"
+    assert one(general, "timestampevents") == "yes"  # events carry the PBX's clock
+    env = env_of(compose["services"]["asterisk"])
+    subnet = ipaddress.IPv4Network(compose["networks"]["pbx"]["ipam"]["config"][0]["subnet"])
+    assert ipaddress.IPv4Network(env["AMI_PERMIT"]) == subnet and subnet.is_private
+    assert asterisk_ip(compose["services"]) in subnet
+    assert env["AMI_BIND_ADDRESS"] == "0.0.0.0"  # inside the container; 5038 is never published
 
 
-def test_manager_user_has_least_privilege_and_an_acl(compose: dict[str, Any]) -> None:
+def test_manager_user_has_least_privilege_and_an_acl() -> None:
     user = conf("manager.conf")["pbx-core"]
     read = set(one(user, "read").split(","))
     write = set(one(user, "write").split(","))
-    # agent: queue events; call: Hangup / OriginateResponse; user: the callback UserEvents.
-    assert read == {"agent", "call", "user"}
+    # agent: queue events; call: Hangup / OriginateResponse; user: the callback UserEvents;
+    # system: the Reload event after which the bridge resyncs (read only: events, no actions).
+    assert read == {"agent", "call", "user", "system"}
     # agent: QueueAdd/Remove/Pause/Penalty; originate: callbacks; call: Setvar/Status/Hangup;
     # command: module reloads.
     assert write == {"agent", "originate", "call", "command"}
-    assert not (read | write) & {"all", "system", "config", "dialplan"}
+    assert not read & {"all", "config", "dialplan"}
+    assert not write & {"all", "system", "config", "dialplan"}
     assert [v for k, v in user if k == "deny"] == ["0.0.0.0/0.0.0.0"]
-    (permit,) = [v for k, v in user if k == "permit"]
-    network = ipaddress.IPv4Network(permit, strict=True)
-    subnet = ipaddress.IPv4Network(compose["networks"]["pbx"]["ipam"]["config"][0]["subnet"])
-    assert network == subnet and network.is_private
+    assert [v for k, v in user if k == "permit"] == ["127.0.0.1/255.255.255.255"]
+    assert ("#tryinclude", "/var/run/asterisk/manager-acl.conf") in user
     # The secret is not in the file: it is included from the runtime directory.
     assert not [v for k, v in user if k == "secret"]
     assert ("#include", "/var/run/asterisk/manager-secret.conf") in user
+
+
+def test_the_asterisk_readme_states_the_permissions_manager_conf_grants() -> None:
+    user = conf("manager.conf")["pbx-core"]
+    readme = (ASTERISK_CONFIG / "README.md").read_text()
+    read, write = one(user, "read"), one(user, "write")
+    assert f"read `{read}`" in readme, f"asterisk-config/README.md must say read `{read}`"
+    assert f"write `{write}`" in readme, f"asterisk-config/README.md must say write `{write}`"
+    assert "timestampevents" in readme
 
 
 def test_manager_event_filter_passes_every_event_the_bridge_handles() -> None:
@@ -292,35 +311,52 @@ def test_manager_event_filter_passes_every_event_the_bridge_handles() -> None:
         if key.startswith("eventfilter"):
             assert match, f"unexpected filter {key!r}"
             names.add(match.group(1))
-    missing = (HANDLED_EVENTS | CALLBACK_EVENTS) - names
+    missing = (HANDLED_EVENTS | CALLBACK_EVENTS | CONTROL_EVENTS) - names
     assert not missing, f"manager.conf would drop events the bridge or the worker needs: {sorted(missing)}"
 
 
-def test_http_serves_websockets_with_tls_on_the_compose_address(compose: dict[str, Any]) -> None:
+def test_http_serves_websockets_with_tls_and_plain_ws_on_loopback_by_default() -> None:
     general = conf("http.conf")["general"]
-    ip = str(asterisk_ip(compose["services"]))
     assert one(general, "enabled") == "yes"
-    assert one(general, "bindaddr") == ip
+    assert one(general, "bindaddr") == "127.0.0.1"
     assert one(general, "bindport") == "8088"
     assert one(general, "tlsenable") == "yes"
-    assert one(general, "tlsbindaddr") == f"{ip}:8089"
+    assert one(general, "tlsbindaddr") == "0.0.0.0:8089"
     assert one(general, "tlscertfile").startswith("/etc/asterisk/keys/")
     assert one(general, "tlsprivatekey").startswith("/etc/asterisk/keys/")
     assert one(general, "enablestatic") == "no"
+    assert general[-1] == ("#tryinclude", "/var/run/asterisk/http-network.conf")
 
 
-def test_modules_require_what_a_call_centre_needs() -> None:
+def test_modules_load_only_a_list_that_holds_what_a_call_centre_needs() -> None:
     mods = conf("modules.conf")["modules"]
-    assert one(mods, "autoload") == "yes"
+    assert one(mods, "autoload") == "no"
     required = {v for k, v in mods if k == "require"}
+    loaded = required | {v for k, v in mods if k == "load"}
     assert {
         "chan_pjsip.so", "res_pjsip.so", "res_pjsip_transport_websocket.so", "res_http_websocket.so",
-        "res_srtp.so", "pbx_config.so", "app_queue.so", "app_voicemail.so",
+        "res_srtp.so", "pbx_config.so", "app_queue.so", "app_voicemail.so", "res_musiconhold.so",
+        "app_dial.so", "app_playback.so", "app_read.so", "format_wav.so", "format_gsm.so",
     } <= required
-    noload = {v for k, v in mods if k == "noload"}
-    assert not required & noload
-    # Removed in Asterisk 21: a line naming them would be dead config.
-    assert not {"chan_sip.so", "chan_skinny.so", "chan_mgcp.so"} & (required | noload)
+    assert not [k for k, _ in mods if k == "noload"]  # nothing loads that is not listed
+    # Removed in Asterisk 21, or never wanted: ARI/Stasis (their absence once caused 17 errors),
+    # the wizard (pjsip_wizard.conf missing on every reload).
+    assert not {"chan_sip.so", "chan_skinny.so", "chan_mgcp.so", "res_ari.so", "res_stasis.so",
+                "res_pjsip_config_wizard.so"} & loaded
+
+
+def test_asterisk_config_is_a_complete_configuration() -> None:
+    """Every file a module pbx-core loads reads (or Asterisk's core reads) is in asterisk-config/,
+    so nothing depends on an image's sample files."""
+    names = {p.name for p in ASTERISK_CONFIG.glob("*.conf")}
+    assert {"musiconhold.conf", "indications.conf", "logger.conf", "rtp.conf", "features.conf",
+            "ccss.conf", "manager.conf", "http.conf", "modules.conf", "pjsip.conf", "extensions.conf",
+            "queues.conf", "voicemail.conf"} <= names
+    for name in names:
+        assert (ASTERISK_CONFIG / name).read_text().startswith(";"), f"{name} should say what it is for"
+    assert one(conf("rtp.conf")["general"], "rtpstart") == "10000"
+    assert one(conf("musiconhold.conf")["default"], "directory") == "moh"
+    assert one(conf("indications.conf")["general"], "country") in conf("indications.conf")
 
 
 # -------------------------------------------------------------------------- Asterisk entrypoint
@@ -328,8 +364,11 @@ def test_modules_require_what_a_call_centre_needs() -> None:
 ENTRYPOINT = ROOT / "docker" / "asterisk" / "entrypoint.sh"
 
 
-def run_entrypoint(tmp_path: Path, secret: str | None) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": os.environ["PATH"], "ASTERISK_RUN_DIR": str(tmp_path / "run")}
+def run_entrypoint(
+    tmp_path: Path, secret: str | None, **more: str
+) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": os.environ["PATH"], "ASTERISK_RUN_DIR": str(tmp_path / "run"),
+           "AMI_PERMIT": "172.30.57.0/24", **more}
     if secret is not None:
         env["AMI_SECRET"] = secret
     return subprocess.run(
@@ -418,3 +457,39 @@ def test_service_commands_parse_with_the_real_cli(services: dict[str, Any], serv
     assert callable(args.func), f"`pbx-core {' '.join(argv)}` is not a runnable command"
     if service == "web":
         assert str(args.wallboard_dir) == "/app/wallboard"
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"AMI_PERMIT": ""}, "AMI_PERMIT is not set"),
+        ({"AMI_PERMIT": "172.30.57.0/24;x"}, "AMI_PERMIT must be an IP address or network"),
+        ({"AMI_PERMIT": "10.0.0.0/8\npermit = 0.0.0.0/0"}, "AMI_PERMIT must be an IP address or network"),
+        ({"AMI_BIND_ADDRESS": "host name"}, "AMI_BIND_ADDRESS must be an IP address"),
+        ({"HTTP_BIND_ADDRESS": "0.0.0.0 ; x"}, "HTTP_BIND_ADDRESS must be an IP address"),
+    ],
+)
+def test_entrypoint_refuses_missing_or_unsafe_network_settings(
+    tmp_path: Path, settings: dict[str, str], message: str
+) -> None:
+    result = run_entrypoint(tmp_path, "dev-ami-secret-change-me", **settings)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not (tmp_path / "run" / "manager-acl.conf").exists()
+
+
+def test_entrypoint_writes_the_network_settings_manager_and_http_include(tmp_path: Path) -> None:
+    result = run_entrypoint(tmp_path, "dev-ami-secret-change-me", AMI_PERMIT="172.30.57.0/24, 10.1.0.0/16",
+                            AMI_BIND_ADDRESS="172.30.57.10")
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "run"
+    assert parse_conf("[general]\n" + (run / "manager-network.conf").read_text())["general"] == [
+        ("bindaddr", "172.30.57.10")]
+    assert parse_conf("[pbx-core]\n" + (run / "manager-acl.conf").read_text())["pbx-core"] == [
+        ("permit", "172.30.57.0/24"), ("permit", "10.1.0.0/16")]
+    assert parse_conf("[general]\n" + (run / "http-network.conf").read_text())["general"] == [
+        ("bindaddr", "0.0.0.0")]
+    # What the base files include is what the entrypoint writes.
+    includes = {v for items in conf("manager.conf").values() for k, v in items if k.startswith("#")}
+    includes |= {v for items in conf("http.conf").values() for k, v in items if k.startswith("#")}
+    assert {f"/var/run/asterisk/{p.name}" for p in run.iterdir()} == includes

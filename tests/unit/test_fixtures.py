@@ -83,6 +83,10 @@ def test_members_add_pause_with_training_resync_and_remove() -> None:
     assert queues["t1-sales"]["service_level_s"] == 60  # from the QueueParams ServiceLevel
     assert queues["t1-support"]["service_level_s"] == 30
     assert {m["name"] for m in queues["t1-support"]["members"]} == {"Agent One", "Agent Two"}
+    # QueueRemove: Agent Nine is off the list, as Asterisk's QueueStatus would have it.
+    assert "Agent Nine" not in {m["name"] for m in queues["t1-sales"]["members"]}
+    [removed] = [d for d in deltas if d.type == "agent.removed"]
+    assert removed.queue == "t1-sales" and removed.data["interface"] == "Local/agent9@agents/n"
 
 
 def test_status_busy_three_waiting_from_queue_status_then_all_gone() -> None:

@@ -11,6 +11,7 @@ from pbx_core.domain.events import (
     AgentCalled,
     AgentCompleted,
     AgentConnected,
+    AgentRingNoAnswer,
     CallerAbandoned,
     CallerJoined,
     CallerLeft,
@@ -21,6 +22,7 @@ from pbx_core.domain.events import (
     QueueEntryInfo,
     QueueStatusInfo,
     StatusSnapshot,
+    TenantRemoved,
     Tick,
 )
 from pbx_core.domain.queue_state import EngineSettings, LiveState, QueueSettings, apply
@@ -119,7 +121,50 @@ def test_device_states_map_to_agent_states() -> None:
     )
     assert (m.state, m.paused_reason) == ("paused", "lunch")
     apply(state, member(T0 + 4, MemberChange.REMOVED))
-    assert m.state == "logged_out"
+    assert AGENT not in state.queues[Q].members
+
+
+def test_a_removed_member_leaves_the_list_with_its_day_figures_in_the_delta() -> None:
+    """QueueRemove: Asterisk's QueueStatus no longer lists the member, so neither does the
+    engine. The agent.removed delta carries its last view for the history writer."""
+    state = run(
+        member(T0),
+        join("a", T0 + 1),
+        AgentConnected(T0 + 5, Q, "a", "", "", AGENT, "Anna", 4, 1),
+        AgentCompleted(T0 + 65, Q, "a", AGENT, "Anna", 4, 60, "caller"),
+    )
+    deltas = apply(state, member(T0 + 70, MemberChange.REMOVED))
+    q = state.queues[Q]
+    assert AGENT not in q.members
+    [removed] = [d for d in deltas if d.type == "agent.removed"]
+    assert removed.data["interface"] == AGENT and removed.data["state"] == "logged_out"
+    assert removed.data["calls_today"] == 1 and removed.data["since"] == T0 + 70
+    # Added again: a fresh entry on the list, as Asterisk has it.
+    deltas = apply(state, member(T0 + 80))
+    assert q.members[AGENT].state == "available" and [d.type for d in deltas] == ["agent.added"]
+
+
+def test_late_events_of_a_removed_member_count_but_do_not_bring_it_back() -> None:
+    """Removed mid-call (an agent logs out while talking): Asterisk finishes the call and sends
+    AgentComplete, and may still report a ring that was in flight."""
+    state = run(
+        member(T0),
+        join("a", T0 + 1),
+        AgentConnected(T0 + 5, Q, "a", "", "", AGENT, "Anna", 4, 1),
+        member(T0 + 30, MemberChange.REMOVED),
+    )
+    q = state.queues[Q]
+    late = [
+        AgentCompleted(T0 + 65, Q, "a", AGENT, "Anna", 4, 60, "caller"),
+        member(T0 + 66, MemberChange.STATUS, status=DEVICE_UNAVAILABLE),
+        join("b", T0 + 70),
+        AgentCalled(T0 + 71, Q, "b", AGENT, "Anna", "PJSIP/acme-201-0002"),
+        AgentRingNoAnswer(T0 + 86, Q, "b", AGENT, "Anna", 15),
+    ]
+    deltas = [d for e in late for d in apply(state, e)]
+    assert AGENT not in q.members
+    assert not [d for d in deltas if d.type.startswith("agent.")]
+    assert (q.counters.handled, q.counters.talk_s, q.counters.ring_no_answer) == (1, 60, 1)
 
 
 def test_hangup_of_the_ringing_leg_stops_the_ringing() -> None:
@@ -178,10 +223,19 @@ def test_resync_keeps_real_waits_drops_vanished_and_keeps_newcomers() -> None:
     assert q.service_level_s == 20
 
 
-def test_resync_logs_out_members_missing_from_the_listing() -> None:
+def test_resync_removes_members_missing_from_the_listing() -> None:
     state = run(member(T0))
-    apply(state, StatusSnapshot(T0 + 10, T0 + 9, (QueueStatusInfo(Q, "ringall", 30, (), ()),)))
-    assert state.queues[Q].members[AGENT].state == "logged_out"
+    deltas = apply(state, StatusSnapshot(T0 + 10, T0 + 9, (QueueStatusInfo(Q, "ringall", 30, (), ()),)))
+    q = state.queues[Q]
+    assert AGENT not in q.members
+    assert [d.type for d in deltas] == ["agent.removed", "queue.resynced"]
+    assert deltas[-1].data["members"] == []
+
+
+def test_resync_keeps_a_member_added_after_the_listing_was_requested() -> None:
+    state = run(member(T0 + 10))
+    apply(state, StatusSnapshot(T0 + 11, T0 + 9, (QueueStatusInfo(Q, "ringall", 30, (), ()),)))
+    assert state.queues[Q].members[AGENT].state == "available"
 
 
 def test_rejoin_on_the_same_channel_is_back_in_line_not_a_second_call() -> None:
@@ -197,3 +251,83 @@ def test_rejoin_on_the_same_channel_is_back_in_line_not_a_second_call() -> None:
     # A second join of an answered caller is still a duplicate, not a new call.
     apply(state, join("c1", T0 + 70))
     assert q.counters.offered == 1 and not q.callers
+
+
+def test_in_call_follows_the_bridged_call_like_asterisks_own_flag() -> None:
+    """Seen on Asterisk 22.10.1 with an auto-answering phone: the device goes in use (InCall 0),
+    then the call is bridged and QueueStatus says InCall 1 with no event in between; AgentConnect
+    is the event that marks it. AgentComplete ends it."""
+    state = run(
+        member(T0),
+        join("a", T0 + 1),
+        member(T0 + 2, MemberChange.STATUS, status=DEVICE_INUSE, in_call=False),
+        AgentConnected(T0 + 2, Q, "a", "", "", AGENT, "Anna", 1, 1),
+    )
+    m = state.queues[Q].members[AGENT]
+    assert m.in_call and m.status == DEVICE_INUSE
+    apply(state, AgentCompleted(T0 + 30, Q, "a", AGENT, "Anna", 1, 28, "caller"))
+    assert not m.in_call
+
+
+# --------------------------------------------------------------------------- queues that go away
+
+SALES = "acme-sales"
+
+
+def listing(*queues: str) -> tuple[QueueStatusInfo, ...]:
+    return tuple(QueueStatusInfo(name, "ringall", 30, (), ()) for name in queues)
+
+
+def test_a_queue_missing_from_a_complete_listing_is_removed_with_its_members() -> None:
+    """A queues.conf reload that drops a queue sends no event: Asterisk just stops listing it."""
+    state = run(
+        member(T0),
+        join("a", T0 + 1),
+        CallerJoined(T0 + 2, SALES, "s", "PJSIP/trunk-s", "0201", "Piet", 1),
+    )
+    deltas = apply(state, StatusSnapshot(T0 + 10, T0 + 9, listing(SALES)))
+    assert list(state.queues) == [SALES]
+    assert [d.type for d in deltas if d.queue == Q] == ["agent.removed", "queue.removed"]
+    removed = deltas[[d.type for d in deltas].index("queue.removed")]
+    assert removed.data["reason"] == "absent from QueueStatus"
+    stats = removed.data["stats"]  # the day's figures, for the history writer
+    assert (stats["offered"], stats["other_exits"], stats["waiting"]) == (1, 1, 0)
+    assert not state.waiting_index.get("a") and Q in state.removed_queues
+
+
+def test_late_events_of_a_removed_queue_do_not_bring_it_back_but_a_new_caller_does() -> None:
+    state = run(member(T0), join("a", T0 + 1))
+    apply(state, StatusSnapshot(T0 + 10, T0 + 9, listing()))
+    late = [
+        CallerLeft(T0 + 11, Q, "a", 1),
+        AgentCompleted(T0 + 12, Q, "a", AGENT, "Anna", 4, 60, "caller"),
+        member(T0 + 13, MemberChange.STATUS, status=DEVICE_INUSE),
+        ChannelHungUp(T0 + 14, "a", "PJSIP/trunk-a"),
+    ]
+    assert [d for e in late for d in apply(state, e)] == [] and not state.queues
+    # Re-created (the tenant applied it again): a fresh queue, today's figures start over.
+    apply(state, member(T0 + 20))
+    apply(state, join("b", T0 + 21))
+    q = state.queues[Q]
+    assert set(q.members) == {AGENT} and list(q.callers) == ["b"] and q.counters.offered == 1
+    assert Q not in state.removed_queues
+
+
+def test_a_resync_keeps_queues_it_heard_of_after_asking_and_partial_listings_remove_nothing() -> None:
+    state = run(join("a", T0 + 10))
+    apply(state, StatusSnapshot(T0 + 11, T0 + 9, listing()))  # listing predates the join
+    assert Q in state.queues
+    apply(state, StatusSnapshot(T0 + 30, T0 + 29, listing(), complete=False))
+    assert Q in state.queues
+
+
+def test_a_deleted_tenant_leaves_at_once_and_other_tenants_stay() -> None:
+    beta = CallerJoined(T0 + 2, "beta-support", "b", "PJSIP/x", "1", "", 1)
+    state = run(member(T0), join("a", T0 + 1), beta)
+    deltas = apply(state, TenantRemoved(T0 + 5, "acme"))
+    assert list(state.queues) == ["beta-support"]
+    assert [(d.type, d.queue) for d in deltas] == [
+        ("agent.removed", Q), ("queue.removed", Q), ("tenant.removed", "")
+    ]  # fmt: skip
+    assert deltas[1].data["reason"] == "tenant deleted" and deltas[-1].tenant == "acme"
+    assert apply(state, CallerLeft(T0 + 6, Q, "a", 1)) == []

@@ -244,7 +244,13 @@ def test_webrtc_devices_use_wss_and_opus() -> None:
 def test_member_helpers_match_the_dialplan() -> None:
     ext = render_tenant(acme_config())["acme/extensions.conf"].decode()
     assert member_interface("acme", "201") == "Local/201@acme-agents/n"
-    assert "exten => 201,1,Dial(PJSIP/acme-201-desk&PJSIP/acme-201-web)" in _context(ext, "acme-agents")
+    agents = _context(ext, "acme-agents")
+    # Only reachable contacts are dialled (PJSIP_DIAL_CONTACTS); nobody registered: no Dial at all.
+    assert " same => n,Set(PBX_C=${PJSIP_DIAL_CONTACTS(acme-201-desk)})" in agents
+    assert " same => n,Set(PBX_C=${PJSIP_DIAL_CONTACTS(acme-201-web)})" in agents
+    assert " same => n,GotoIf($[${LEN(${PBX_DIAL})}=0]?done)" in agents
+    assert " same => n,Dial(${PBX_DIAL})" in agents
+    assert "Dial(PJSIP/acme-" not in ext  # a device is never dialled by name, registered or not
     assert state_interface("acme", "201") == "hint:201@acme-internal"
     assert "exten => 201,hint,PJSIP/acme-201-desk&PJSIP/acme-201-web" in _context(ext, "acme-internal")
     assert member_name("Ann (sales), ${X}", "201") == "Ann sales X"

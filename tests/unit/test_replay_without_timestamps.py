@@ -93,3 +93,14 @@ def test_frames_before_the_first_timestamp_take_it_not_the_epoch() -> None:
     assert clock.stamped and 1795338000 < clock.start_ts < 1795338300
     rep = report(replay_bytes(data, clock=clock), clock)
     assert {q["day"] for q in rep["queues"].values()} == {"2026-11-22"}
+
+
+def test_a_real_capture_without_timestamps_replays_on_the_files_day(tmp_path: Path) -> None:
+    """reload.ami was captured from an Asterisk 22 with timestampevents off: no Timestamp at all."""
+    assert b"Timestamp: " not in fixture_bytes("reload")
+    capture = tmp_path / "reload.ami"
+    shutil.copy(FIXTURES / "reload.ami", capture)
+    os.utime(capture, (CAPTURE_DAY.timestamp(), CAPTURE_DAY.timestamp()))
+    data = _replay_json(capture)
+    assert data["queues"] and {q["day"] for q in data["queues"].values()} == {"2026-11-22"}
+    assert data["stream"]["clock"]["source"] == "file modification time"

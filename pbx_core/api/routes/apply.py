@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...ami.client import AmiClient, AmiOptions
 from ...ami.errors import AmiError
-from ...asterisk.apply import ApplyResult, apply_tenant, remove_tenant
-from ...asterisk.members import sync_members
+from ...asterisk.apply import ApplyResult
 from ...asterisk.render import render_tenant
+from ...asterisk.tenant_apply import TenantApplied, apply_tenant_with_members, remove_tenant_with_prompts
 from ...provisioning.models import ApplyRun, Tenant, utcnow
 from ...provisioning.schemas import Model, TenantConfig
 from .. import audit
@@ -48,6 +48,14 @@ class MemberSync(Model):
     errors: list[str]
 
 
+class PromptChanges(Model):
+    """Spoken prompts the apply wrote (new or changed text) and removed (sound names, e.g.
+    ``tts/acme-main``); the configuration can be ``unchanged`` while a prompt was spoken again."""
+
+    spoken: list[str]
+    removed: list[str]
+
+
 class ApplyOut(Model):
     """``ok``: written and reloaded; ``unchanged``: nothing to write; ``written``: written, but no
     AMI connection is configured, so Asterisk was not reloaded (see ``note``)."""
@@ -58,6 +66,7 @@ class ApplyOut(Model):
     reloads: list[str]
     note: str | None = None
     members: MemberSync | None = None
+    prompts: PromptChanges | None = None
 
 
 class ApplyRunOut(Model):
@@ -81,23 +90,41 @@ async def _all_slugs(session: AsyncSession) -> list[str]:
 
 
 async def _apply(request: Request, config: TenantConfig,
-                 all_slugs: list[str]) -> tuple[ApplyResult, MemberSync | None]:
-    """apply_tenant (+ member sync) on a short-lived AMI session, or without AMI when none is set."""
+                 all_slugs: list[str]) -> tuple[ApplyResult, MemberSync | None, PromptChanges | None]:
+    """Files, then queue members (also after a rolled-back apply: see
+    :mod:`pbx_core.asterisk.tenant_apply`) on a short-lived AMI session, or only the files when no
+    AMI is configured."""
     ctx = api_context(request)
     if ctx.ami_url is None:
-        return await apply_tenant(None, ctx.asterisk_config_dir, config, all_slugs=all_slugs), None
+        offline = await apply_tenant_with_members(None, ctx.asterisk_config_dir, config, all_slugs=all_slugs,
+                                                  sounds_dir=ctx.asterisk_sounds_dir)
+        return offline.files, None, _prompts(offline)
     try:
         async with AmiClient(ctx.ami_url, AMI_OPTIONS) as ami:
-            result = await apply_tenant(ami, ctx.asterisk_config_dir, config, all_slugs=all_slugs)
-            if result.status not in ("ok", "unchanged"):
-                return result, None
-            synced = await sync_members(ami, config)
+            applied = await apply_tenant_with_members(ami, ctx.asterisk_config_dir, config,
+                                                      all_slugs=all_slugs, sounds_dir=ctx.asterisk_sounds_dir)
     except AmiError as exc:
-        return ApplyResult("failed", error=f"cannot talk to Asterisk over AMI: {exc}"), None
+        return ApplyResult("failed", error=f"cannot talk to Asterisk over AMI: {exc}"), None, None
+    result, synced = applied.files, applied.members
+    if synced is None:
+        return result, None, _prompts(applied)
     members = MemberSync(added=[f"{q}/{i}" for q, i in synced.added],
                          removed=[f"{q}/{i}" for q, i in synced.removed],
                          penalties=[f"{q}/{i}={p}" for q, i, p in synced.penalties], errors=synced.errors)
-    return result, members
+    return result, members, _prompts(applied)
+
+
+def _prompts(applied: TenantApplied) -> PromptChanges | None:
+    if applied.prompts is None:
+        return None
+    return PromptChanges(spoken=list(applied.prompts.spoken), removed=list(applied.prompts.removed))
+
+
+async def forget_live_state(request: Request, slug: str) -> None:
+    """The live side forgets the slug (``ApiContext.tenant_forgotten``; logs its own failures)."""
+    hook = api_context(request).tenant_forgotten
+    if hook is not None:
+        await hook(slug)
 
 
 async def remove_from_asterisk(request: Request, slug: str) -> ApplyResult | None:
@@ -107,10 +134,12 @@ async def remove_from_asterisk(request: Request, slug: str) -> ApplyResult | Non
     if not (ctx.asterisk_config_dir / slug).is_dir():
         return None
     if ctx.ami_url is None:
-        return await remove_tenant(None, ctx.asterisk_config_dir, slug)
+        return await remove_tenant_with_prompts(None, ctx.asterisk_config_dir, slug,
+                                                sounds_dir=ctx.asterisk_sounds_dir)
     try:
         async with AmiClient(ctx.ami_url, AMI_OPTIONS) as ami:
-            return await remove_tenant(ami, ctx.asterisk_config_dir, slug)
+            return await remove_tenant_with_prompts(ami, ctx.asterisk_config_dir, slug,
+                                                    sounds_dir=ctx.asterisk_sounds_dir)
     except AmiError as exc:
         return ApplyResult("failed", error=f"cannot talk to Asterisk over AMI: {exc}")
 
@@ -129,12 +158,12 @@ async def apply(request: Request, access: TenantWriter) -> ApplyOut:
     run = ApplyRun(tenant_id=tenant.id, status="running")
     session.add(run)
     await session.commit()
-    outcome, members = await _apply(request, config, await _all_slugs(session))
+    outcome, members, prompts = await _apply(request, config, await _all_slugs(session))
     run.status, run.finished_at = outcome.status, utcnow()
     run.changed_files, run.reloads = list(outcome.changed), list(outcome.reloads)
     run.error = outcome.error
     if members is not None and members.errors:
-        run.error = "queue members: " + "; ".join(members.errors)
+        run.error = "; ".join(filter(None, [outcome.error, "queue members: " + "; ".join(members.errors)]))
     audit.record(session, access.principal, tenant_id=tenant.id, action="apply", entity="tenant",
                  key=access.slug, changes={"run": run.id, "status": outcome.status,
                                            "changed": list(outcome.changed), "error": outcome.error})
@@ -142,8 +171,11 @@ async def apply(request: Request, access: TenantWriter) -> ApplyOut:
     if outcome.status == "failed":
         raise ApiError(502, f"Asterisk did not accept the configuration of tenant {access.slug!r}: "
                             f"{outcome.error}")
+    applied = api_context(request).tenant_applied
+    if outcome.status == "ok" and applied is not None:
+        await applied(access.slug)  # the live state follows at once (a queue may have gone)
     return ApplyOut(run=run.id, status=outcome.status, changed=list(outcome.changed),  # type: ignore[arg-type]
-                    reloads=list(outcome.reloads), note=outcome.note, members=members)
+                    reloads=list(outcome.reloads), note=outcome.note, members=members, prompts=prompts)
 
 
 @router.get("/apply-runs", response_model=Page[ApplyRunOut], summary="The tenant's apply runs, newest first",

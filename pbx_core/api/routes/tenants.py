@@ -19,7 +19,7 @@ from ..errors import ApiError, FieldError, conflict, not_found, responses
 from ..etag import check_preconditions, set_etag
 from ..pagination import Page, Paging, paginate
 from ..util import created, utc
-from .apply import remove_from_asterisk
+from .apply import forget_live_state, remove_from_asterisk
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,7 @@ async def create_tenant(request: Request, response: Response, body: TenantCreate
         raise _taken(body.slug)
     body_in = TenantIn.model_validate(body.model_dump(exclude={"slug"}))
     tenant = await _create(session, principal, body.slug, body_in)
+    await forget_live_state(request, tenant.slug)  # a reused slug starts empty
     created(request, response, f"/tenants/{tenant.slug}", tenant.version)
     return tenant_out(tenant, await _reseller_name(session, tenant.reseller_id))
 
@@ -153,6 +154,7 @@ async def put_tenant(request: Request, response: Response, slug: SlugPath, body:
             raise ApiError(422, f"path.slug: {msg}", fields=[("path.slug", msg)]) from None
         check_preconditions(request, None, f"tenant {slug!r}")
         tenant = await _create(session, principal, slug, body)
+        await forget_live_state(request, slug)  # a reused slug starts empty
         created(request, response, f"/tenants/{slug}", tenant.version)
         return tenant_out(tenant, await _reseller_name(session, tenant.reseller_id))
     if principal.role == "reseller" and existing.reseller_id != principal.reseller_id:
@@ -204,5 +206,7 @@ async def delete_tenant(
     if removed is not None and not removed.ok:
         log.warning("tenant %r deleted, but its Asterisk configuration was not removed: %s",
                     tenant.slug, removed.error)
+    # ... and from the live state: the bridge, the Redis snapshot and stream, every wallboard.
+    await forget_live_state(request, tenant.slug)
     return Response(status_code=204)
 

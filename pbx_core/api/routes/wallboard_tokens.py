@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
@@ -59,7 +59,10 @@ async def _queues(access: Access, requested: list[str] | None) -> list[str] | No
 
 @router.post("", response_model=WallboardToken, status_code=201, summary="Mint a wallboard token",
              responses=responses(403, 404))
-async def mint(request: Request, body: WallboardTokenCreate, access: MintAccess) -> WallboardToken:
+async def mint(
+    request: Request, access: MintAccess, body: Annotated[WallboardTokenCreate | None, Body()] = None
+) -> WallboardToken:
+    body = body or WallboardTokenCreate()  # no body: every queue the key may see, for 12 hours
     queues = await _queues(access, body.queues)
     expires = int(time.time()) + body.ttl_s
     signer: TokenSigner = request.app.state.signer

@@ -215,3 +215,29 @@ async def test_deleting_a_tenant_removes_it_from_asterisk(
     assert "acme" not in (etc / "pbx-core" / "extensions.conf").read_text()
     assert "acme-201-desk" not in ast.config.loaded.endpoints
     assert "acme-dids" not in ast.config.loaded.contexts
+
+
+@pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("sox")),
+                    reason="text-to-speech needs espeak-ng and sox (apt-get install espeak-ng sox)")
+async def test_apply_speaks_the_menu_and_says_so_even_when_the_config_is_unchanged(
+    ctx: ApiContext, ast: SimulatedAsterisk, etc: Path, world: World, tmp_path: Path
+) -> None:
+    sounds = tmp_path / "sounds"
+    h = auth(world.admin)
+    async with api_client(ctx, ami_url=ast.url, asterisk_config_dir=etc / "pbx-core",
+                          asterisk_sounds_dir=sounds) as client:
+        await provision(client, world.admin)
+        menu = {"prompt": {"kind": "tts", "text": "Welkom bij Acme."},
+                "options": {"1": {"type": "queue", "target": "support"}}}
+        assert (await client.put("/tenants/acme/menus/main", json=menu, headers=h)).status_code == 201
+        first = (await client.post("/tenants/acme/apply", headers=h)).json()
+        assert first["status"] == "ok" and "tts/acme-main" in first["prompts"]["spoken"]
+        assert (sounds / "tts" / "acme-main.wav").is_file()
+
+        menu["prompt"]["text"] = "Goedemorgen, welkom bij Acme."
+        r = await client.put("/tenants/acme/menus/main", json=menu, headers={**h, "If-Match": "*"})
+        assert r.status_code == 200, r.text
+        second = (await client.post("/tenants/acme/apply", headers=h)).json()
+        # The dialplan plays the same sound name: the files are unchanged, the prompt is not.
+        assert second["status"] == "unchanged"
+        assert second["prompts"] == {"spoken": ["tts/acme-main"], "removed": []}

@@ -63,6 +63,12 @@ async def test_minted_token_scopes(client: httpx.AsyncClient, ctx: ApiContext, w
     expires = datetime.fromisoformat(all_queues["expires_at"]).timestamp()
     assert before + 43_200 - 5 <= expires <= time.time() + 43_200  # the default lifetime: 12 h
 
+    # No body at all (the README's first curl): the same defaults as `{}`.
+    bare = await client.post("/tenants/acme/wallboard-tokens", headers=auth(world.supervisor))
+    assert bare.status_code == 201, bare.text
+    assert bare.json()["queues"] is None
+    assert await verifier.verify(bare.json()["token"]) == Scope("acme", None)
+
     sales = await mint(client, world.admin, queues=["sales"], ttl_s=60)
     assert await verifier.verify(sales["token"]) == Scope("acme", frozenset({"acme-sales"}))
     # A queue-limited supervisor: its tokens never cover more than the key does.
