@@ -45,6 +45,7 @@ class Ingest:
         self.listings = ListingAssembler()
         self.state = LiveState(settings=settings or EngineSettings())
         self.clock = time.time() if start_ts is None else start_ts
+        self._clock_from_stream = False  # has an event brought its own time yet?
         self.limits_exceeded = 0  # EventList replies given up on for overrunning their bound
 
     def feed(self, data: bytes) -> list[Delta]:
@@ -57,8 +58,8 @@ class Ingest:
             # The hot loop, inlined: a plain event straight to normalise and apply.
             event = normalise(frame, self.clock)
             if event is not None:
-                if event.ts > self.clock:
-                    self.clock = event.ts
+                if event.ts > self.clock or (event.ts != self.clock and not self._clock_from_stream):
+                    self._advance(event.ts)
                 deltas += apply(state, event)
         return deltas
 
@@ -84,9 +85,15 @@ class Ingest:
             event = normalise(frame, self.clock)
         if event is None:
             return []
-        if event.ts > self.clock:
-            self.clock = event.ts
+        if event.ts > self.clock or (event.ts != self.clock and not self._clock_from_stream):
+            self._advance(event.ts)
         return apply(self.state, event)
+
+    def _advance(self, ts: float) -> None:
+        """The stream's own time: the first event that brings one replaces ``start_ts`` (which
+        may be later, e.g. now for an old recording); after that the clock only moves forward."""
+        self._clock_from_stream = True
+        self.clock = ts
 
     def feed_events(self, events: list[Event]) -> list[Delta]:
         deltas: list[Delta] = []

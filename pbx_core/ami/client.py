@@ -394,7 +394,25 @@ class AmiClient:
             )
 
     async def _resync(self, proto: AmiProtocol) -> None:
-        """QueueStatus; the protocol pushes the snapshot when its listing completes."""
+        """QueueStatus; the protocol pushes the snapshot when its listing completes.
+
+        One at a time per connection: a request while one is in flight asks for one more after
+        it (its listing may predate what changed), however many requests come. So a flood of
+        Reload events (each asks for a resync) costs at most two QueueStatus, not one each."""
+        if proto.resync_running:
+            proto.resync_wanted = True
+            return
+        proto.resync_running = True
+        try:
+            while True:
+                proto.resync_wanted = False
+                await self._resync_once(proto)
+                if not proto.resync_wanted or proto.closed:
+                    return
+        finally:
+            proto.resync_running = False
+
+    async def _resync_once(self, proto: AmiProtocol) -> None:
         try:
             pending = proto.send_action({"Action": "QueueStatus"}, resync=True)
             reply = await self._await(proto, pending, self.options.action_timeout_s)

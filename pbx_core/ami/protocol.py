@@ -99,6 +99,8 @@ class AmiProtocol(asyncio.Protocol):
         self.lost: asyncio.Future[BaseException | None] | None = None
         self.transport: asyncio.Transport | None = None
         self.abort_reason = ""  # why we dropped the connection ourselves, for the client's log
+        self.resync_running = False  # a resync QueueStatus is in flight (the client's gate)
+        self.resync_wanted = False  # and another was asked for meanwhile
 
     # ----------------------------------------------------------------- asyncio.Protocol
 

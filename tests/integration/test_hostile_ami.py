@@ -256,3 +256,31 @@ def test_the_banner_bound_holds_over_many_reads() -> None:
     assert dec.violation is not None and dec.violation.limit == "banner"
     assert dec.banner == ""
     assert MAX_BANNER_BYTES < 65536
+
+
+async def test_a_flood_of_reload_events_costs_a_bounded_number_of_queuestatus() -> None:
+    """Every app_queue Reload asks for a resync; a PBX sending thousands of them gets at most one
+    QueueStatus in flight and one after it, not one each (each would be a listing and a
+    snapshot in the unbounded control lane of the engine queue)."""
+
+    async def flood(session: StubSession) -> None:
+        reload = b"Event: Reload\r\nPrivilege: system,all\r\nModule: app_queue.so\r\nStatus: 2\r\n\r\n"
+        await wait_until(
+            lambda: any(a.get("Action") == "QueueStatus" for a in session.actions), "the login's resync"
+        )
+        for _ in range(10):
+            session.send(reload * 100)
+            await session.drain()
+        session.send(b"Event: UserEvent\r\nPrivilege: user,all\r\nUserEvent: Done\r\n\r\n")
+
+    async with StubAsterisk(on_login=flood) as ast:
+        client = AmiClient(ast.url, dataclasses.replace(FAST, user_events=frozenset({"Done"})))
+        task = await run_client(client)
+        try:
+            await wait_until(lambda: client.counters.events_queued >= 1, "the end of the flood")
+            await wait_until(lambda: client.counters.resyncs >= 2, "the resyncs to complete")
+            await asyncio.sleep(0.2)  # let any further (wrong) resyncs show up
+        finally:
+            await stop(client, task)
+    asked = [a for s in ast.sessions for a in s.actions if a.get("Action") == "QueueStatus"]
+    assert 2 <= len(asked) <= 3  # the login's, and one after the flood (perhaps one in between)

@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from pbx_core.ingest import Ingest
 from pbx_core.replay import replay_bytes, replay_clock, report
 from tests.conftest import FIXTURES, ROOT, fixture_bytes
 
@@ -104,3 +105,13 @@ def test_a_real_capture_without_timestamps_replays_on_the_files_day(tmp_path: Pa
     data = _replay_json(capture)
     assert data["queues"] and {q["day"] for q in data["queues"].values()} == {"2026-11-22"}
     assert data["stream"]["clock"]["source"] == "file modification time"
+
+
+def test_an_old_recording_keeps_its_own_day_whatever_the_start_clock() -> None:
+    """Ingest starts at now; the recording's first Timestamp (days earlier) takes over, so its
+    QueueStatus listing is stamped on the recording's day and does not roll the day to today."""
+    ingest = Ingest()
+    deltas = ingest.feed(fixture_bytes("members"))
+    assert {q.day for q in ingest.state.queues.values()} == {"2026-11-22"}
+    assert any(d.type == "queue.resynced" for d in deltas)
+    assert ingest.clock < 1795338400  # the recording's time, not now
