@@ -11,11 +11,13 @@ Two mixes, generated from the recorded Asterisk 22 streams (``bench/stream.py``)
 
   production  what a bridge receives from an Asterisk set up with ``asterisk-config/manager.conf``:
               its ``eventfilter`` lines applied to the recordings (only the ~27 event names pbx-core
-              consumes reach it), every frame at its recorded header count (~24 headers)
+              consumes reach it), every frame at its recorded header count (~22 per event)
   noise       everything an unfiltered Asterisk sends (~88 % VarSet, Newexten, ... skipped unparsed)
 
-Every measure reads each mix in the same chunks (``--chunk``, like socket reads). Measurements are
-interleaved (all measures of all mixes, round after round) and the median of each is reported.
+Targets (printed as met or below): on the production mix c/b >= 5 and c/d >= 1.0, on the noise
+mix c/a >= 0.5. Every measure reads each mix in the same chunks (``--chunk``, like socket
+reads). Measurements are interleaved (all measures of all mixes, round after round) and the
+median of each is reported.
 Time is this process's CPU time, not the wall clock: on a shared machine a descheduled process
 would otherwise be charged for other processes' work. Then the peak memory of a big live state
 is measured with tracemalloc while the state is built by applying events.
