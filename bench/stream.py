@@ -108,6 +108,24 @@ def split_frames(data: bytes) -> list[bytes]:
     return [f for f in data.split(FRAME_END) if f.strip()]
 
 
+def event_name(frame: bytes) -> str:
+    eol = frame.find(b"\r\n")
+    return (frame[7:eol] if eol >= 0 else frame[7:]).decode() if frame.startswith(b"Event: ") else ""
+
+
+MANAGER_CONF = ROOT / "asterisk-config" / "manager.conf"
+_EVENTFILTER = re.compile(r"^eventfilter\(action\(include\),name\(([^)]+)\)\)", re.MULTILINE)
+
+
+def manager_conf_events(path: Path = MANAGER_CONF) -> frozenset[str]:
+    """The event names ``asterisk-config/manager.conf`` lets through (its include eventfilters):
+    what the bridge receives from a PBX set up as the README says."""
+    names = frozenset(_EVENTFILTER.findall(path.read_text()))
+    if not names:
+        raise ValueError(f"{path} has no eventfilter(action(include),name(...)) lines")
+    return names
+
+
 def header(frame: bytes, name: bytes) -> bytes:
     m = re.search(rb"(?:^|\r\n)" + re.escape(name) + rb": ([^\r\n]*)", frame)
     return m.group(1) if m else b""
@@ -134,7 +152,9 @@ class Library:
     slot_re: re.Pattern[bytes]
 
     @classmethod
-    def load(cls, fixtures_dir: Path = FIXTURES_DIR) -> Library:
+    def load(cls, fixtures_dir: Path = FIXTURES_DIR, *, events: frozenset[str] | None = None) -> Library:
+        """The recordings cut into templates. ``events``: keep only the events with these names
+        (what Asterisk sends through an ``eventfilter``); replies to actions always pass."""
         raw: dict[str, list[bytes]] = {}
         for name in SCENARIOS:
             path = fixtures_dir / f"{name}.ami"
@@ -160,7 +180,7 @@ class Library:
             return _fields(next(f for f in raw[scenario] if f.startswith(prefix)))
 
         return cls(
-            scenarios={name: _scenario(name, raw[name], slot_re) for name in SCENARIOS},
+            scenarios={name: _scenario(name, raw[name], slot_re, events) for name in SCENARIOS},
             listing=_recorded_listing(raw["members"]),
             entry=first("status_busy", b"Event: QueueEntry"),
             member_added=first("members", b"Event: QueueMemberAdded"),
@@ -183,9 +203,12 @@ def _recorded_listing(frames: list[bytes]) -> list[bytes]:
     return [f for f in frames if header(f, b"ActionID") == aid]
 
 
-def _scenario(name: str, frames: list[bytes], slot_re: re.Pattern[bytes]) -> Scenario:
+def _scenario(
+    name: str, frames: list[bytes], slot_re: re.Pattern[bytes], events: frozenset[str] | None = None
+) -> Scenario:
     """Keep what any AMI listener sees during the flow: every event, except the replies to the
-    recorder's own actions (responses and their EventList items) and the once-per-login events."""
+    recorder's own actions (responses and their EventList items) and the once-per-login events;
+    with ``events``, only the events a server-side filter lets through."""
     listings = _listing_ids(frames)
     kept = [
         f
@@ -193,6 +216,7 @@ def _scenario(name: str, frames: list[bytes], slot_re: re.Pattern[bytes]) -> Sce
         if f.startswith(b"Event: ")
         and not f.startswith((b"Event: FullyBooted", b"Event: SuccessfulAuth"))
         and header(f, b"ActionID") not in listings
+        and (events is None or event_name(f) in events)
     ]
     t0 = next(t for f in kept if (t := _timestamp(f)) is not None)
     scenario = Scenario(name, [], t0)

@@ -73,7 +73,9 @@ Mark = tuple[int, Any]
 class EnginePart(Protocol):
     """Something that runs on the engine task with the live state (e.g. the callbacks).
 
-    ``extra_events``: events the AMI session must deliver besides the queue events.
+    ``extra_events``: events the AMI session must deliver besides the queue events;
+    ``user_events``: the UserEvent names among them that are the part's (no other UserEvent is
+    delivered: a PBX's unrelated UserEvents must not fill the engine queue).
     ``watched_events``: frames handed to ``step`` at their place in the stream.
     ``step`` runs synchronously in the engine task after each batch (``marks``: the watched
     frames and every non-frame item on the engine queue, i.e. the part's own inputs posted with
@@ -81,6 +83,7 @@ class EnginePart(Protocol):
     shell, a task beside the engine for its I/O (it must not write the live state)."""
 
     extra_events: frozenset[str]
+    user_events: frozenset[str]
     watched_events: frozenset[str]
 
     def bind(self, bridge: Bridge) -> None: ...
@@ -252,8 +255,11 @@ class Bridge:
         parts = list(parts)
         options = ami or AmiOptions()
         extra = frozenset().union(*(part.extra_events for part in parts))
-        if extra - options.extra_events:
-            options = replace(options, extra_events=options.extra_events | extra)
+        user = frozenset().union(*(part.user_events for part in parts))
+        if extra - options.extra_events or user - options.user_events:
+            options = replace(
+                options, extra_events=options.extra_events | extra, user_events=options.user_events | user
+            )
         self.client = AmiClient(url, options)
         self.engine = Engine(
             self.client.events, engine, tick_s=tick_s, sinks=sinks, clock=clock or self.client.clock.now

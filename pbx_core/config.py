@@ -244,6 +244,9 @@ VARIABLES: tuple[Var[Any], ...] = (
         "Larger AMI frames are dropped and counted, never buffered without bound."),
     Var("PBX_AMI_QUEUE_SIZE", "100000", _int_range(100, 10_000_000),
         "Bound of the socket→engine event queue. Overflow drops events, counts them and resyncs."),
+    Var("PBX_AMI_MAX_LIST_ITEMS", "200000", _int_range(100, 100_000_000),
+        "Items an AMI EventList reply (QueueStatus) may hold before it completes; past it the "
+        "connection is dropped and resynced. An unfinished reply is dropped with its action's timeout."),
     Var("PBX_AMI_EVENT_FILTER", "on", _bool,
         "Ask Asterisk to send only queue events (AMI `Filter` action). Needs `system` write "
         "permission; without it the bridge filters locally."),

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,12 +33,55 @@ from .ingest import Ingest
 CHUNK_BYTES = 64 * 1024  # replay in socket-sized reads, so frames split across reads are exercised
 
 
+_FIRST_TIMESTAMP = re.compile(rb"\r\nTimestamp: (\d+(?:\.\d+)?)\r\n")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayClock:
+    """When the events of a recording happened, as far as the recording says.
+
+    Asterisk stamps events only with ``timestampevents = yes`` in manager.conf. Without it the
+    replay must still put them on a day (the live bridge uses its clock); the epoch would show
+    every queue on 1970-01-01. ``source`` says what the time was taken from.
+    """
+
+    start_ts: float
+    source: str  # "timestamps" | "--at" | "file modification time" | "now"
+
+    @property
+    def stamped(self) -> bool:
+        return self.source == "timestamps"
+
+
+def first_timestamp(data: bytes) -> float | None:
+    m = _FIRST_TIMESTAMP.search(data)
+    return float(m.group(1)) if m else None
+
+
+def replay_clock(data: bytes, *, at: float | None = None, mtime: float | None = None) -> ReplayClock:
+    """Frames before the first ``Timestamp`` are stamped with it; a recording without any takes
+    ``at`` (the user's word), else the file's modification time (when the capture was written),
+    else now (standard input)."""
+    if at is not None:
+        return ReplayClock(at, "--at")
+    first = first_timestamp(data)
+    if first is not None:
+        return ReplayClock(first, "timestamps")
+    if mtime is not None:
+        return ReplayClock(mtime, "file modification time")
+    return ReplayClock(time.time(), "now")
+
+
 def replay_bytes(
-    data: bytes, settings: EngineSettings | None = None, meter: AnnouncementMeter | None = None
+    data: bytes,
+    settings: EngineSettings | None = None,
+    clock: ReplayClock | None = None,
+    meter: AnnouncementMeter | None = None,
 ) -> Ingest:
     """``meter``: also measure the wait announcements (each frame's deltas with the state right
     after it)."""
-    ingest = Ingest(settings)
+    clock = clock or replay_clock(data)
+    ingest = Ingest(settings, start_ts=clock.start_ts)
     for start in range(0, len(data), CHUNK_BYTES):
         chunk = data[start : start + CHUNK_BYTES]
         if meter is None:
@@ -94,9 +140,11 @@ def queue_report(q: QueueState) -> dict[str, Any]:
     }
 
 
-def report(ingest: Ingest) -> dict[str, Any]:
+def report(
+    ingest: Ingest, clock: ReplayClock | None = None, timezone: str = DEFAULT_TIMEZONE
+) -> dict[str, Any]:
     s = ingest.decoder.stats
-    return {
+    rep: dict[str, Any] = {
         "queues": {name: queue_report(q) for name, q in sorted(ingest.state.queues.items())},
         "stream": {
             "bytes": s.bytes,
@@ -108,6 +156,25 @@ def report(ingest: Ingest) -> dict[str, Any]:
             "events_applied": ingest.state.events_applied,
         },
     }
+    if clock is not None:
+        rep["stream"]["clock"] = {
+            "timestamps": clock.stamped,
+            "source": clock.source,
+            "start": _iso(clock.start_ts, timezone),
+            "note": clock_note(clock, timezone),
+        }
+    return rep
+
+
+def clock_note(clock: ReplayClock, timezone: str) -> str | None:
+    """What a reader must know when the recording carries no time of its own."""
+    if clock.stamped:
+        return None
+    return (
+        "the recording has no Timestamp headers (Asterisk's manager.conf lacks "
+        f"`timestampevents = yes`): every event is stamped {_iso(clock.start_ts, timezone)} "
+        f"({clock.source}); waits and hold times come from the events themselves"
+    )
 
 
 def _text(rep: dict[str, Any]) -> str:
@@ -136,7 +203,25 @@ def _text(rep: dict[str, Any]) -> str:
         f"stream: {s['frames']} frames, {s['noise']} noise skipped, {s['malformed']} malformed, "
         f"{s['oversized']} oversized, {s['events_applied']} events applied"
     )
+    note = s.get("clock", {}).get("note")
+    if note:
+        lines.append(f"note: {note}")
     return "\n".join(lines)
+
+
+def parse_at(text: str, timezone: str) -> float:
+    """``--at``: epoch seconds, or an ISO 8601 time (without an offset: in ``timezone``)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("expected an ISO 8601 time such as 2026-11-22T10:00 or epoch seconds") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=ZoneInfo(timezone))
+    return when.timestamp()
 
 
 def _or_dash(value: float | None, unit: str) -> str:
@@ -154,9 +239,16 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.file)
     try:
         data = sys.stdin.buffer.read() if args.file == "-" else path.read_bytes()
+        mtime = None if args.file == "-" else path.stat().st_mtime
     except OSError as exc:
         print(f"pbx-core replay: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2
+    try:
+        at = None if args.at is None else parse_at(args.at, args.timezone)
+    except ValueError as exc:
+        print(f"pbx-core replay: --at {args.at!r}: {exc}", file=sys.stderr)
+        return 2
+    clock = replay_clock(data, at=at, mtime=mtime)
     settings = EngineSettings(
         default=QueueSettings(
             service_level_s=args.service_level,
@@ -165,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     meter = AnnouncementMeter()
-    rep = report(replay_bytes(data, settings, meter))
+    rep = report(replay_bytes(data, settings, clock, meter), clock, args.timezone)
     if not looks_like_ami(rep):
         print(
             f"pbx-core replay: {args.file} is not an AMI capture: no AMI frames in its "
@@ -212,6 +304,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--timezone",
         default=DEFAULT_TIMEZONE,
         help=f"timezone of 'today' and of printed times (default {DEFAULT_TIMEZONE})",
+    )
+    p.add_argument(
+        "--at",
+        metavar="TIME",
+        help="when a recording without Timestamp headers (Asterisk without `timestampevents = yes`) "
+        "happened: ISO 8601 (e.g. 2026-11-22T10:00, in --timezone) or epoch seconds (default: "
+        "the file's modification time; standard input: now). Recordings with timestamps ignore it.",
     )
     p.add_argument("--json", action="store_true", help="print the state as JSON (a stable interface)")
     p.set_defaults(func=run)

@@ -49,11 +49,13 @@ from .errors import (
     AmiTimeout,
 )
 from .framing import DEFAULT_MAX_FRAME_BYTES, QUEUE_EVENTS, Frame
-from .listings import Listing
+from .listings import DEFAULT_MAX_LIST_ITEMS, Listing
 from .protocol import ActionHeaders, AmiProtocol, Pending, Reply
 from .stats import AmiCounters
 
 log = logging.getLogger(__name__)
+
+USER_EVENT = "UserEvent"
 
 EngineItem = Frame | StatusSnapshot | TenantRemoved
 """What the engine queue carries: a raw event frame, a resync snapshot, or (put there by the
@@ -62,12 +64,19 @@ bridge) a deleted tenant to forget."""
 Listener = Callable[[Frame], None]
 
 
-def event_filter(extra_events: frozenset[str] = frozenset()) -> str:
-    """The Filter action's regex: the queue events plus ``extra_events``.
+def event_filter(
+    extra_events: frozenset[str] = frozenset(), user_events: frozenset[str] = frozenset()
+) -> str:
+    """The Filter action's regex: the queue events plus ``extra_events``, plus the UserEvents
+    named in ``user_events`` (Asterisk matches the regex against the whole event, so a UserEvent
+    is let through by its ``UserEvent: <name>`` header, the others never leave Asterisk).
 
     One regex filter rather than one per event: Asterisk has no "remove filter", so a whitelist
     that was only partly accepted would silently lose events. One action is all or nothing."""
-    return "Event: (" + "|".join(sorted(HANDLED_EVENTS | extra_events)) + ")"
+    if not user_events:
+        return "Event: (" + "|".join(sorted(HANDLED_EVENTS | extra_events)) + ")"
+    regex = "Event: (" + "|".join(sorted((HANDLED_EVENTS | extra_events) - {USER_EVENT})) + ")"
+    return regex + "|UserEvent: (" + "|".join(sorted(user_events)) + ")"
 
 
 EVENT_FILTER = event_filter()
@@ -91,10 +100,15 @@ class AmiOptions:
     # The client feeds a live state: resync from QueueStatus after every login and after every
     # app_queue reload. Off for short action-only sessions (apply, member changes).
     resync_on_connect: bool = True
-    # Events to deliver on ``events`` besides the queue events (e.g. UserEvent, OriginateResponse).
-    # They are in the decoder's keep-list and the Filter regex from the first byte of every
-    # session, and never dropped on overflow: no QueueStatus resync could bring them back.
+    max_list_items: int = DEFAULT_MAX_LIST_ITEMS
+    # Events to deliver on ``events`` besides the queue events (e.g. OriginateResponse). They are
+    # in the decoder's keep-list and the Filter regex from the first byte of every session, and
+    # count against ``queue_size`` like every event: a PBX cannot grow the queue without bound.
     extra_events: frozenset[str] = frozenset()
+    # UserEvents to deliver, by name (their ``UserEvent:`` header): pbx-core's own, e.g. the
+    # callback dialplan's. Any other UserEvent is dropped in the socket callback, and a non-empty
+    # set makes ``UserEvent`` an extra event.
+    user_events: frozenset[str] = frozenset()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AmiOptions:
@@ -107,6 +121,7 @@ class AmiOptions:
             reconnect_max_s=settings.ami_reconnect_max_s,
             max_frame_bytes=settings.ami_max_frame_bytes,
             queue_size=settings.ami_queue_size,
+            max_list_items=settings.ami_max_list_items,
             event_filter=settings.ami_event_filter,
         )
 
@@ -136,6 +151,8 @@ class AmiClient:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watchdog: asyncio.Task[None] | None = None
         self._abort_reason = ""
+        opts = self.options
+        self._extra_events = opts.extra_events | ({USER_EVENT} if opts.user_events else frozenset())
 
     # ----------------------------------------------------------------- state
 
@@ -329,8 +346,9 @@ class AmiClient:
             counters=self.counters,
             clock=self.clock,
             max_frame_bytes=self.options.max_frame_bytes,
-            wanted=QUEUE_EVENTS | CONTROL_EVENTS | self.options.extra_events,
+            wanted=QUEUE_EVENTS | CONTROL_EVENTS | self._extra_events,
             peer=self.peer,
+            max_list_items=self.options.max_list_items,
         )
         deadline = loop.time() + timeout
         try:
@@ -350,7 +368,8 @@ class AmiClient:
                 "(is this Asterisk's manager port?)"
             ) from None
         except AmiDisconnected:
-            raise AmiConnectError(f"AMI at {self.peer} closed the connection during login") from None
+            why = proto.abort_reason or "closed the connection during login"
+            raise AmiConnectError(f"AMI at {self.peer}: {why}") from None
         assert isinstance(reply, Message)
         if not reply.success:
             proto.close()
@@ -359,7 +378,7 @@ class AmiClient:
         return proto
 
     async def _install_filter(self, proto: AmiProtocol) -> None:
-        regex = event_filter(self.options.extra_events | CONTROL_EVENTS)
+        regex = event_filter(self.options.extra_events | CONTROL_EVENTS, self.options.user_events)
         filter_action = {"Action": "Filter", "Operation": "Add", "Filter": regex}
         try:
             reply = await self._request(proto, filter_action, self.options.action_timeout_s)
@@ -375,13 +394,37 @@ class AmiClient:
             )
 
     async def _resync(self, proto: AmiProtocol) -> None:
-        """QueueStatus; the protocol pushes the snapshot when its listing completes."""
+        """QueueStatus; the protocol pushes the snapshot when its listing completes.
+
+        One at a time per connection: a request while one is in flight asks for one more after
+        it (its listing may predate what changed), however many requests come. So a flood of
+        Reload events (each asks for a resync) costs at most two QueueStatus, not one each."""
+        if proto.resync_running:
+            proto.resync_wanted = True
+            return
+        proto.resync_running = True
+        try:
+            while True:
+                proto.resync_wanted = False
+                await self._resync_once(proto)
+                if not proto.resync_wanted or proto.closed:
+                    return
+        finally:
+            proto.resync_running = False
+
+    async def _resync_once(self, proto: AmiProtocol) -> None:
         try:
             pending = proto.send_action({"Action": "QueueStatus"}, resync=True)
             reply = await self._await(proto, pending, self.options.action_timeout_s)
         except AmiTimeout as exc:
-            # The listing may still complete; its snapshot is pushed whenever it does.
-            log.error("resync: %s", exc)
+            # The unfinished listing was dropped with the wait (it is bounded, a wait is not
+            # forever): start over on a fresh connection, which resyncs, rather than run unsynced.
+            proto.abort_reason = (
+                f"resync: {exc}; reconnecting to resync (raise PBX_AMI_ACTION_TIMEOUT_S if this "
+                "Asterisk is merely slow to list its queues)"
+            )
+            log.error("AMI at %s: %s", self.peer, proto.abort_reason)
+            proto.abort()
             return
         except AmiDisconnected:
             return
@@ -430,12 +473,16 @@ class AmiClient:
             except Exception:
                 self.counters.internal_errors += 1
                 log.exception("AMI event listener %r raised; ignored", listener)
-        name = frame.get("Event", "")
+        name = frame.name
         if name in HANDLED_EVENTS:
             self._put(frame)
-        elif name in self.options.extra_events:
-            self.counters.events_queued += 1
-            self.events.put_nowait(frame)  # in stream order, past the bound (see AmiOptions)
+        elif name == USER_EVENT and self.options.user_events:
+            if frame.get(USER_EVENT) in self.options.user_events:
+                self._put(frame, recoverable=False)
+            else:
+                self.counters.user_events_ignored += 1
+        elif name in self._extra_events:
+            self._put(frame, recoverable=False)
         elif name == "Reload":
             self._on_reload(frame)
         elif name == "Shutdown":
@@ -454,10 +501,19 @@ class AmiClient:
         self.counters.resyncs += 1
         self._put(snapshot, control=True)
 
-    def _put(self, item: EngineItem, *, control: bool = False) -> None:
+    def _put(self, item: EngineItem, *, control: bool = False, recoverable: bool = True) -> None:
+        """Queue an item for the engine. Events count against ``queue_size``; past it they are
+        dropped until the engine catches up, then a resync repairs the queue state. An extra
+        event (``recoverable=False``) cannot be brought back by a resync: its loss is logged."""
         if not control:
             if self._overflowing or self.events.qsize() >= self.options.queue_size:
                 self.counters.dropped_overflow += 1
+                if not recoverable:
+                    self.counters.dropped_extra += 1
+                    log.error(
+                        "engine queue full: dropped a %s event, which no resync brings back",
+                        _describe_frame(item),
+                    )
                 if not self._overflowing:
                     self._overflowing = True
                     log.warning(
@@ -494,7 +550,11 @@ class AmiClient:
             log.info("AMI connection to %s closed", self.peer)
             return
         exc = None if fut.cancelled() else fut.result()
-        reason = self._abort_reason or (f"connection lost: {exc}" if exc else "connection closed by Asterisk")
+        reason = (
+            self._abort_reason
+            or proto.abort_reason
+            or (f"connection lost: {exc}" if exc else "connection closed by Asterisk")
+        )
         self._abort_reason = ""
         self.counters.last_error = reason
         log.warning("AMI connection to %s ended: %s", self.peer, reason)
@@ -503,6 +563,13 @@ class AmiClient:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _describe_frame(item: EngineItem) -> str:
+    if isinstance(item, StatusSnapshot):
+        return "QueueStatus snapshot"
+    name = item.get("Event", "?")
+    return f"{name} {item.get(USER_EVENT)}" if name == USER_EVENT else name
 
 
 def _action_error(headers: ActionHeaders, reply: Message, peer: str) -> AmiActionError:

@@ -8,8 +8,9 @@ that joined "in the future" and events discarded as stale.
 
 from __future__ import annotations
 
-import contextlib
 import time
+
+from ..domain.events import parse_timestamp
 
 
 class AsteriskClock:
@@ -20,8 +21,9 @@ class AsteriskClock:
 
     def observe(self, timestamp: str, wall: float) -> None:
         """An event with ``Timestamp: 1795338000.123456`` was received at local time ``wall``."""
-        with contextlib.suppress(ValueError):  # a malformed header keeps the previous estimate
-            self.offset_s = float(timestamp) - wall
+        ts = parse_timestamp(timestamp)
+        if ts is not None:  # a malformed or implausible header keeps the previous estimate
+            self.offset_s = ts - wall
 
     def now(self) -> float:
         return time.time() + self.offset_s

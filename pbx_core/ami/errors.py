@@ -31,3 +31,13 @@ class AmiActionError(AmiError):
         super().__init__(message)
         self.action = action
         self.reply_message = reply_message
+
+
+class AmiLimitExceeded(AmiError):
+    """The PBX overran a bound on something it feeds us (an EventList that never completes, a
+    banner without a line ending). The connection is dropped; the client reconnects and resyncs.
+    ``limit`` names the bound for logs and metrics."""
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit

@@ -28,15 +28,17 @@ from typing import TypeAlias
 from panoramisk.actions import Action  # type: ignore[import-untyped]  # no type hints
 from panoramisk.message import Message  # type: ignore[import-untyped]
 
+from ..domain.headers import Picker
 from .clock import AsteriskClock
-from .errors import AmiDisconnected
+from .errors import AmiDisconnected, AmiLimitExceeded
 from .framing import DEFAULT_MAX_FRAME_BYTES, QUEUE_EVENTS, Frame, FrameDecoder
-from .listings import Listing, ListingAssembler
+from .listings import DEFAULT_MAX_LIST_ITEMS, Listing, ListingAssembler
 from .stats import AmiCounters
 
 log = logging.getLogger(__name__)
 
 ActionHeaders = Mapping[str, str | Sequence[str]]
+_TIMESTAMP = Picker("Timestamp")
 Reply: TypeAlias = "Message | Listing"
 EventCallback = Callable[[Frame], None]
 StatusCallback = Callable[[Listing, float], None]
@@ -79,6 +81,7 @@ class AmiProtocol(asyncio.Protocol):
         wanted: frozenset[str] = QUEUE_EVENTS,
         peer: str = "",
         clock: AsteriskClock | None = None,
+        max_list_items: int = DEFAULT_MAX_LIST_ITEMS,
     ) -> None:
         self._on_event = on_event
         self.clock = clock if clock is not None else AsteriskClock()
@@ -86,14 +89,18 @@ class AmiProtocol(asyncio.Protocol):
         self.counters = counters if counters is not None else AmiCounters()
         self.decoder = FrameDecoder(wanted, max_frame_bytes)
         self.decoder.stats = self.counters.framing  # one set of counters across reconnects
-        self.listings = ListingAssembler()
         self.pending: dict[str, Pending] = {}
+        # Only replies to our own actions are assembled, and never more than max_list_items.
+        self.listings = ListingAssembler(max_items=max_list_items, expects=self.pending.__contains__)
         self.resync_ids: dict[str, float] = {}  # ActionID -> Asterisk time the QueueStatus was sent
         self.peer = peer
         self.closed = False
         self.last_rx = 0.0
         self.lost: asyncio.Future[BaseException | None] | None = None
         self.transport: asyncio.Transport | None = None
+        self.abort_reason = ""  # why we dropped the connection ourselves, for the client's log
+        self.resync_running = False  # a resync QueueStatus is in flight (the client's gate)
+        self.resync_wanted = False  # and another was asked for meanwhile
 
     # ----------------------------------------------------------------- asyncio.Protocol
 
@@ -109,15 +116,29 @@ class AmiProtocol(asyncio.Protocol):
         # Runs inside asyncio's transport callback: it must never raise.
         loop_now = asyncio.get_running_loop().time()
         self.last_rx = loop_now
+        if self.closed:
+            return  # dropped for overrunning a bound: nothing more is read from this socket
         try:
             frames = self.decoder.feed(data)
         except Exception:
             self._internal_error("decoding %d bytes", len(data))
             return
+        if self.decoder.violation is not None:
+            self._limit_exceeded(self.decoder.violation)
+            return
+        if not frames:
+            return
         wall = time.time()
+        self._observe_clock(frames, wall)
         for frame in frames:
             try:
-                self._dispatch(frame, wall)
+                if frame.reply:
+                    self._dispatch(frame)
+                else:
+                    self._on_event(frame)  # a plain event: nothing to correlate
+            except AmiLimitExceeded as exc:
+                self._limit_exceeded(exc)
+                return
             except Exception:
                 self._internal_error("handling frame %r", _head(frame))
 
@@ -129,7 +150,7 @@ class AmiProtocol(asyncio.Protocol):
             return
         self.closed = True
         truncated = self.decoder.pending_bytes
-        if truncated:
+        if truncated and not self.abort_reason:  # not when we cut it ourselves (a bound)
             # The half-received frame dies with this decoder: it is never parsed, never applied.
             self.counters.truncated += 1
             log.warning(
@@ -166,9 +187,20 @@ class AmiProtocol(asyncio.Protocol):
         return pending
 
     def forget(self, pending: Pending) -> None:
-        """The caller stopped waiting (timeout, cancel): a late reply is then ignored."""
+        """The caller stopped waiting (timeout, cancel): a late reply is then ignored, and an
+        EventList reply still open for it is dropped with everything it holds."""
         if self.pending.get(pending.action_id) is pending:
             del self.pending[pending.action_id]
+        self.resync_ids.pop(pending.action_id, None)
+        dropped = self.listings.drop(pending.action_id)
+        if dropped is not None:
+            self.counters.listings_dropped += 1
+            log.warning(
+                "AMI at %s: dropped the unfinished reply to %r (%d items) nobody waits for any more",
+                self.peer,
+                pending.name,
+                len(dropped.items),
+            )
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -181,11 +213,17 @@ class AmiProtocol(asyncio.Protocol):
 
     # ----------------------------------------------------------------- routing
 
-    def _dispatch(self, frame: Frame, wall: float) -> None:
-        stamp = frame.get("Timestamp")
-        if stamp:
-            self.clock.observe(stamp, wall)
-        routed = self.listings.route(frame, wall)
+    def _observe_clock(self, frames: list[Frame], wall: float) -> None:
+        """Learn Asterisk's clock from the newest ``Timestamp`` of this read (every frame of a
+        read arrived at ``wall``): one header looked up per read, not one per frame."""
+        for frame in reversed(frames):
+            stamp = (frame.pick(_TIMESTAMP) or {}).get("Timestamp")
+            if stamp:
+                self.clock.observe(stamp, wall)
+                return
+
+    def _dispatch(self, frame: Frame) -> None:
+        routed = self.listings.route(frame, self.clock.now())
         if routed.event is not None:
             self._on_event(routed.event)
         elif routed.response is not None:
@@ -208,10 +246,21 @@ class AmiProtocol(asyncio.Protocol):
         if not pending.future.done():
             pending.future.set_result(reply)
 
+    def _limit_exceeded(self, exc: AmiLimitExceeded) -> None:
+        """The PBX overran a bound on what it feeds us: drop the connection now (the client
+        reconnects and resyncs) rather than buffer without end."""
+        counts = self.counters.limits_exceeded
+        counts[exc.limit] = counts.get(exc.limit, 0) + 1
+        self.abort_reason = f"{exc}; dropped the connection to stay within bounds"
+        log.error("AMI at %s: %s", self.peer, self.abort_reason)
+        self.closed = True
+        self.listings.abandon_all()
+        self.abort()
+
     def _internal_error(self, what: str, *args: object) -> None:
         self.counters.internal_errors += 1
         log.exception("internal error in the AMI socket callback (%s); the connection continues", what % args)
 
 
 def _head(frame: Frame) -> str:
-    return frame.get("Event") or frame.get("Response") or "?"
+    return frame.name or frame.get("Response") or "?"

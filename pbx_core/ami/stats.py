@@ -25,8 +25,14 @@ class AmiCounters:
     internal_errors: int = 0  # exceptions caught in the socket callback
     events_queued: int = 0
     dropped_overflow: int = 0  # events dropped because the engine queue was full
+    dropped_extra: int = 0  # of those, extra events (UserEvent, OriginateResponse): not resynced
     resyncs: int = 0  # QueueStatus snapshots pushed into the engine queue
     filter_denied: int = 0  # sessions where Asterisk refused the event Filter
+    user_events_ignored: int = 0  # UserEvents that are not pbx-core's own (AmiOptions.user_events)
+    listings_dropped: int = 0  # EventList replies dropped unfinished when their action timed out
+    # Connections dropped because the PBX overran a bound, by bound: listing_items,
+    # open_listings, banner.
+    limits_exceeded: dict[str, int] = field(default_factory=dict)
     last_error: str = ""
     framing: FramingStats = field(default_factory=FramingStats)
 
@@ -44,8 +50,12 @@ class AmiCounters:
             "internal_errors": self.internal_errors,
             "events_queued": self.events_queued,
             "dropped_overflow": self.dropped_overflow,
+            "dropped_extra": self.dropped_extra,
             "resyncs": self.resyncs,
             "filter_denied": self.filter_denied,
+            "user_events_ignored": self.user_events_ignored,
+            "listings_dropped": self.listings_dropped,
+            "limits_exceeded": dict(self.limits_exceeded),
             "last_error": self.last_error,
             "frames": f.frames,
             "parsed": f.parsed,

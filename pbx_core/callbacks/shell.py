@@ -50,7 +50,7 @@ from .ami import (
 )
 from .core import scheduler as sched
 from .core.announce import spoken_s
-from .core.events import CALLBACK_EVENTS, PAUSE_REASON, WATCHED_EVENTS
+from .core.events import CALLBACK_EVENTS, CALLBACK_USER_EVENTS, PAUSE_REASON, WATCHED_EVENTS
 from .core.live import expected_wait_now
 from .core.model import VAR_CALLBACK_ID, VAR_ORIGINATE_ID, Callback
 from .core.policy import QueuePolicy
@@ -138,6 +138,7 @@ class Callbacks:
 
     name = "callbacks"  # its counters' key in the bridge's stats (and /metrics)
     extra_events = CALLBACK_EVENTS
+    user_events = CALLBACK_USER_EVENTS
     watched_events = WATCHED_EVENTS
 
     def __init__(

@@ -7,12 +7,19 @@ without one (the items of a QueueStatus reply) take ``fallback_ts``, which the s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from .headers import Headers, Picker
+
 Fields = Mapping[str, str]
 
+
+# Events are values: nothing mutates one once built. They are not ``frozen`` dataclasses because
+# one is built for every AMI event and a frozen one costs about five times as much to construct
+# (every field goes through object.__setattr__); ``unsafe_hash`` keeps them hashable as before.
 
 # Asterisk device states (QueueMember* "Status").
 DEVICE_UNKNOWN = 0
@@ -26,7 +33,7 @@ DEVICE_RINGINUSE = 7
 DEVICE_ONHOLD = 8
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class CallerJoined:
     ts: float
     queue: str
@@ -37,7 +44,7 @@ class CallerJoined:
     position: int
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class CallerLeft:
     ts: float
     queue: str
@@ -45,7 +52,7 @@ class CallerLeft:
     position: int
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class CallerAbandoned:
     ts: float
     queue: str
@@ -57,7 +64,7 @@ class CallerAbandoned:
     hold_s: int
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class AgentCalled:
     ts: float
     queue: str
@@ -67,7 +74,7 @@ class AgentCalled:
     dest_channel: str
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class AgentConnected:
     ts: float
     queue: str
@@ -80,7 +87,7 @@ class AgentConnected:
     ring_s: int
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class AgentCompleted:
     ts: float
     queue: str
@@ -92,7 +99,7 @@ class AgentCompleted:
     reason: str
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class AgentRingNoAnswer:
     ts: float
     queue: str
@@ -102,7 +109,7 @@ class AgentRingNoAnswer:
     ring_ms: int
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class AgentDumped:
     ts: float
     queue: str
@@ -111,7 +118,7 @@ class AgentDumped:
     member_name: str
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class MemberInfo:
     """A queue member as every QueueMember* event and the QueueStatus reply describe it."""
 
@@ -141,7 +148,7 @@ class MemberChange(Enum):
     RINGINUSE = "ringinuse"
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class MemberChanged:
     ts: float
     queue: str
@@ -149,14 +156,14 @@ class MemberChanged:
     member: MemberInfo
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class ChannelHungUp:
     ts: float
     uniqueid: str
     channel: str
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class QueueEntryInfo:
     uniqueid: str
     channel: str
@@ -166,7 +173,7 @@ class QueueEntryInfo:
     wait_s: int
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class QueueStatusInfo:
     queue: str
     strategy: str
@@ -175,7 +182,7 @@ class QueueStatusInfo:
     entries: tuple[QueueEntryInfo, ...]
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class StatusSnapshot:
     """A whole QueueStatus reply, applied as one resync.
 
@@ -191,7 +198,7 @@ class StatusSnapshot:
     complete: bool = True
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Tick:
     """The passage of time, fed by the shell: expires wrap-up and rolls the day over."""
 
@@ -221,6 +228,23 @@ QueueEvent = (
 Event = QueueEvent | ChannelHungUp | StatusSnapshot | Tick | TenantRemoved
 
 
+# Event times outside these are not a PBX's clock but damage (a cut or corrupt header): they
+# would put a queue in the year 58862, where no calendar day can be computed.
+EARLIEST_TS = 946684800.0  # 2000-01-01
+LATEST_TS = 7258118400.0  # 2200-01-01
+
+
+def parse_timestamp(value: str | None) -> float | None:
+    """An AMI ``Timestamp`` (epoch seconds) if it is a plausible one, else None."""
+    if not value:
+        return None
+    try:
+        ts = float(value)
+    except ValueError:
+        return None
+    return ts if EARLIEST_TS <= ts < LATEST_TS else None  # also refuses nan and inf
+
+
 def _int(value: str | None, default: int = 0) -> int:
     if not value:
         return default
@@ -229,8 +253,18 @@ def _int(value: str | None, default: int = 0) -> int:
     except ValueError:
         try:
             return int(float(value))
-        except ValueError:
+        except (ValueError, OverflowError):  # "nan", "inf": no number at all
             return default
+
+
+MAX_DURATION_S = 10 * 365 * 86400  # a wait, ring or talk time beyond this is damage, not a call
+
+
+def _duration(value: str | None, unit: int = 1) -> int:
+    """A duration header (HoldTime, TalkTime, Wait in s; ``unit=1000`` for AgentRingNoAnswer's
+    RingTime in ms): never negative, never absurd, so one corrupt header cannot turn a counter
+    negative or a join time into the year -10^12."""
+    return min(max(_int(value), 0), MAX_DURATION_S * unit)
 
 
 def _caller_id(value: str | None) -> str:
@@ -238,6 +272,52 @@ def _caller_id(value: str | None) -> str:
     if not value or value == "<unknown>":
         return ""
     return value
+
+
+# Asterisk's ast_escape_c (main/utils.c): these characters become a backslash and a letter.
+_C_UNESCAPES = {
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+    "?": "?",
+}
+_C_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+
+
+def _c_unescape(match: re.Match[str]) -> str:
+    char = match.group(1)
+    return _C_UNESCAPES.get(char, match.group(0))  # not Asterisk's: keep it as it came
+
+
+def unescape_c(value: str) -> str:
+    """Undo ``ast_escape_c``: ``Ruud van \\'t Hof`` -> ``Ruud van 't Hof``.
+
+    Asterisk 22 escapes the caller and connected-line *names* of every event built from a channel
+    snapshot (``ast_manager_build_channel_state_string``: QueueCallerJoin/Leave/Abandon,
+    Agent*, Hangup, the channel part of UserEvent, with or without a ``Dest`` prefix), but not
+    the numbers, and not OriginateResponse or the QueueEntry items of QueueStatus, which print
+    the raw name. Unescaping the former makes one caller one name, whichever event named them.
+    """
+    if "\\" not in value:
+        return value
+    return _C_ESCAPE.sub(_c_unescape, value)
+
+
+def _channel_name(value: str | None) -> str:
+    """A caller/connected-line name from a channel-snapshot event: C-escaped by Asterisk."""
+    return unescape_c(_caller_id(value))
+
+
+def _entry_caller_id(value: str | None) -> str:
+    # QueueStatus's QueueEntry prints "unknown" (no angle brackets) for a missing caller ID.
+    return "" if value == "unknown" else _caller_id(value)
 
 
 def member_info(f: Fields) -> MemberInfo:
@@ -287,10 +367,10 @@ def queue_entry_info(f: Fields) -> QueueEntryInfo:
     return QueueEntryInfo(
         uniqueid=f.get("Uniqueid", ""),
         channel=f.get("Channel", ""),
-        number=_caller_id(f.get("CallerIDNum")),
-        name=_caller_id(f.get("CallerIDName")),
+        number=_entry_caller_id(f.get("CallerIDNum")),
+        name=_entry_caller_id(f.get("CallerIDName")),  # raw: QueueStatus does not escape it
         position=_int(f.get("Position"), 1),
-        wait_s=_int(f.get("Wait")),
+        wait_s=_duration(f.get("Wait")),
     )
 
 
@@ -301,7 +381,7 @@ def _join(f: Fields, ts: float) -> CallerJoined:
         f["Uniqueid"],
         f.get("Channel", ""),
         _caller_id(f.get("CallerIDNum")),
-        _caller_id(f.get("CallerIDName")),
+        _channel_name(f.get("CallerIDName")),
         _int(f.get("Position"), 1),
     )
 
@@ -316,10 +396,10 @@ def _abandon(f: Fields, ts: float) -> CallerAbandoned:
         f["Queue"],
         f["Uniqueid"],
         _caller_id(f.get("CallerIDNum")),
-        _caller_id(f.get("CallerIDName")),
+        _channel_name(f.get("CallerIDName")),
         _int(f.get("Position"), 1),
         _int(f.get("OriginalPosition"), 1),
-        _int(f.get("HoldTime")),
+        _duration(f.get("HoldTime")),
     )
 
 
@@ -340,11 +420,11 @@ def _connect(f: Fields, ts: float) -> AgentConnected:
         f["Queue"],
         f.get("Uniqueid", ""),
         _caller_id(f.get("CallerIDNum")),
-        _caller_id(f.get("CallerIDName")),
+        _channel_name(f.get("CallerIDName")),
         f["Interface"],
         f.get("MemberName", ""),
-        _int(f.get("HoldTime")),
-        _int(f.get("RingTime")),
+        _duration(f.get("HoldTime")),
+        _duration(f.get("RingTime")),
     )
 
 
@@ -355,8 +435,8 @@ def _complete(f: Fields, ts: float) -> AgentCompleted:
         f.get("Uniqueid", ""),
         f["Interface"],
         f.get("MemberName", ""),
-        _int(f.get("HoldTime")),
-        _int(f.get("TalkTime")),
+        _duration(f.get("HoldTime")),
+        _duration(f.get("TalkTime")),
         f.get("Reason", ""),
     )
 
@@ -368,7 +448,7 @@ def _rna(f: Fields, ts: float) -> AgentRingNoAnswer:
         f.get("Uniqueid", ""),
         f["Interface"],
         f.get("MemberName", ""),
-        _int(f.get("RingTime")),
+        _duration(f.get("RingTime"), 1000),
     )
 
 
@@ -390,42 +470,78 @@ def _hangup(f: Fields, ts: float) -> ChannelHungUp:
     return ChannelHungUp(ts, f.get("Uniqueid", ""), f.get("Channel", ""))
 
 
-# Each builder takes the frame and its event time (parsed once, in ``normalise``).
-_BUILDERS: dict[str, Callable[[Fields, float], Event | None]] = {
-    "QueueCallerJoin": _join,
-    "QueueCallerLeave": _leave,
-    "QueueCallerAbandon": _abandon,
-    "AgentCalled": _called,
-    "AgentConnect": _connect,
-    "AgentComplete": _complete,
-    "AgentRingNoAnswer": _rna,
-    "AgentDump": _dump,
-    "QueueMemberAdded": _member(MemberChange.ADDED),
-    "QueueMemberRemoved": _member(MemberChange.REMOVED),
-    "QueueMemberPause": _member(MemberChange.PAUSE),
-    "QueueMemberPaused": _member(MemberChange.PAUSE),
-    "QueueMemberStatus": _member(MemberChange.STATUS),
-    "QueueMemberPenalty": _member(MemberChange.PENALTY),
-    "QueueMemberRinginuse": _member(MemberChange.RINGINUSE),
-    "QueueMemberRinginuseUpdate": _member(MemberChange.RINGINUSE),
-    "Hangup": _hangup,
+Builder = Callable[[Fields, float], "Event | None"]
+
+# The headers each builder reads, for picking them out of a frame without parsing the rest.
+_CALLER = ("Queue", "Uniqueid", "Channel", "CallerIDNum", "CallerIDName", "Position")
+_AGENT = ("Queue", "Uniqueid", "Interface", "MemberName")
+_MEMBER = (
+    "Queue", "Interface", "Location", "MemberName", "Name", "StateInterface", "Membership",
+    "Penalty", "CallsTaken", "LastCall", "LastPause", "LoginTime", "InCall", "Status", "Paused",
+    "PausedReason", "Ringinuse", "Wrapuptime",
+)  # fmt: skip
+
+
+def _spec(builder: Builder, *keys: str) -> tuple[Builder, Picker]:
+    return builder, Picker("Timestamp", *keys, whole=keys == _MEMBER)
+
+
+# Each builder takes the frame's headers and its event time (parsed once, in ``normalise``).
+_SPECS: dict[str, tuple[Builder, Picker]] = {
+    "QueueCallerJoin": _spec(_join, *_CALLER),
+    "QueueCallerLeave": _spec(_leave, *_CALLER),
+    "QueueCallerAbandon": _spec(_abandon, *_CALLER, "OriginalPosition", "HoldTime"),
+    "AgentCalled": _spec(_called, *_AGENT, "DestChannel"),
+    "AgentConnect": _spec(_connect, *_AGENT, "CallerIDNum", "CallerIDName", "HoldTime", "RingTime"),
+    "AgentComplete": _spec(_complete, *_AGENT, "HoldTime", "TalkTime", "Reason"),
+    "AgentRingNoAnswer": _spec(_rna, *_AGENT, "RingTime"),
+    "AgentDump": _spec(_dump, *_AGENT),
+    "QueueMemberAdded": _spec(_member(MemberChange.ADDED), *_MEMBER),
+    "QueueMemberRemoved": _spec(_member(MemberChange.REMOVED), *_MEMBER),
+    "QueueMemberPause": _spec(_member(MemberChange.PAUSE), *_MEMBER),
+    "QueueMemberPaused": _spec(_member(MemberChange.PAUSE), *_MEMBER),
+    "QueueMemberStatus": _spec(_member(MemberChange.STATUS), *_MEMBER),
+    "QueueMemberPenalty": _spec(_member(MemberChange.PENALTY), *_MEMBER),
+    "QueueMemberRinginuse": _spec(_member(MemberChange.RINGINUSE), *_MEMBER),
+    "QueueMemberRinginuseUpdate": _spec(_member(MemberChange.RINGINUSE), *_MEMBER),
+    "Hangup": _spec(_hangup, "Uniqueid", "Channel"),
 }
 
-HANDLED_EVENTS: frozenset[str] = frozenset(_BUILDERS)
+HANDLED_EVENTS: frozenset[str] = frozenset(_SPECS)
 
 
 def normalise(frame: Fields, fallback_ts: float) -> Event | None:
-    """One AMI frame → one typed event, or None. Never raises on a frame missing a field."""
-    builder = _BUILDERS.get(frame.get("Event", ""))
-    if builder is None:
-        return None
-    raw = frame.get("Timestamp")
+    """One AMI frame → one typed event, or None. Never raises on a frame missing a field.
+
+    A :class:`Headers` frame is read lazily: only the headers its event needs are picked out;
+    any other mapping (a QueueStatus item, a test's dict) is read as it is. Both give the same
+    event (the fuzz target holds them to it).
+    """
+    if type(frame) is Headers:
+        spec = _SPECS.get(frame.name)
+        if spec is None:
+            return None
+        builder, picker = spec
+        picked = frame.pick(picker)
+        if picked is None:
+            return None
+        fields: Fields = picked
+    else:
+        spec = _SPECS.get(frame.get("Event", ""))
+        if spec is None:
+            return None
+        builder, fields = spec[0], frame
+    ts = fallback_ts
+    raw = fields.get("Timestamp")
+    if raw:  # parse_timestamp, inlined: this runs for every event
+        try:
+            stamped = float(raw)
+        except ValueError:
+            stamped = 0.0
+        if EARLIEST_TS <= stamped < LATEST_TS:
+            ts = stamped
     try:
-        ts = float(raw) if raw else fallback_ts
-    except ValueError:
-        ts = fallback_ts
-    try:
-        return builder(frame, ts)
+        return builder(fields, ts)
     except KeyError:
         return None  # a queue event without its Queue/Uniqueid/Interface: nothing to apply
 
@@ -438,7 +554,8 @@ def status_snapshot(
     params: dict[str, Fields] = {}
     members: dict[str, list[MemberInfo]] = {}
     entries: dict[str, list[QueueEntryInfo]] = {}
-    for f in items:
+    for item in items:
+        f = item.fields() if type(item) is Headers else item  # read each item's headers once
         kind = f.get("Event")
         queue = f.get("Queue")
         if not queue:

@@ -28,6 +28,28 @@ def _cid(value: str) -> str:
     return value or "<unknown>"
 
 
+# ast_escape_c (Asterisk's main/utils.c): each of these becomes a backslash and a letter.
+_C_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+    "\\": "\\\\",
+    "'": "\\'",
+    '"': '\\"',
+    "?": "\\?",
+}
+
+
+def escape_c(value: str) -> str:
+    """What Asterisk 22 does to a caller or connected-line name in every event it builds from a
+    channel snapshot (``ast_manager_build_channel_state_string``): ``Ruud van \\'t Hof``."""
+    return "".join(_C_ESCAPES.get(ch, ch) for ch in value)
+
+
 @dataclass(slots=True)
 class Chan:
     """One side of a Local channel pair, as its channel headers describe it."""
@@ -52,9 +74,9 @@ def chan_fields(c: Chan, prefix: str = "") -> Headers:
         (f"{p}ChannelState", str(c.state)),
         (f"{p}ChannelStateDesc", _STATE_DESC.get(c.state, "Unknown")),
         (f"{p}CallerIDNum", _cid(c.number)),
-        (f"{p}CallerIDName", _cid(c.name)),
+        (f"{p}CallerIDName", _cid(escape_c(c.name))),  # names escaped, numbers not
         (f"{p}ConnectedLineNum", _cid(c.connected_number)),
-        (f"{p}ConnectedLineName", _cid(c.connected_name)),
+        (f"{p}ConnectedLineName", _cid(escape_c(c.connected_name))),
         (f"{p}Language", "en"),
         (f"{p}AccountCode", ""),
         (f"{p}Context", c.context),
@@ -230,11 +252,39 @@ def originate_response(
         ("Reason", str(reason)),
         ("Uniqueid", c.uniqueid),
         ("CallerIDNum", _cid(c.number)),
-        ("CallerIDName", _cid(c.name)),
+        ("CallerIDName", _cid(c.name)),  # raw: manager.c prints the name as it is here
     ]
 
 
 # --------------------------------------------------------------------------- queue events
+
+
+def queue_entry(
+    queue: str,
+    position: int,
+    channel: str,
+    uniqueid: str,
+    number: str,
+    name: str,
+    wait_s: int,
+    action_id: str,
+) -> Headers:
+    """One caller in a QueueStatus reply. app_queue prints the caller ID raw (not escaped) and
+    "unknown" (no angle brackets) when there is none."""
+    return [
+        ("Event", "QueueEntry"),
+        ("Queue", queue),
+        ("Position", str(position)),
+        ("Channel", channel),
+        ("Uniqueid", uniqueid),
+        ("CallerIDNum", number or "unknown"),
+        ("CallerIDName", name or "unknown"),
+        ("ConnectedLineNum", number or "unknown"),
+        ("ConnectedLineName", name or "unknown"),
+        ("Wait", str(wait_s)),
+        ("Priority", "0"),
+        ("ActionID", action_id),
+    ]
 
 
 def queue_caller_join(ts: float, c: Chan, queue: str, position: int, count: int) -> Headers:

@@ -721,24 +721,9 @@ class SimulatedAsterisk(World):
                 )
                 items += 1
             for pos, c in enumerate(q.callers, 1):
-                s.send(
-                    encode(
-                        [
-                            ("Event", "QueueEntry"),
-                            ("Queue", q.name),
-                            ("Position", str(pos)),
-                            ("Channel", c.channel),
-                            ("Uniqueid", c.uniqueid),
-                            ("CallerIDNum", c.number),
-                            ("CallerIDName", c.name),
-                            ("ConnectedLineNum", c.number),
-                            ("ConnectedLineName", c.name),
-                            ("Wait", str(int(now - c.joined_at))),
-                            ("Priority", "0"),
-                            aid,
-                        ]
-                    )
-                )
+                wait_s = int(now - c.joined_at)
+                entry = F.queue_entry(q.name, pos, c.channel, c.uniqueid, c.number, c.name, wait_s, aid[1])
+                s.send(encode(entry))
                 items += 1
         s.send(
             encode(

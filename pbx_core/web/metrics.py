@@ -152,6 +152,7 @@ class WebCollector:
                 "AMI events dropped on engine queue overflow.",
                 ami.get("dropped_overflow", 0),
             )
+            yield from _ami_bounds(ami)
         engine = stats.get("engine") or {}
         if engine:
             yield _counter(
@@ -176,6 +177,34 @@ class WebCollector:
                 ("requests_refused", "Callback bookings refused (duplicate, unknown queue)."),
             ):
                 yield _counter(f"pbx_callbacks_{key}", doc, callbacks.get(key, 0))
+
+
+def _ami_bounds(ami: Mapping[str, Any]) -> Iterator[Metric]:
+    """What a hostile or broken PBX cost: bounds it overran (each dropped the connection),
+    replies dropped unfinished, frames refused, UserEvents that were not ours."""
+    limits = CounterMetricFamily(
+        "pbx_ami_limits_exceeded",
+        "AMI connections dropped (and resynced) because the PBX overran a buffer bound.",
+        labels=["limit"],
+    )
+    for limit in ("listing_items", "open_listings", "banner"):
+        limits.add_metric([limit], float((ami.get("limits_exceeded") or {}).get(limit, 0)))
+    yield limits
+    yield _counter(
+        "pbx_ami_listings_dropped",
+        "AMI EventList replies dropped unfinished when their action timed out.",
+        ami.get("listings_dropped", 0),
+    )
+    yield _counter(
+        "pbx_ami_user_events_ignored", "UserEvents dropped because they are not pbx-core's own.",
+        ami.get("user_events_ignored", 0),
+    )
+    frames = CounterMetricFamily(
+        "pbx_ami_frames_dropped", "AMI frames dropped by the decoder.", labels=["reason"]
+    )
+    for reason in ("oversized", "malformed"):
+        frames.add_metric([reason], float(ami.get(reason, 0)))
+    yield frames
 
 
 def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:

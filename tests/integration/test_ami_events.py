@@ -6,6 +6,7 @@ carries ``Response:`` and the Originate's ActionID) is an event, not a second re
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import pytest
@@ -83,6 +84,34 @@ def test_a_frame_with_an_event_header_is_an_event_even_with_a_response_header() 
 def test_the_filter_regex_names_the_extra_events() -> None:
     assert "UserEvent" in event_filter(EXTRA) and "OriginateResponse" in event_filter(EXTRA)
     assert "UserEvent" not in event_filter()
+
+
+def test_the_filter_regex_lets_through_only_our_user_events() -> None:
+    regex = re.compile(event_filter(frozenset({"OriginateResponse"}), frozenset({"PbxCallbackRequest"})))
+    ours = "Event: UserEvent\r\nPrivilege: user,all\r\nChannel: x\r\nUserEvent: PbxCallbackRequest\r\n"
+    theirs = ours.replace("PbxCallbackRequest", "SomeoneElsesEvent")
+    assert regex.search(ours) and not regex.search(theirs)
+    assert regex.search("Event: QueueCallerJoin\r\n") and regex.search("Event: OriginateResponse\r\n")
+
+
+async def test_only_the_named_user_events_are_queued(ast: SimulatedAsterisk) -> None:
+    """Another application's UserEvents never reach the events queue (they used to be queued,
+    past its bound); ours do, in stream order."""
+    chan = F.Chan("PJSIP/acme-201-desk-00000001", "1.1", "1.1", "acme-internal", "s", 1, 6, "201")
+    ours = frozenset({"PbxCallbackResult"})
+    options = AmiOptions(ping_interval_s=5.0, event_filter=False, user_events=ours)
+    client = AmiClient(ast.url, options)
+    try:
+        await connected(client)
+        for i in range(50):
+            ast.emit(encode(F.user_event(ast.now(), chan, "SomeoneElsesEvent", [("N", str(i))])))
+        ast.emit(encode(F.user_event(ast.now(), chan, "PbxCallbackResult", [("CallbackId", "x")])))
+        seen = await events_until(client, "UserEvent")
+        assert [(f["Event"], f["UserEvent"]) for f in seen] == [("UserEvent", "PbxCallbackResult")]
+        assert client.counters.user_events_ignored == 50
+        assert client.events.qsize() == 0
+    finally:
+        await client.close()
 
 
 async def test_originate_response_event_reaches_the_events_queue(ast: SimulatedAsterisk) -> None:

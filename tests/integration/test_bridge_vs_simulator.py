@@ -65,3 +65,28 @@ async def test_bridge_joining_mid_traffic_on_a_skewed_clock_matches_the_truth() 
         finally:
             bridge.stop()
             await asyncio.wait_for(task, HANG_GUARD_S)
+
+
+async def test_a_caller_named_with_quotes_has_one_name_in_events_and_in_queue_status() -> None:
+    """The simulator writes names as Asterisk 22 does: C-escaped in channel events, raw in
+    QueueEntry. Join, resync after a reconnect, and abandon all show the same name."""
+    name = "Ruud van 't Hof"
+    async with SimulatedAsterisk(clock=SimClock.stepped(T0)) as ast:
+        ast.queue("t1-support")
+        bridge = Bridge(ast.url, ami=FAST, tick_s=0.05)
+        task = asyncio.create_task(bridge.run())
+        try:
+            await wait_until(lambda: bridge.engine.counters.snapshots >= 1, "the first resync")
+            caller = ast.arrive("t1-support", "0612345678", name)
+            q = lambda: bridge.state.queues["t1-support"]  # noqa: E731
+            await wait_until(lambda: caller.uniqueid in q().callers, "the join")
+            assert q().callers[caller.uniqueid].name == name
+            ast.drop()  # reconnect: the resync lists the caller from QueueStatus, raw
+            await wait_until(lambda: bridge.engine.counters.snapshots >= 2, "the resync")
+            assert [c.name for c in q().callers.values()] == [name]
+            ast.abandon("t1-support", caller)
+            await wait_until(lambda: bool(q().abandoned), "the abandon")
+            assert [a.name for a in q().abandoned] == [name]
+        finally:
+            bridge.stop()
+            await asyncio.wait_for(task, HANG_GUARD_S)

@@ -10,8 +10,16 @@ from collections import Counter
 import pytest
 
 from bench import cli as bench_cli
-from bench.ingest import MEASURES, MemoryShape, chunked, live_state_memory, panoramisk_parse, split_only
-from bench.stream import FRAME_END, Library, generate, live_state_stream
+from bench.ingest import (
+    MEASURES,
+    MemoryShape,
+    chunked,
+    headers_per_event,
+    live_state_memory,
+    panoramisk_parse,
+    split_only,
+)
+from bench.stream import FRAME_END, Library, generate, live_state_stream, manager_conf_events
 from pbx_core.domain.kpi import Counters
 from pbx_core.ingest import Ingest
 
@@ -81,10 +89,28 @@ def test_utf8_caller_names_survive_our_path(lib: Library) -> None:
     assert "Zoë Özdemir-Müller".encode() in info.data
 
 
-def test_all_three_parsers_see_the_same_frames(lib: Library) -> None:
+def test_every_measure_sees_the_same_frames(lib: Library) -> None:
     info = generate(5_000, tenants=5, seed=2, library=lib)
     chunks = chunked(info.data, 4096)
-    assert split_only(chunks) == panoramisk_parse(chunks) == MEASURES["c"][1](chunks) == info.frames
+    counts = {key: measure(chunks) for key, (_, measure) in MEASURES.items()}
+    assert set(counts.values()) == {info.frames}, counts
+    assert split_only(chunks) == panoramisk_parse(chunks) == info.frames
+
+
+def test_the_production_mix_is_the_recordings_through_manager_conf_s_event_filter() -> None:
+    names = manager_conf_events()
+    assert {"QueueCallerJoin", "AgentConnect", "Hangup", "QueueMemberStatus", "UserEvent"} <= names
+    assert not {"VarSet", "Newexten", "DialBegin", "HangupRequest"} & names
+    lib = Library.load(events=names)
+    info = generate(5_000, tenants=5, seed=2, library=lib)
+    events = [f for f in info.data.split(FRAME_END) if f.startswith(b"Event: ")]
+    assert {f.split(b"\r\n", 1)[0][7:].decode() for f in events} <= names
+    ingest = _replay(info.data)
+    assert ingest.decoder.stats.noise == 0 and ingest.decoder.stats.malformed == 0
+    # Frames keep the header counts Asterisk gave them (about 22 per event), nothing trimmed.
+    assert 20 <= headers_per_event(info.data) <= 26
+    for q in ingest.state.queues.values():
+        assert q.counters.is_consistent(len(q.callers)), q.name
 
 
 def test_live_state_memory_builds_every_member_and_caller(lib: Library) -> None:
@@ -107,10 +133,19 @@ def test_bench_ingest_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
     sub = parser.add_subparsers()
     bench_cli.register(sub)
     args = parser.parse_args(
-        ["bench", "ingest", "--events", "3000", "--rounds", "1", "--memory-tenants", "2", "--json", "-q"]
+        [
+            "bench", "ingest", "--production-events", "2000", "--noise-events", "3000", "--rounds", "1",
+            "--memory-tenants", "2", "--json", "-q",
+        ]
     )
     assert args.func(args) == 0
     result = json.loads(capsys.readouterr().out)
-    assert set(result["events_per_s"]) == {"a", "b", "c", "d", "e"}
-    assert all(v > 0 for v in result["events_per_s"].values())
-    assert result["ratios"]["c_over_b"] > 0 and result["memory"]["members"] == 200
+    assert set(result["mixes"]) == {"production", "noise"}
+    production = result["mixes"]["production"]
+    assert set(production["frames_per_cpu_s"]) == {"a", "b", "c", "d", "e", "f"}
+    assert all(v > 0 for v in production["frames_per_cpu_s"].values())
+    assert set(production["targets"]) == {"c_over_b", "c_over_d", "e_over_c"}
+    assert set(result["mixes"]["noise"]["targets"]) == {"c_over_a"}
+    assert production["stream"]["noise_pct"] == 0.0 and production["stream"]["event_filter"]
+    assert result["mixes"]["noise"]["stream"]["noise_pct"] > 50
+    assert result["memory"]["members"] == 200

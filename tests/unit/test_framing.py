@@ -165,10 +165,14 @@ class ReferenceDecoder:
             self.discarding = False
         chunks = buf.split(FRAME_END)
         rest = chunks.pop()
-        if len(rest) > self.max_frame_bytes:
+        body = rest.lstrip(b"\r\n")
+        if len(body) > self.max_frame_bytes + 3:  # 3 bytes may be the start of the terminator
+            self.stats.frames += 1
             self.stats.oversized += 1
             self.discarding = True
             rest = rest[-3:]
+        elif len(rest) > self.max_frame_bytes + 3:
+            rest = body or rest[-3:]  # leading blank lines are not kept
         self.buf = rest
         frames = []
         for chunk in chunks:
@@ -178,14 +182,14 @@ class ReferenceDecoder:
                 if not chunk:
                     self.stats.frames -= 1
                     continue
+            if len(chunk) > self.max_frame_bytes:  # before anything else, noise included
+                self.stats.oversized += 1
+                continue
             if chunk.startswith(b"Event: "):
                 first = chunk.split(b"\r\n", 1)[0]
                 if first not in self.wanted and b"\r\nActionID: " not in chunk:
                     self.stats.noise += 1
                     continue
-            if len(chunk) > self.max_frame_bytes:
-                self.stats.oversized += 1
-                continue
             frame = parse_frame(chunk)
             if frame is None:
                 self.stats.malformed += 1
@@ -266,3 +270,59 @@ def test_fast_decoder_matches_reference(
         assert fast.feed(data[start:end]) == ref.feed(data[start:end])
         assert fast.stats == ref.stats
         assert (fast.banner, fast.pending_bytes) == (ref.banner, len(ref.buf))
+
+
+# --- Where TCP splits the stream never changes what is kept ---------------------------------
+
+
+@st.composite
+def near_limit_streams(draw: st.DrawFn) -> tuple[bytes, int, list[int]]:
+    """Frames whose sizes straddle the limit (the bug: a 198-byte frame, limit 200, cut at 201)."""
+    limit = draw(st.integers(60, 400))
+    parts = [draw(st.sampled_from([b"Asterisk Call Manager/22.0.0\r\n", b""]))]
+    for _ in range(draw(st.integers(1, 6))):
+        name = draw(st.sampled_from(["QueueCallerJoin", "VarSet", "Hangup"]))
+        head = f"Event: {name}\r\nQueue: t1-support\r\nJunk: ".encode()
+        size = limit + draw(st.integers(-6, 6))  # the frame without its terminator
+        lead = draw(st.sampled_from([b"", b"\r\n", b"\n\n\n"]))
+        parts.append(lead + head + b"y" * max(0, size - len(head)) + FRAME_END)
+    data = b"".join(parts)
+    cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=8)))
+    return data, limit, cuts
+
+
+def _decode_in_pieces(data: bytes, cuts: list[int], limit: int) -> tuple[list[dict[str, str]], FramingStats]:
+    dec = FrameDecoder(max_frame_bytes=limit)
+    frames = []
+    for start, end in zip([0, *cuts], [*cuts, len(data)], strict=True):
+        frames += dec.feed(data[start:end])
+    return frames, dec.stats
+
+
+@settings(max_examples=300, deadline=None)
+@given(near_limit_streams())
+def test_a_frame_near_the_limit_is_kept_or_dropped_wherever_tcp_splits_it(
+    stream: tuple[bytes, int, list[int]],
+) -> None:
+    data, limit, cuts = stream
+    assert _decode_in_pieces(data, cuts, limit) == _decode_in_pieces(data, [], limit)
+
+
+def test_the_reported_counterexample_a_198_byte_frame_limit_200_split_at_201() -> None:
+    head = b"Event: QueueCallerJoin\r\nQueue: t1-support\r\nJunk: "
+    frame = head + b"y" * (198 - len(head))
+    data = BANNER + frame + FRAME_END
+    cut = len(BANNER) + 201  # the frame and 3 bytes of its terminator in the first read
+    whole, _ = _decode_in_pieces(data, [], 200)
+    split, stats = _decode_in_pieces(data, [cut], 200)
+    assert [f["Queue"] for f in split] == [f["Queue"] for f in whole] == ["t1-support"]
+    assert stats.oversized == 0
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stream=streams(), max_frame_bytes=st.sampled_from([64, 300, 256 * 1024]))
+def test_any_stream_decodes_the_same_in_one_read_or_many(
+    stream: tuple[bytes, list[int]], max_frame_bytes: int
+) -> None:
+    data, cuts = stream
+    assert _decode_in_pieces(data, cuts, max_frame_bytes) == _decode_in_pieces(data, [], max_frame_bytes)

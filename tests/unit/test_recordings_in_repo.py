@@ -7,7 +7,16 @@ import subprocess
 
 from tests.conftest import FIXTURES, ROOT
 
-RECORDINGS = ("abandoned", "answered", "members", "ringnoanswer", "status_busy", "reload")
+RECORDINGS = (
+    "abandoned",
+    "answered",
+    "members",
+    "ringnoanswer",
+    "status_busy",
+    "reload",
+    "abandoned_no_timestamps",
+    "status_busy_escaped_names",
+)
 
 
 def test_the_recordings_live_inside_the_clone_and_are_tracked_by_git() -> None:

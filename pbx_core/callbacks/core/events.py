@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ...domain.events import parse_timestamp
+
 USER_EVENT = "UserEvent"
 ORIGINATE_RESPONSE = "OriginateResponse"
 AGENT_COMPLETE = "AgentComplete"  # also applied by the engine; the core reads its talk time
@@ -20,6 +22,8 @@ CALLBACK_EVENTS = frozenset({USER_EVENT, ORIGINATE_RESPONSE})
 WATCHED_EVENTS = CALLBACK_EVENTS | {AGENT_COMPLETE}
 REQUEST_EVENT = "PbxCallbackRequest"
 RESULT_EVENT = "PbxCallbackResult"
+# The UserEvents that are ours (AmiOptions.user_events): any other UserEvent never reaches us.
+CALLBACK_USER_EVENTS = frozenset({REQUEST_EVENT, RESULT_EVENT})
 # The QueuePause reason of an agent reserved for a callback: they are working the line.
 PAUSE_REASON = "callback"
 
@@ -61,10 +65,8 @@ CallbackEvent = RequestEvent | ResultEvent | OriginateEvent
 
 
 def _ts(frame: Mapping[str, str], fallback: float) -> float:
-    try:
-        return float(frame.get("Timestamp") or fallback)
-    except ValueError:
-        return fallback
+    stamped = parse_timestamp(frame.get("Timestamp"))  # None if missing, malformed or absurd
+    return fallback if stamped is None else stamped
 
 
 def _last(frame: Mapping[str, str], key: str) -> str:

@@ -213,7 +213,7 @@ class CallbackService:
                     commands += self.on_deltas(live, deltas[start:index], now)
                     start = index
                 commands += self.take(live, item, now)
-                news = news or type(item) is not dict
+                news = news or not isinstance(item, dict)
             if start < len(deltas):
                 commands += self.on_deltas(live, deltas[start:] if start else deltas, now)
         elif deltas:
@@ -247,7 +247,7 @@ class CallbackService:
 
     def take(self, live: LiveState, item: Any, now: float) -> list[Command]:
         """A watched frame or a shell input, at its place in the stream."""
-        if type(item) is not dict:  # an input from the shell
+        if not isinstance(item, dict):  # an input from the shell (frames are dicts, or Headers)
             if item.epoch != self.epoch:
                 return []  # from the shell's previous run
             if isinstance(item, Restored):
