@@ -15,7 +15,15 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from ..domain.tenants import RESERVED_SLUGS
 
@@ -35,14 +43,35 @@ DIGIT_PATTERN = r"^[0-9*#]$"
 EMAIL_PATTERN = r"^[^@\s;,<>\"'()\[\]\\]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$"
 HHMM_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$"
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# No text anywhere may hold these: C0 and C1 control characters and DEL (a newline is how config
+# injection starts; PostgreSQL refuses NUL with an error), lone surrogates (not encodable as
+# UTF-8: the database driver fails on them) and the Unicode line and paragraph separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def control_character(value: object) -> str | None:
+    """The first forbidden character in ``value`` (a string, or the strings inside a list, tuple
+    or dict, keys included), else None. Nested models checked their own fields already."""
+    if isinstance(value, str):
+        found = _CONTROL.search(value)
+        return found.group() if found else None
+    if isinstance(value, dict):
+        value = [*value.keys(), *value.values()]
+    if isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            found_in = control_character(item)
+            if found_in is not None:
+                return found_in
+    return None
+
+
+def _control_message(char: str) -> str:
+    return f"must not contain control characters (found U+{ord(char):04X})"
 
 
 def _printable(value: str) -> str:
-    """Free text (display names, prompts' text) may hold any printable character, never a
-    control character: a newline is how config injection starts."""
-    if _CONTROL.search(value):
-        raise ValueError("must not contain control characters (newline, tab, ...)")
+    """Free text (display names, prompts' text) may hold any printable character (the control
+    characters are refused for every field by :class:`Model`), and no edge whitespace."""
     if value != value.strip():
         raise ValueError("must not start or end with whitespace")
     return value
@@ -80,10 +109,23 @@ WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun"
 
 
 class Model(BaseModel):
-    """Unknown fields are an error (a typo must not be silently ignored); models are frozen so a
-    TenantConfig handed to the renderer cannot change under it."""
+    """The rules every shape shares, in one place rather than per field:
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    - unknown fields are an error (a typo must not be silently ignored);
+    - types are strict: ``0`` is not a boolean, ``5.0`` is not an integer, ``"3"`` is not a
+      number (what the OpenAPI document says is what is accepted);
+    - no text field, at any depth, holds a control character (see :func:`control_character`);
+    - models are frozen, so a TenantConfig handed to the renderer cannot change under it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        found = control_character(value)
+        if found is not None:
+            raise ValueError(_control_message(found))
+        return value
 
 
 # --- destinations -------------------------------------------------------------------------------
@@ -149,6 +191,8 @@ class TenantLimits(Model):
     max_menus: int = Field(default=20, ge=1, le=500)
     max_menu_depth: int = Field(default=3, ge=1, le=5, description="menu-to-menu levels allowed")
     max_concurrent_calls: int = Field(default=10, ge=1, le=10_000)
+    max_api_keys: int = Field(default=50, ge=1, le=1000,
+                              description="API keys (not revoked) the tenant's admins may hold at once")
 
 
 class TenantIn(Model):
@@ -339,8 +383,19 @@ class OpeningSpan(Model):
         return self
 
 
+def _iso_date_text(value: object) -> object:
+    # Dates travel as ISO 8601 text in JSON; strict mode would refuse text, lax mode would also
+    # take a number (a unix time). Text or a date, nothing else.
+    if isinstance(value, bool | int | float):
+        raise ValueError("expected an ISO 8601 date like 2026-12-25")
+    return value
+
+
+IsoDate = Annotated[date, Field(strict=False, examples=["2026-12-25"]), BeforeValidator(_iso_date_text)]
+
+
 class Holiday(Model):
-    date: date
+    date: IsoDate
     name: Text
 
 
