@@ -99,7 +99,8 @@ async def running_stack(
             callback_requester=callback_requester,
         )
         try:
-            base_url = await exits.enter_async_context(serving(app, host, port))
+            base_url = await exits.enter_async_context(
+                serving(app, host, port, trusted_proxies=settings.trusted_proxies))
         except OSError as exc:
             raise ConfigError(
                 f"cannot listen on {host}:{port}: {exc.strerror or exc} (choose another with --port "

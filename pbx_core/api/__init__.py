@@ -12,8 +12,10 @@ from starlette.routing import Mount
 
 from . import errors
 from .context import ApiContext
+from .guard import RequestGuard
 from .ratelimit import RateLimiter, RateLimitHeaders
 from .routes import routers
+from .routes.api_keys import KEY_CREATIONS_PER_MIN
 from .wallboard import ApiKeyVerifier, TokenSigner
 
 DESCRIPTION = """Provision tenants, users, queues, IVR menus, business hours and DIDs of pbx-core.
@@ -37,10 +39,15 @@ def build_api(ctx: ApiContext) -> FastAPI:
     )
     app.state.ctx = ctx
     app.state.rate_limiter = RateLimiter(ctx.rate_limit_per_min) if ctx.rate_limit_per_min > 0 else None
+    app.state.tenant_rate_limiter = (
+        RateLimiter(ctx.tenant_rate_limit_per_min) if ctx.tenant_rate_limit_per_min > 0 else None)
     app.state.auth_failures = RateLimiter(max(ctx.auth_failures_per_min, 1))
+    app.state.key_creations = RateLimiter(KEY_CREATIONS_PER_MIN)
     app.state.key_touched = {}
     app.state.signer = TokenSigner(ctx.sessions, ctx.secret_key)
     errors.install(app)
+    # The last added runs first: the rate-limit headers also go on the guard's own 429s.
+    app.add_middleware(RequestGuard, max_body_bytes=ctx.max_body_bytes)
     app.add_middleware(RateLimitHeaders)
     for router in routers():
         app.include_router(router)

@@ -65,7 +65,7 @@ async def _serve(settings: Settings, host: str, port: int, wallboard_dir: Path |
             extra_routes=prov.routes,
             callback_requester=prov.callback_requester,
         )
-        server = uvicorn.Server(uvicorn_config(app, host, port))
+        server = uvicorn.Server(uvicorn_config(app, host, port, trusted_proxies=settings.trusted_proxies))
         print(
             f"pbx-core web: http://{host}:{port}/?token=…  REST API http://{host}:{port}{API_PREFIX}/docs "
             "(metrics /metrics, health /healthz)",

@@ -13,7 +13,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ...provisioning.models import BusinessHours, Did, Menu, Queue, Reseller, Tenant, User
 from ...provisioning.schemas import Slug, TenantConfig, TenantCreate, TenantIn, TenantOut
 from .. import audit
-from ..auth import Access, CurrentPrincipal, Principal, Session, SlugPath, require, tenant_access, tenant_for
+from ..auth import (
+    Access,
+    CurrentPrincipal,
+    Principal,
+    Session,
+    SlugPath,
+    find_tenant,
+    require,
+    tenant_access,
+    tenant_for,
+)
 from ..candidate import check_candidate
 from ..errors import ApiError, FieldError, conflict, not_found, responses
 from ..etag import check_preconditions, set_etag
@@ -142,7 +152,7 @@ async def get_tenant(response: Response, access: ReadTenant) -> TenantOut:
             responses={**responses(403, 404, 409, 412), 201: {"model": TenantOut, "description": "Created"}})
 async def put_tenant(request: Request, response: Response, slug: SlugPath, body: TenantIn,
                      principal: CurrentPrincipal, session: Session) -> TenantOut:
-    existing = await session.scalar(select(Tenant).where(Tenant.slug == slug))
+    existing = await find_tenant(session, slug)
     if existing is None:
         if not principal.at_least("reseller"):
             raise not_found(f"tenant {slug!r}")

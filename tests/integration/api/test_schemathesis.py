@@ -78,6 +78,7 @@ def api_schema(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
     ctx = ApiContext(
         sessions=session_factory(engine),
         rate_limit_per_min=0,
+        tenant_rate_limit_per_min=0,
         asterisk_config_dir=tmp_path_factory.mktemp("st") / "pbx-core",
         auth_failures_per_min=100_000,
     )
