@@ -27,6 +27,7 @@ from starlette.websockets import WebSocket
 
 from ..bus import BusReader, Entry, Snapshot, connect
 from ..bus.keys import TENANTS_KEY, snapshot_key
+from ..callbacks.numbers import InvalidNumber, callback_number
 from ..domain.board import Board
 from ..domain.tenants import tenant_of
 from ..tasks import cancel_and_wait
@@ -203,10 +204,6 @@ def create_app(
     return app
 
 
-def _has_digit(text: str) -> bool:
-    return any(ch.isdigit() for ch in text)
-
-
 class CallbackDesk:
     """One socket's "call back" requests: each is booked in its own task (the receive loop must
     keep reading pongs meanwhile) and answered on that socket with a ``callback.ack``."""
@@ -234,8 +231,12 @@ class CallbackDesk:
             return "Callbacks are not available on this server."
         if not isinstance(queue, str) or not queue or len(queue) > CALLBACK_FIELD_MAX:
             return "The callback request needs the queue's full name in 'queue'."
-        if not isinstance(number, str) or len(number) > CALLBACK_FIELD_MAX or not _has_digit(number):
+        if not isinstance(number, str) or len(number) > CALLBACK_FIELD_MAX:
             return "The callback request needs the caller's phone number in 'number'."
+        try:
+            callback_number(number)  # the same rule as the REST API and the phone menu
+        except InvalidNumber as exc:
+            return f"Callback not booked: the number {exc}."
         if tenant_of(queue) != c.tenant or not c.wants(queue):
             return f"This wallboard link may not book callbacks for queue {queue!r}."
         if len(self.tasks) >= CALLBACKS_IN_FLIGHT_MAX:
