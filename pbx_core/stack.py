@@ -97,6 +97,7 @@ async def running_stack(
             thresholds=thresholds_for(settings.wallboard_thresholds),
             extra_routes=extra_routes,
             callback_requester=callback_requester,
+            metrics_token=settings.metrics_token,
         )
         try:
             base_url = await exits.enter_async_context(

@@ -1,4 +1,5 @@
-"""The Starlette app: wallboard UI, wallboard websocket, /metrics and /healthz.
+"""The Starlette app: wallboard UI, wallboard websocket, /metrics and /healthz (who may read
+those two: :mod:`.exposure`).
 
 ``create_app`` takes everything it talks to as arguments (Redis URL or client, token verifier,
 stats provider, callback requester), so ``web``, ``serve`` and ``demo`` build the same app over
@@ -32,6 +33,7 @@ from ..domain.board import Board
 from ..domain.tenants import tenant_of
 from ..tasks import cancel_and_wait
 from .auth import CLOSE_FORBIDDEN, CLOSE_UNAUTHORISED, Forbidden, TokenVerifier
+from .exposure import metrics_refusal
 from .hub import Client, FeedSource, Hub, ThresholdsFor
 from .metrics import CONTENT_TYPE, Metrics, StatsProvider
 
@@ -107,11 +109,13 @@ def create_app(
     ping_interval_s: float = 15.0,
     extra_routes: Sequence[BaseRoute] = (),
     callback_requester: CallbackRequester | None = None,
+    metrics_token: str | None = None,
 ) -> Starlette:
     """The web app. Give ``redis_url`` (the app owns the client) or ``redis``. ``source``
     replaces the bus as the hub's input (tenant -> iterator of Snapshot/Entry). ``extra_routes``
     (e.g. the REST API) are mounted before the static files. ``callback_requester`` enables the
-    wallboard's "call back" button (without it the page hides the button)."""
+    wallboard's "call back" button (without it the page hides the button). ``metrics_token``
+    (PBX_METRICS_TOKEN): /metrics needs it as a bearer token; without one only local scrapes."""
     if redis is None and not redis_url:
         raise ValueError("create_app needs redis_url or redis")
     # XREAD BLOCK holds a connection for block_ms: no socket timeout shorter than that.
@@ -169,23 +173,18 @@ def create_app(
             await hub.remove(c)
 
     async def metrics_endpoint(request: Request) -> Response:
+        refusal = metrics_refusal(request, metrics_token)
+        if refusal is not None:
+            return refusal
         boards = await _boards(client, hub)
-        return Response(metrics.render(boards), media_type=CONTENT_TYPE)
+        up = await _redis_up(client)
+        return Response(metrics.render(boards, redis_up=up, uptime_s=time.time() - started),
+                        media_type=CONTENT_TYPE)
 
     async def healthz(request: Request) -> Response:
+        # Bare on purpose: anyone may ask, so it names no tenant, client count or component.
         up = await _redis_up(client)
-        body: dict[str, Any] = {
-            "status": "ok" if up else "unavailable",
-            "redis": "up" if up else "down",
-            "clients": hub.client_count,
-            "tenants_followed": sorted(hub.feeds),
-            "uptime_s": round(time.time() - started, 3),
-        }
-        if stats_provider is not None:
-            stats = stats_provider()
-            if "ami" in stats:
-                body["ami"] = "connected" if stats["ami"].get("connected") else "disconnected"
-        return JSONResponse(body, status_code=200 if up else 503)
+        return JSONResponse({"status": "ok" if up else "unavailable"}, status_code=200 if up else 503)
 
     routes: list[BaseRoute] = [
         WebSocketRoute("/ws/wallboard", wallboard_ws),

@@ -64,6 +64,7 @@ async def _serve(settings: Settings, host: str, port: int, wallboard_dir: Path |
             thresholds=thresholds_for(settings.wallboard_thresholds),
             extra_routes=prov.routes,
             callback_requester=prov.callback_requester,
+            metrics_token=settings.metrics_token,
         )
         server = uvicorn.Server(uvicorn_config(app, host, port, trusted_proxies=settings.trusted_proxies))
         print(
