@@ -22,8 +22,21 @@ DESCRIPTION = """Provision tenants, users, queues, IVR menus, business hours and
 
 Authenticate with an API key: `Authorization: Bearer pbx_<id>_<secret>`. A key reaches its
 reseller's tenants (reseller keys) or one tenant (tenant-admin, supervisor, agent keys); anything
-else is 404. Every error has the shape `{"error": {"status", "code", "message", "fields"}}`.
-Items carry an `ETag`; send it back in `If-Match` to update safely.
+else is 404. One exception, by design: tenant slugs are global (they name Asterisk objects), so
+creating a tenant (POST /tenants, or PUT /tenants/{slug}) with a slug in use by any reseller is a
+409 "already taken" - the same answer for one's own slug and another reseller's, naming nothing.
+Supervisor and agent keys may be limited to some queues; they see nothing of other queues.
+
+Limits: the key is checked before the body is read; bodies over the server's limit are a 413,
+JSON nested deeper than 32 levels a 422; requests per minute are limited per key and per tenant
+(429 with `Retry-After`). Types are strict (`0` is not a boolean, `5.0` not an integer) and no
+text holds a control character (422).
+
+Every error has the shape `{"error": {"status", "code", "message", "fields"}}`.
+Items carry an `ETag`; send it back in `If-Match` to update safely. Rules that span objects
+(a destination's target must exist in the tenant, counts within the tenant's `limits`, a DID
+routed in one place, an object still referred to cannot be deleted) are in each schema's and
+operation's description: 422 naming the field, or 409.
 """
 
 

@@ -148,8 +148,12 @@ class Destination(Model):
     """Where a call goes. ``target`` is an extension (``extension``, ``voicemail``), a short name
     (``queue``, ``menu``, ``hours`` = a business-hours schedule, ``callback`` = book a callback
     from that queue, e.g. after hours: the caller confirms the number and is called back once the
-    queue's schedule opens), a number (``external``), or absent (``hangup``). Whether the target
-    exists in the tenant is checked by the API."""
+    queue's schedule opens), a number (``external``), or absent (``hangup``).
+
+    Across objects: the target must exist in the same tenant (a user for ``extension`` and
+    ``voicemail``, a queue for ``queue`` and ``callback``, a menu, a schedule) - else 422 naming
+    the field; and an object a destination points at cannot be deleted while it does (409 naming
+    who points at it)."""
 
     type: DestinationType
     target: str | None = Field(default=None, max_length=32, examples=["support"])
@@ -196,6 +200,12 @@ class TenantLimits(Model):
 
 
 class TenantIn(Model):
+    """A tenant: one customer of a reseller.
+
+    Across objects: ``limits`` are the reseller's to set (a tenant-admin key changing them is
+    403), and may not be lowered below what the tenant already has (422 naming the limit);
+    ``operator`` must point at an object of the tenant (see Destination)."""
+
     name: Text
     timezone: Timezone = "Europe/Amsterdam"
     language: Language = "nl"
@@ -207,6 +217,8 @@ class TenantIn(Model):
 
 
 class TenantCreate(TenantIn):
+    __doc__ = TenantIn.__doc__  # the same rules: a create only adds the key
+
     slug: Slug
 
 
@@ -241,6 +253,12 @@ class DeviceOut(DeviceIn):
 
 
 class UserIn(Model):
+    """A user (a person with an extension) and the SIP devices that ring for them.
+
+    Across objects: the extension is unique in the tenant (409); a new user must fit
+    ``limits.max_users`` (409); a user a destination points at cannot be deleted (409 naming
+    where; its queue memberships go with it); device names are unique per user."""
+
     name: Text
     email: Email | None = None
     mobile: Number | None = None
@@ -256,6 +274,8 @@ class UserIn(Model):
 
 
 class UserCreate(UserIn):
+    __doc__ = UserIn.__doc__  # the same rules: a create only adds the key
+
     extension: Extension
 
 
@@ -287,6 +307,13 @@ class WallboardThresholds(Model):
 
 
 class QueueIn(Model):
+    """A call queue (Asterisk queue ``{slug}-{name}``).
+
+    Across fields and objects: ``max_wait_s`` and ``overflow`` go together (both or neither);
+    ``overflow`` must point at an object of the tenant and ``hours`` at one of its schedules
+    (422); a new queue must fit ``limits.max_queues`` (409); a queue a destination points at
+    cannot be deleted (409; its memberships go with it)."""
+
     display_name: Text | None = None
     strategy: Strategy = "rrmemory"
     ring_timeout_s: int = Field(default=15, ge=5, le=300)
@@ -319,6 +346,8 @@ class QueueIn(Model):
 
 
 class QueueCreate(QueueIn):
+    __doc__ = QueueIn.__doc__  # the same rules: a create only adds the key
+
     name: Name
 
 
@@ -327,6 +356,8 @@ class QueueOut(QueueCreate, Versioned):
 
 
 class MemberIn(Model):
+    """A user's membership of a queue: the extension must be a user of the same tenant (422)."""
+
     penalty: int = Field(default=0, ge=0, le=10)
 
 
@@ -341,6 +372,14 @@ class MemberOut(Model):
 
 
 class MenuIn(Model):
+    """An IVR menu (dialplan context ``{slug}-ivr-{name}``).
+
+    Across fields and objects: digit ``0`` is the operator unless ``operator_enabled`` is false;
+    every destination must exist in the tenant and ``hours`` must name one of its schedules
+    (422); menus leading to menus (also through a schedule) may nest at most
+    ``limits.max_menu_depth`` levels (422 naming the destination that goes too deep); a new menu
+    must fit ``limits.max_menus`` (409)."""
+
     prompt: Prompt
     options: dict[Digit, Destination] = Field(default_factory=dict, examples=[{"1": {"type": "queue",
                                                                                      "target": "sales"}}])
@@ -361,6 +400,8 @@ class MenuIn(Model):
 
 
 class MenuCreate(MenuIn):
+    __doc__ = MenuIn.__doc__  # the same rules: a create only adds the key
+
     name: Name
 
 
@@ -400,6 +441,10 @@ class Holiday(Model):
 
 
 class HoursIn(Model):
+    """A business-hours schedule: weekly opening spans (each ``open`` before ``close``; a span
+    over midnight is two spans) and dated holidays. Across objects: its destinations must exist
+    in the tenant (422); a schedule a queue, menu or destination uses cannot be deleted (409)."""
+
     weekly: list[OpeningSpan] = Field(min_length=1, max_length=28)
     holidays: list[Holiday] = Field(default_factory=list, max_length=100)
     open_destination: Destination
@@ -408,6 +453,8 @@ class HoursIn(Model):
 
 
 class HoursCreate(HoursIn):
+    __doc__ = HoursIn.__doc__  # the same rules: a create only adds the key
+
     name: Name
 
 
@@ -419,11 +466,16 @@ class HoursOut(HoursCreate, Versioned):
 
 
 class DidIn(Model):
+    """A phone number routed to a destination of the tenant. Across tenants: a number routes to
+    one place on the whole platform, so a number another tenant routes is a 409."""
+
     destination: Destination
     description: Text | None = None
 
 
 class DidCreate(DidIn):
+    __doc__ = DidIn.__doc__  # the same rules: a create only adds the key
+
     number: Number
 
 
@@ -450,6 +502,10 @@ KeyRole = Literal["reseller", "tenant-admin", "supervisor", "agent"]
 
 
 class ApiKeyCreate(Model):
+    """A key for the tenant's admins, supervisors or agents. Across objects: ``queues`` (for
+    supervisor and agent keys only; a tenant-admin key covers all) must name queues of the tenant
+    (422); the tenant holds at most ``limits.max_api_keys`` keys that are not revoked (409)."""
+
     name: Text
     role: Literal["tenant-admin", "supervisor", "agent"]
     # Supervisors/agents may be limited to some queues (short names); None: all queues.
