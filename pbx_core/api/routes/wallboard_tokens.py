@@ -57,9 +57,18 @@ async def _queues(access: Access, requested: list[str] | None) -> list[str] | No
     return sorted(set(requested))
 
 
+async def _signing_key(request: Request) -> None:
+    """Load (the first time: make) the signing secret before the request's session opens: with
+    PBX_SECRET_KEY unset it is read from the database, and a request must never wait for a
+    second pooled connection while it holds one."""
+    signer: TokenSigner = request.app.state.signer
+    await signer.key()
+
+
 @router.post("", response_model=WallboardToken, status_code=201, summary="Mint a wallboard token",
              responses=responses(403, 404))
-async def mint(request: Request, body: WallboardTokenCreate, access: MintAccess) -> WallboardToken:
+async def mint(request: Request, body: WallboardTokenCreate,
+               _key_ready: Annotated[None, Depends(_signing_key)], access: MintAccess) -> WallboardToken:
     queues = await _queues(access, body.queues)
     expires = int(time.time()) + body.ttl_s
     signer: TokenSigner = request.app.state.signer

@@ -194,6 +194,10 @@ class World:
 
 @pytest.fixture
 async def world(ctx: ApiContext, client: httpx.AsyncClient) -> World:
+    return await make_world(ctx, client)
+
+
+async def make_world(ctx: ApiContext, client: httpx.AsyncClient) -> World:
     reseller_a = await reseller_key(ctx, "Reseller A", "a-main")
     reseller_b = await reseller_key(ctx, "Reseller B", "b-main")
     for slug, key in (("acme", reseller_a), ("globex", reseller_b)):

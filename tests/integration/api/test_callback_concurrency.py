@@ -1,6 +1,7 @@
-"""100 concurrent callback bookings over real HTTP (uvicorn, the default connection pool of 5 + 10)
-on SQLite and PostgreSQL: no request may need a second pooled connection while it holds one, so
-none fails with a pool timeout and an unrelated reseller's request still gets through.
+"""No request may need a second pooled connection while it holds one. 100 concurrent callback
+bookings over real HTTP (uvicorn, the default pool of 5 + 10) on SQLite and PostgreSQL: none
+fails with a pool timeout and an unrelated reseller's request still gets through. And with a
+pool of one connection, every operation of the API still completes.
 
 Latency is reported (printed, and recorded as the test's ``booking_latency_*`` properties in
 JUnit XML), never asserted: the machine is shared."""
@@ -17,8 +18,10 @@ import httpx
 from sqlalchemy import func, select
 
 from pbx_core.api import ApiContext
+from pbx_core.provisioning.db import make_engine, session_factory
 from pbx_core.provisioning.models import CallbackRow
-from tests.integration.api.conftest import World, auth, served
+from tests.integration.api.conftest import World, api_client, auth, make_world, served
+from tests.integration.api.test_isolation_sweep import body_for, fill, operations, provision_a
 
 BOOKINGS = 100
 DUPLICATES = 10  # of those, this many book one and the same number: the race path
@@ -75,3 +78,27 @@ async def test_a_hundred_concurrent_bookings_neither_fail_nor_stall_the_api(
     async with ctx.sessions() as session:
         rows = await session.scalar(select(func.count()).select_from(CallbackRow))
     assert rows == BOOKINGS - DUPLICATES + 1
+
+
+async def test_no_request_needs_a_second_pooled_connection(
+    database_url: str, engine: Any, tmp_path: Any  # engine: the fixture empties the tables
+) -> None:
+    """With a pool of exactly one connection, every operation of the API (as the reseller, with
+    valid bodies, on real objects) still completes: a request that held its connection while it
+    waited for another would time out here instead."""
+    one = make_engine(database_url, pool_size=1, max_overflow=0, pool_timeout=5)
+    try:
+        ctx = ApiContext(sessions=session_factory(one), rate_limit_per_min=0, tenant_rate_limit_per_min=0,
+                         asterisk_config_dir=tmp_path / "pbx-core", auth_failures_per_min=100_000)
+        async with api_client(ctx) as client:
+            world = await make_world(ctx, client)
+            values = await provision_a(client, world)
+            failed = []
+            for method, path in operations(ctx):
+                r = await client.request(method.upper(), fill(path, values), json=body_for(method, path),
+                                         headers=auth(world.reseller_a))
+                if r.status_code >= 500:
+                    failed.append(f"{method.upper()} {path}: {r.status_code} {r.text[:200]}")
+            assert not failed, "\n".join(failed)
+    finally:
+        await one.dispose()
