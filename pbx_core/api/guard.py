@@ -33,13 +33,13 @@ from starlette.requests import Request
 from starlette.routing import get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..provisioning.schemas import control_character
 from .auth import PRINCIPAL_KEY, authenticate
 from .errors import ApiError, FieldError, error_response
 
 MAX_JSON_DEPTH = 32  # arrays and objects inside each other; the API's own bodies need 5
 DRAIN_MAX_BYTES = 1024 * 1024  # a refused body up to this is discarded by the server, not cut off
 PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect"})
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _JSON_TOKENS = re.compile(rb'[\[\]{}"\\]')
 
 
@@ -110,10 +110,10 @@ def _query_problem(scope: Scope) -> ApiError | None:
     body (pbx_core.provisioning.schemas), before it can reach a database that refuses it."""
     query = scope.get("query_string", b"").decode("latin-1")
     for name, value in parse_qsl(query, keep_blank_values=True):
-        found = _CONTROL.search(value) or _CONTROL.search(name)
-        if found:
-            message = f"must not contain control characters (found U+{ord(found.group()):04X})"
-            field = f"query.{_CONTROL.sub('?', name)}"
+        found = control_character((name, value))
+        if found is not None:
+            message = f"must not contain control characters (found U+{ord(found):04X})"
+            field = "query." + ("".join("?" if control_character(c) else c for c in name) or "?")
             return ApiError(422, f"{field}: {message}", fields=[FieldError(field=field, message=message)])
     return None
 

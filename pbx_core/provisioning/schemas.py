@@ -70,8 +70,12 @@ def _control_message(char: str) -> str:
 
 
 def _printable(value: str) -> str:
-    """Free text (display names, prompts' text) may hold any printable character (the control
-    characters are refused for every field by :class:`Model`), and no edge whitespace."""
+    """Free text (display names, prompts' text) may hold any printable character, no control
+    character and no edge whitespace. (:class:`Model` refuses control characters in every field;
+    this keeps ``Text`` whole where it is used on its own, e.g. the keys command's names.)"""
+    found = control_character(value)
+    if found is not None:
+        raise ValueError(_control_message(found))
     if value != value.strip():
         raise ValueError("must not start or end with whitespace")
     return value
