@@ -167,6 +167,22 @@ def _rate(value: str, name: str) -> int:
     return _int_range(0, 1_000_000)(number, name)
 
 
+def _addresses(value: str, name: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or networks (``10.0.0.0/8``), validated; empty: none."""
+    import ipaddress
+
+    out: list[str] = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)) if "/" in item
+                       else str(ipaddress.ip_address(item)))
+        except ValueError:
+            raise ConfigError(f"{name}: {item!r} is not an IP address or network (like 10.0.0.0/8)") from None
+    return tuple(out)
+
+
 def _log_level(value: str, name: str) -> str:
     v = value.upper()
     if v not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -280,7 +296,26 @@ VARIABLES: tuple[Var[Any], ...] = (
         "Signs short-lived wallboard tokens. Unset: a random key kept in the database, so every web "
         "replica on the same database agrees.", show=masked),
     Var("PBX_API_RATE_LIMIT", "600/min", _rate,
-        "REST API requests per minute per API key (token bucket; 0 = unlimited). Over it: 429."),
+        "REST API requests per minute per API key (token bucket, per web process; 0 = unlimited). "
+        "Over it: 429."),
+    Var("PBX_API_TENANT_RATE_LIMIT", "1200/min", _rate,
+        "REST API requests per minute of all of one tenant's keys together (per web process; 0 = "
+        "unlimited), so minting keys does not multiply a tenant's budget. Over it: 429."),
+    Var("PBX_API_MAX_BODY_BYTES", "262144", _int_range(1024, 64 * 1024 * 1024),
+        "Largest REST API request body. Larger ones are refused with 413 without being read (also "
+        "chunked bodies, once they pass it); bodies are read only after the API key is checked."),
+    Var("PBX_CALLBACK_RATE_LIMIT", "30/min", _rate,
+        "Callback bookings per minute per tenant through the REST API and the wallboard's \"call "
+        "back\" button together (per web process; 0 = unlimited). Callers booking from the phone are "
+        "not limited. Over it: 429, or a refusal on the wallboard."),
+    Var("PBX_TRUSTED_PROXIES", "", _addresses,
+        "Reverse proxies (IP addresses or networks, comma-separated) whose `X-Forwarded-For` and "
+        "`X-Forwarded-Proto` are believed. Unset: none, the peer address is the client (failed "
+        "logins are throttled per client address)."),
+    Var("PBX_METRICS_TOKEN", "", _opt_str,
+        "Bearer token for `/metrics` (`Authorization: Bearer <token>`; Prometheus: `authorization: "
+        "{credentials: <token>}`). Unset: `/metrics` answers only scrapes from the same host "
+        "(loopback, not forwarded by a proxy); every other client gets 404."),
     Var("PBX_ASTERISK_CONFIG_DIR", "asterisk-config/pbx-core", _str,
         "Where generated tenant config is written: the `pbx-core/` directory next to Asterisk's "
         "base files (`/etc/asterisk/pbx-core` on a PBX)."),

@@ -107,8 +107,11 @@ async def running_stack(
             thresholds=thresholds_for(settings.wallboard_thresholds),
             extra_routes=extra_routes,
             callback_requester=callback_requester,
+            metrics_token=settings.metrics_token,
         )
-        stack.base_url = await exits.enter_async_context(serving(app, host, port, sock=listener))
+        stack.base_url = await exits.enter_async_context(
+            serving(app, host, port, sock=listener, trusted_proxies=settings.trusted_proxies)
+        )
         yield stack
 
 

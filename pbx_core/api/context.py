@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..config import AmiUrl
+from .ratelimit import RateLimiter
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,9 @@ class ApiContext:
     sessions: async_sessionmaker[AsyncSession]
     # Requests per minute per API key (token bucket, per process); 0 = unlimited.
     rate_limit_per_min: int = 600
+    # Requests per minute of all of one tenant's keys together; 0 = unlimited. Minting more keys
+    # must not multiply what a tenant may send.
+    tenant_rate_limit_per_min: int = 1200
     # Signs wallboard tokens; None: a random key kept in the server_secrets table.
     secret_key: str | None = None
     asterisk_config_dir: Path = Path("asterisk-config/pbx-core")
@@ -31,3 +35,8 @@ class ApiContext:
     tenant_forgotten: Callable[[str], Awaitable[None]] | None = None
     # Run after a tenant was applied to Asterisk: an in-process bridge resyncs its queues.
     tenant_applied: Callable[[str], Awaitable[None]] | None = None
+    # Request bodies larger than this are refused (413) without being read.
+    max_body_bytes: int = 256 * 1024
+    # Callback bookings per tenant, shared with the wallboard's "call back" button (the web app
+    # passes the same limiter to both); None: unlimited.
+    callback_limiter: RateLimiter | None = None

@@ -1,4 +1,5 @@
-"""Token buckets per API key (and per client address for failed logins), in this process.
+"""Token buckets per API key, per tenant, per client address (failed logins) and per tenant
+for callback bookings and key creation, in this process.
 
 A bucket holds up to ``per_min`` tokens and refills continuously at ``per_min`` per minute, so
 a client may burst a minute's worth and then go at the steady rate. Several web processes each
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -74,6 +75,20 @@ class RateLimiter:
             return Verdict(True, self.per_min, int(bucket.tokens), 0)
         wait = (1.0 - bucket.tokens) * 60.0 / self.per_min
         return Verdict(False, self.per_min, 0, max(1, math.ceil(wait)))
+
+
+def take_all(buckets: Sequence[tuple[RateLimiter, str]]) -> tuple[Verdict, Verdict | None]:
+    """Spend one token from each ``(limiter, key)`` bucket, or from none of them: a request
+    refused by one bucket (say its tenant's) costs nothing from the others (its key's).
+
+    Returns (the verdict to report: the refusal, else the one with the fewest tokens left, the
+    index-0 bucket's on a tie; the refusal or None)."""
+    verdicts = [limiter.peek(key) for limiter, key in buckets]
+    refused = next((v for v in verdicts if not v.allowed), None)
+    if refused is not None:
+        return refused, refused
+    taken = [limiter.take(key) for limiter, key in buckets]
+    return min(taken, key=lambda v: v.remaining), None
 
 
 STATE_KEY = "ratelimit"

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ..provisioning.models import CallbackAttempt, CallbackRow, Queue, Tenant, utcnow
 from ..provisioning.snapshot import load_tenant_config
 from .core.model import OPEN, Callback, Source, normalise_number
+from .core.numbers import callback_number
 from .core.scheduler import CallbackRequest, SchedulerState, cancel, request, restore
 from .settings import queue_policy  # the worker's policy builder: one definition of the rules
 
@@ -292,46 +293,68 @@ async def request_callback(
     requested_at: float | None = None,
     on_create: OnCreate | None = None,
 ) -> tuple[Callback, bool]:
+    """:func:`request_callback_in` in a session of its own (one pooled connection, released
+    when the booking is done)."""
+    async with sessions() as session:
+        return await request_callback_in(
+            session, tenant=tenant, queue=queue, number=number, source=source, name=name, note=note,
+            requested_at=requested_at, on_create=on_create,
+        )
+
+
+async def request_callback_in(
+    session: AsyncSession,
+    *,
+    tenant: str,
+    queue: str,
+    number: str,
+    source: Source,
+    name: str | None = None,
+    note: str | None = None,
+    requested_at: float | None = None,
+    on_create: OnCreate | None = None,
+) -> tuple[Callback, bool]:
     """Book a pending callback in ``queue`` (short name) of tenant ``tenant`` (slug), or return
-    the one already open for the same number there: ``(callback, created)``.
+    the one already open for the same number there: ``(callback, created)``. Works in the
+    caller's ``session`` and commits it: a request that already holds a session (the REST API's)
+    books in that one, never holding a second pooled connection while it waits for the first.
 
     Place in line, due-by and the first dial time follow the pure scheduler's ``request`` with
     the queue's provisioned policy (its hours: booked while closed, it waits for the opening).
     Safe against a concurrent booking of the same number (the unique index decides; the loser
-    returns the winner's callback). ``on_create(session, callback)`` runs inside the inserting
+    rolls back and returns the winner's callback - objects loaded in ``session`` before are
+    expired by that rollback). ``on_create(session, callback)`` runs inside the inserting
     transaction (e.g. to add an audit entry atomically).
 
-    Raises LookupError naming the tenant or queue when it does not exist, ValueError for a
-    number without digits or a queue whose hours never open."""
-    normalised = normalise_number(number)
-    if not normalised.lstrip("+"):
-        raise ValueError(f"number {number!r} has no digits")
+    Raises LookupError naming the tenant or queue when it does not exist,
+    :class:`~.numbers.InvalidNumber` (a ValueError) for a number pbx-core will not dial, and
+    ValueError for a queue whose hours never open."""
+    normalised = callback_number(number)
     at = time.time() if requested_at is None else requested_at
     for _ in range(3):  # a concurrent booking that closes again at once: look again
-        async with sessions() as session:
-            tenant_id = await _tenant_id(session, tenant)
-            known = select(Queue.id).where(Queue.tenant_id == tenant_id, Queue.name == queue)
-            if await session.scalar(known) is None:
-                raise LookupError(f"no queue {queue!r} in tenant {tenant!r}")
-            existing = await _open_for(session, tenant_id, queue, normalised)
-            if existing is not None:
-                return to_callback(existing, tenant), False
-            config = await load_tenant_config(session, tenant)
-            queue_config = next(q for q in config.queues if q.name == queue)
-            state = SchedulerState(policies={(tenant, queue): queue_policy(config, queue_config)})
-            req = CallbackRequest(id=new_callback_id(), tenant=tenant, queue=queue, number=normalised,
-                                  source=source, requested_at=at)
-            callback, _ = request(state, req)
-            # No window yet: the bridge promises one from the line ahead when it picks the booking
-            # up (within PBX's store poll, about a second); until then due_by is the queue's
-            # fixed due_within_s.
-            callback = callback.evolve(promised_from=None)
-            try:
-                await save_in(session, callback, "created", at=at, name=name, note=note)
-            except DuplicateCallback:
-                continue  # lost the race: the winner's row is found on the next pass
-            if on_create is not None:
-                on_create(session, callback)
-            await session.commit()
-            return callback, True
+        tenant_id = await _tenant_id(session, tenant)
+        known = select(Queue.id).where(Queue.tenant_id == tenant_id, Queue.name == queue)
+        if await session.scalar(known) is None:
+            raise LookupError(f"no queue {queue!r} in tenant {tenant!r}")
+        existing = await _open_for(session, tenant_id, queue, normalised)
+        if existing is not None:
+            return to_callback(existing, tenant), False
+        config = await load_tenant_config(session, tenant)
+        queue_config = next(q for q in config.queues if q.name == queue)
+        state = SchedulerState(policies={(tenant, queue): queue_policy(config, queue_config)})
+        req = CallbackRequest(id=new_callback_id(), tenant=tenant, queue=queue, number=normalised,
+                              source=source, requested_at=at)
+        callback, _ = request(state, req)
+        # No window yet: the bridge promises one from the line ahead when it picks the booking up
+        # (within its store poll, about a second); until then due_by is the queue's fixed
+        # due_within_s.
+        callback = callback.evolve(promised_from=None)
+        try:
+            await save_in(session, callback, "created", at=at, name=name, note=note)
+        except DuplicateCallback:
+            continue  # lost the race (save_in rolled back): the winner's row is found next pass
+        if on_create is not None:
+            on_create(session, callback)
+        await session.commit()
+        return callback, True
     raise RuntimeError(f"could not book a callback for {normalised} in queue {tenant}-{queue}; retry")

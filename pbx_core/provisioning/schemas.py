@@ -15,7 +15,15 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from ..domain.tenants import RESERVED_SLUGS
 
@@ -35,14 +43,39 @@ DIGIT_PATTERN = r"^[0-9*#]$"
 EMAIL_PATTERN = r"^[^@\s;,<>\"'()\[\]\\]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$"
 HHMM_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$"
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# No text anywhere may hold these: C0 and C1 control characters and DEL (a newline is how config
+# injection starts; PostgreSQL refuses NUL with an error), lone surrogates (not encodable as
+# UTF-8: the database driver fails on them) and the Unicode line and paragraph separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def control_character(value: object) -> str | None:
+    """The first forbidden character in ``value`` (a string, or the strings inside a list, tuple
+    or dict, keys included), else None. Nested models checked their own fields already."""
+    if isinstance(value, str):
+        found = _CONTROL.search(value)
+        return found.group() if found else None
+    if isinstance(value, dict):
+        value = [*value.keys(), *value.values()]
+    if isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            found_in = control_character(item)
+            if found_in is not None:
+                return found_in
+    return None
+
+
+def _control_message(char: str) -> str:
+    return f"must not contain control characters (found U+{ord(char):04X})"
 
 
 def _printable(value: str) -> str:
-    """Free text (display names, prompts' text) may hold any printable character, never a
-    control character: a newline is how config injection starts."""
-    if _CONTROL.search(value):
-        raise ValueError("must not contain control characters (newline, tab, ...)")
+    """Free text (display names, prompts' text) may hold any printable character, no control
+    character and no edge whitespace. (:class:`Model` refuses control characters in every field;
+    this keeps ``Text`` whole where it is used on its own, e.g. the keys command's names.)"""
+    found = control_character(value)
+    if found is not None:
+        raise ValueError(_control_message(found))
     if value != value.strip():
         raise ValueError("must not start or end with whitespace")
     return value
@@ -80,10 +113,23 @@ WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun"
 
 
 class Model(BaseModel):
-    """Unknown fields are an error (a typo must not be silently ignored); models are frozen so a
-    TenantConfig handed to the renderer cannot change under it."""
+    """The rules every shape shares, in one place rather than per field:
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    - unknown fields are an error (a typo must not be silently ignored);
+    - types are strict: ``0`` is not a boolean, ``5.0`` is not an integer, ``"3"`` is not a
+      number (what the OpenAPI document says is what is accepted);
+    - no text field, at any depth, holds a control character (see :func:`control_character`);
+    - models are frozen, so a TenantConfig handed to the renderer cannot change under it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        found = control_character(value)
+        if found is not None:
+            raise ValueError(_control_message(found))
+        return value
 
 
 # --- destinations -------------------------------------------------------------------------------
@@ -106,8 +152,12 @@ class Destination(Model):
     """Where a call goes. ``target`` is an extension (``extension``, ``voicemail``), a short name
     (``queue``, ``menu``, ``hours`` = a business-hours schedule, ``callback`` = book a callback
     from that queue, e.g. after hours: the caller confirms the number and is called back once the
-    queue's schedule opens), a number (``external``), or absent (``hangup``). Whether the target
-    exists in the tenant is checked by the API."""
+    queue's schedule opens), a number (``external``), or absent (``hangup``).
+
+    Across objects: the target must exist in the same tenant (a user for ``extension`` and
+    ``voicemail``, a queue for ``queue`` and ``callback``, a menu, a schedule) - else 422 naming
+    the field; and an object a destination points at cannot be deleted while it does (409 naming
+    who points at it)."""
 
     type: DestinationType
     target: str | None = Field(default=None, max_length=32, examples=["support"])
@@ -149,9 +199,17 @@ class TenantLimits(Model):
     max_menus: int = Field(default=20, ge=1, le=500)
     max_menu_depth: int = Field(default=3, ge=1, le=5, description="menu-to-menu levels allowed")
     max_concurrent_calls: int = Field(default=10, ge=1, le=10_000)
+    max_api_keys: int = Field(default=50, ge=1, le=1000,
+                              description="API keys (not revoked) the tenant's admins may hold at once")
 
 
 class TenantIn(Model):
+    """A tenant: one customer of a reseller.
+
+    Across objects: ``limits`` are the reseller's to set (a tenant-admin key changing them is
+    403), and may not be lowered below what the tenant already has (422 naming the limit);
+    ``operator`` must point at an object of the tenant (see Destination)."""
+
     name: Text
     timezone: Timezone = "Europe/Amsterdam"
     language: Language = "nl"
@@ -163,6 +221,8 @@ class TenantIn(Model):
 
 
 class TenantCreate(TenantIn):
+    __doc__ = TenantIn.__doc__  # the same rules: a create only adds the key
+
     slug: Slug
 
 
@@ -197,6 +257,12 @@ class DeviceOut(DeviceIn):
 
 
 class UserIn(Model):
+    """A user (a person with an extension) and the SIP devices that ring for them.
+
+    Across objects: the extension is unique in the tenant (409); a new user must fit
+    ``limits.max_users`` (409); a user a destination points at cannot be deleted (409 naming
+    where; its queue memberships go with it); device names are unique per user."""
+
     name: Text
     email: Email | None = None
     mobile: Number | None = None
@@ -212,6 +278,8 @@ class UserIn(Model):
 
 
 class UserCreate(UserIn):
+    __doc__ = UserIn.__doc__  # the same rules: a create only adds the key
+
     extension: Extension
 
 
@@ -243,6 +311,13 @@ class WallboardThresholds(Model):
 
 
 class QueueIn(Model):
+    """A call queue (Asterisk queue ``{slug}-{name}``).
+
+    Across fields and objects: ``max_wait_s`` and ``overflow`` go together (both or neither);
+    ``overflow`` must point at an object of the tenant and ``hours`` at one of its schedules
+    (422); a new queue must fit ``limits.max_queues`` (409); a queue a destination points at
+    cannot be deleted (409; its memberships go with it)."""
+
     display_name: Text | None = None
     strategy: Strategy = "rrmemory"
     ring_timeout_s: int = Field(default=15, ge=5, le=300)
@@ -275,6 +350,8 @@ class QueueIn(Model):
 
 
 class QueueCreate(QueueIn):
+    __doc__ = QueueIn.__doc__  # the same rules: a create only adds the key
+
     name: Name
 
 
@@ -283,6 +360,8 @@ class QueueOut(QueueCreate, Versioned):
 
 
 class MemberIn(Model):
+    """A user's membership of a queue: the extension must be a user of the same tenant (422)."""
+
     penalty: int = Field(default=0, ge=0, le=10)
 
 
@@ -297,6 +376,14 @@ class MemberOut(Model):
 
 
 class MenuIn(Model):
+    """An IVR menu (dialplan context ``{slug}-ivr-{name}``).
+
+    Across fields and objects: digit ``0`` is the operator unless ``operator_enabled`` is false;
+    every destination must exist in the tenant and ``hours`` must name one of its schedules
+    (422); menus leading to menus (also through a schedule) may nest at most
+    ``limits.max_menu_depth`` levels (422 naming the destination that goes too deep); a new menu
+    must fit ``limits.max_menus`` (409)."""
+
     prompt: Prompt
     options: dict[Digit, Destination] = Field(default_factory=dict, examples=[{"1": {"type": "queue",
                                                                                      "target": "sales"}}])
@@ -317,6 +404,8 @@ class MenuIn(Model):
 
 
 class MenuCreate(MenuIn):
+    __doc__ = MenuIn.__doc__  # the same rules: a create only adds the key
+
     name: Name
 
 
@@ -339,12 +428,27 @@ class OpeningSpan(Model):
         return self
 
 
+def _iso_date_text(value: object) -> object:
+    # Dates travel as ISO 8601 text in JSON; strict mode would refuse text, lax mode would also
+    # take a number (a unix time). Text or a date, nothing else.
+    if isinstance(value, bool | int | float):
+        raise ValueError("expected an ISO 8601 date like 2026-12-25")
+    return value
+
+
+IsoDate = Annotated[date, Field(strict=False, examples=["2026-12-25"]), BeforeValidator(_iso_date_text)]
+
+
 class Holiday(Model):
-    date: date
+    date: IsoDate
     name: Text
 
 
 class HoursIn(Model):
+    """A business-hours schedule: weekly opening spans (each ``open`` before ``close``; a span
+    over midnight is two spans) and dated holidays. Across objects: its destinations must exist
+    in the tenant (422); a schedule a queue, menu or destination uses cannot be deleted (409)."""
+
     weekly: list[OpeningSpan] = Field(min_length=1, max_length=28)
     holidays: list[Holiday] = Field(default_factory=list, max_length=100)
     open_destination: Destination
@@ -353,6 +457,8 @@ class HoursIn(Model):
 
 
 class HoursCreate(HoursIn):
+    __doc__ = HoursIn.__doc__  # the same rules: a create only adds the key
+
     name: Name
 
 
@@ -364,11 +470,16 @@ class HoursOut(HoursCreate, Versioned):
 
 
 class DidIn(Model):
+    """A phone number routed to a destination of the tenant. Across tenants: a number routes to
+    one place on the whole platform, so a number another tenant routes is a 409."""
+
     destination: Destination
     description: Text | None = None
 
 
 class DidCreate(DidIn):
+    __doc__ = DidIn.__doc__  # the same rules: a create only adds the key
+
     number: Number
 
 
@@ -395,6 +506,10 @@ KeyRole = Literal["reseller", "tenant-admin", "supervisor", "agent"]
 
 
 class ApiKeyCreate(Model):
+    """A key for the tenant's admins, supervisors or agents. Across objects: ``queues`` (for
+    supervisor and agent keys only; a tenant-admin key covers all) must name queues of the tenant
+    (422); the tenant holds at most ``limits.max_api_keys`` keys that are not revoked (409)."""
+
     name: Text
     role: Literal["tenant-admin", "supervisor", "agent"]
     # Supervisors/agents may be limited to some queues (short names); None: all queues.

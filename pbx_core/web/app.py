@@ -1,4 +1,5 @@
-"""The Starlette app: wallboard UI, wallboard websocket, /metrics and /healthz.
+"""The Starlette app: wallboard UI, wallboard websocket, /metrics and /healthz (who may read
+those two: :mod:`.exposure`).
 
 ``create_app`` takes everything it talks to as arguments (Redis URL or client, token verifier,
 stats provider, callback requester), so ``web``, ``serve`` and ``demo`` build the same app over
@@ -26,10 +27,12 @@ from starlette.websockets import WebSocket
 from ..bus import BusReader, Entry, Snapshot, connect
 from ..bus.keys import REDIS_ERRORS, TENANTS_KEY, RedisClient
 from ..bus.reader import stored_snapshots
+from ..callbacks.core.numbers import InvalidNumber, callback_number
 from ..domain.board import Board
 from ..domain.tenants import tenant_of
 from ..tasks import cancel_and_wait
 from .auth import CLOSE_FORBIDDEN, CLOSE_UNAUTHORISED, Forbidden, TokenVerifier
+from .exposure import metrics_refusal
 from .hub import Client, FeedSource, Hub, ThresholdsFor
 from .metrics import CONTENT_TYPE, Metrics, StatsProvider
 
@@ -103,11 +106,13 @@ def create_app(
     ping_interval_s: float = 15.0,
     extra_routes: Sequence[BaseRoute] = (),
     callback_requester: CallbackRequester | None = None,
+    metrics_token: str | None = None,
 ) -> Starlette:
     """The web app. Give ``redis_url`` (the app owns the client) or ``redis``. ``source``
     replaces the bus as the hub's input (tenant -> iterator of Snapshot/Entry). ``extra_routes``
     (e.g. the REST API) are mounted before the static files. ``callback_requester`` enables the
-    wallboard's "call back" button (without it the page hides the button)."""
+    wallboard's "call back" button (without it the page hides the button). ``metrics_token``
+    (PBX_METRICS_TOKEN): /metrics needs it as a bearer token; without one only local scrapes."""
     if redis is None and not redis_url:
         raise ValueError("create_app needs redis_url or redis")
     # XREAD BLOCK holds a connection for block_ms: no socket timeout shorter than that.
@@ -165,23 +170,18 @@ def create_app(
             await hub.remove(c)
 
     async def metrics_endpoint(request: Request) -> Response:
+        refusal = metrics_refusal(request, metrics_token)
+        if refusal is not None:
+            return refusal
         boards = await _boards(client, hub)
-        return Response(metrics.render(boards), media_type=CONTENT_TYPE)
+        up = await _redis_up(client)
+        return Response(metrics.render(boards, redis_up=up, uptime_s=time.time() - started),
+                        media_type=CONTENT_TYPE)
 
     async def healthz(request: Request) -> Response:
+        # Bare on purpose: anyone may ask, so it names no tenant, client count or component.
         up = await _redis_up(client)
-        body: dict[str, Any] = {
-            "status": "ok" if up else "unavailable",
-            "redis": "up" if up else "down",
-            "clients": hub.client_count,
-            "tenants_followed": sorted(hub.feeds),
-            "uptime_s": round(time.time() - started, 3),
-        }
-        if stats_provider is not None:
-            stats = stats_provider()
-            if "ami" in stats:
-                body["ami"] = "connected" if stats["ami"].get("connected") else "disconnected"
-        return JSONResponse(body, status_code=200 if up else 503)
+        return JSONResponse({"status": "ok" if up else "unavailable"}, status_code=200 if up else 503)
 
     routes: list[BaseRoute] = [
         WebSocketRoute("/ws/wallboard", wallboard_ws),
@@ -198,10 +198,6 @@ def create_app(
     app.state.hub = hub
     app.state.redis = client
     return app
-
-
-def _has_digit(text: str) -> bool:
-    return any(ch.isdigit() for ch in text)
 
 
 class CallbackDesk:
@@ -231,8 +227,12 @@ class CallbackDesk:
             return "Callbacks are not available on this server."
         if not isinstance(queue, str) or not queue or len(queue) > CALLBACK_FIELD_MAX:
             return "The callback request needs the queue's full name in 'queue'."
-        if not isinstance(number, str) or len(number) > CALLBACK_FIELD_MAX or not _has_digit(number):
+        if not isinstance(number, str) or len(number) > CALLBACK_FIELD_MAX:
             return "The callback request needs the caller's phone number in 'number'."
+        try:
+            callback_number(number)  # the same rule as the REST API and the phone menu
+        except InvalidNumber as exc:
+            return f"Callback not booked: the number {exc}."
         if tenant_of(queue) != c.tenant or not c.wants(queue):
             return f"This wallboard link may not book callbacks for queue {queue!r}."
         if len(self.tasks) >= CALLBACKS_IN_FLIGHT_MAX:

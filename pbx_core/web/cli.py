@@ -73,10 +73,11 @@ async def _serve(settings: Settings, listener: socket.socket, wallboard_dir: Pat
             thresholds=thresholds_for(settings.wallboard_thresholds),
             extra_routes=prov.routes,
             callback_requester=prov.callback_requester,
+            metrics_token=settings.metrics_token,
         )
         if prov.live is not None:  # a deleted tenant's bus keys go; the bridge notices the epoch
             prov.live.forgotten.add(bus_forgetter(app.state.redis))
-        server = uvicorn.Server(uvicorn_config(app, host, port))
+        server = uvicorn.Server(uvicorn_config(app, host, port, trusted_proxies=settings.trusted_proxies))
         print(
             f"pbx-core web: http://{host}:{port}/?token=…  REST API http://{host}:{port}{API_PREFIX}/docs "
             "(metrics /metrics, health /healthz)",

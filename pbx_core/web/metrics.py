@@ -67,9 +67,16 @@ class WebCollector:
         self.hub = hub
         self.stats_provider = stats_provider
         self.boards: Mapping[str, Board] = {}  # set by the endpoint just before each scrape
+        self.redis_up: bool | None = None  # likewise (None: not known)
+        self.uptime_s: float | None = None
 
     def collect(self) -> Iterator[Metric]:
         s = self.hub.stats
+        if self.redis_up is not None:
+            yield _gauge("pbx_web_redis_up", "1 while this web process reaches the bus (Redis).",
+                         float(self.redis_up))
+        if self.uptime_s is not None:
+            yield _gauge("pbx_web_uptime_seconds", "Seconds since this web process started.", self.uptime_s)
         yield _counter("pbx_web_bus_entries", "Bus stream entries applied to wallboard boards.", s.entries_in)
         yield _counter("pbx_web_bus_snapshots", "Tenant snapshots loaded from the bus.", s.snapshots_in)
         yield _counter("pbx_web_deltas_out", "Delta messages queued to wallboard clients.", s.deltas_out)
@@ -223,10 +230,13 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
 
-    def render(self, boards: Mapping[str, Board]) -> bytes:
+    def render(self, boards: Mapping[str, Board], *, redis_up: bool | None = None,
+               uptime_s: float | None = None) -> bytes:
         # Synchronous from here to the end: no other task can change the boards mid-scrape.
         self.collector.boards = boards
+        self.collector.redis_up, self.collector.uptime_s = redis_up, uptime_s
         try:
             return generate_latest(self.registry)
         finally:
             self.collector.boards = {}
+            self.collector.redis_up = self.collector.uptime_s = None

@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.routing import BaseRoute
@@ -19,6 +20,9 @@ from ..bus.tenants import LiveHooks
 from ..config import AmiUrl, Settings
 from .app import CallbackRequester
 from .auth import FirstMatch, StaticTokens, TokenVerifier
+
+if TYPE_CHECKING:  # the API package (FastAPI) is imported only when a web process opens it
+    from ..api.ratelimit import RateLimiter
 
 API_PREFIX = "/api/v1"
 
@@ -35,19 +39,27 @@ class Provisioning:
     live: LiveHooks | None = None
 
 
-def callback_requester(sessions: async_sessionmaker[AsyncSession]) -> CallbackRequester:
+def callback_requester(
+    sessions: async_sessionmaker[AsyncSession], limiter: RateLimiter | None = None
+) -> CallbackRequester:
     """The wallboard's "call back" button over the callbacks store. A number that already has an
-    open callback in the queue is not booked twice: the answer says so, with the open one's id."""
+    open callback in the queue is not booked twice: the answer says so, with the open one's id.
+    ``limiter``: bookings per tenant, the same one the REST API spends from."""
 
     async def request(tenant: str, queue: str, number: str) -> tuple[bool, str, str | None]:
         from ..callbacks.store import request_callback
 
         short = queue.removeprefix(f"{tenant}-")
+        if limiter is not None:
+            verdict = limiter.take(tenant)
+            if not verdict.allowed:
+                return False, (f"Callback not booked: at most {verdict.limit} callbacks a minute may be "
+                               f"booked for this tenant; try again in {verdict.retry_after_s} s."), None
         try:
             cb, created = await request_callback(
                 sessions, tenant=tenant, queue=short, number=number, source="wallboard"
             )
-        except (ValueError, LookupError) as exc:
+        except (ValueError, LookupError) as exc:  # InvalidNumber included: the REST API's rule
             return False, f"Callback not booked: {exc}", None
         if created:
             return True, f"Callback booked for {cb.number} (queue {short}).", cb.id
@@ -67,24 +79,30 @@ async def provisioning(
     """Open the provisioning database (checked to be at the current schema) and build the REST
     API mounted at /api/v1. ``ami_url`` lets apply and queue-membership changes reach Asterisk."""
     from ..api import ApiContext, ApiKeyVerifier, api_mount
+    from ..api.ratelimit import RateLimiter
     from ..provisioning.cli import ensure_schema
     from ..provisioning.db import open_sessions
 
     url = database_url or settings.database_url
     await ensure_schema(url)
+    # One limiter for every way a client books a callback: the REST API and the wallboard button.
+    bookings = RateLimiter(settings.callback_rate_limit) if settings.callback_rate_limit > 0 else None
     async with open_sessions(url) as sessions:
         live = LiveHooks()
         ctx = ApiContext(
             sessions=sessions,
             rate_limit_per_min=settings.api_rate_limit,
+            tenant_rate_limit_per_min=settings.api_tenant_rate_limit,
             secret_key=settings.secret_key,
             asterisk_config_dir=config_dir or Path(settings.asterisk_config_dir),
             asterisk_sounds_dir=Path(settings.asterisk_sounds_dir) if settings.asterisk_sounds_dir else None,
             ami_url=ami_url,
             tenant_forgotten=live.forgotten,
             tenant_applied=live.applied,
+            max_body_bytes=settings.api_max_body_bytes,
+            callback_limiter=bookings,
         )
         keys = ApiKeyVerifier(sessions, settings.secret_key)
         verifier = FirstMatch(keys, StaticTokens.parse(settings.wallboard_tokens))
-        yield Provisioning([api_mount(ctx, API_PREFIX)], verifier, sessions, callback_requester(sessions),
-                           live)  # fmt: skip
+        requester = callback_requester(sessions, bookings)
+        yield Provisioning([api_mount(ctx, API_PREFIX)], verifier, sessions, requester, live)

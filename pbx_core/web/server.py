@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import uvicorn
@@ -14,7 +14,18 @@ import uvicorn
 from ..config import ConfigError
 
 
-def uvicorn_config(app: Any, host: str = "127.0.0.1", port: int = 8000, **overrides: Any) -> uvicorn.Config:
+def uvicorn_config(
+    app: Any,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    trusted_proxies: Sequence[str] = (),
+    **overrides: Any,
+) -> uvicorn.Config:
+    """``trusted_proxies`` (PBX_TRUSTED_PROXIES): the only peers whose X-Forwarded-For/-Proto are
+    believed. uvicorn's own default believes loopback (or $FORWARDED_ALLOW_IPS), which would let
+    anyone who reaches the port from the same host - or through a local proxy that passes the
+    header on - choose the address failed logins are counted against."""
     options: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -28,6 +39,8 @@ def uvicorn_config(app: Any, host: str = "127.0.0.1", port: int = 8000, **overri
         "ws_ping_interval": 20.0,
         "ws_ping_timeout": 20.0,
         "timeout_graceful_shutdown": 5,
+        "proxy_headers": bool(trusted_proxies),
+        "forwarded_allow_ips": list(trusted_proxies),
     }
     options.update(overrides)
     return uvicorn.Config(app, **options)
@@ -60,13 +73,19 @@ def listen_or_explain(host: str, port: int) -> socket.socket:
 
 @contextlib.asynccontextmanager
 async def serving(
-    app: Any, host: str = "127.0.0.1", port: int = 0, *, sock: socket.socket | None = None, **overrides: Any
+    app: Any,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    sock: socket.socket | None = None,
+    trusted_proxies: Sequence[str] = (),
+    **overrides: Any,
 ) -> AsyncIterator[str]:
     """Serve ``app`` in this event loop while the block runs; yields ``http://host:port``.
     ``sock``: an already bound listening socket (see :func:`listen_or_explain`); closed at the end."""
     sock = sock if sock is not None else bind(host, port)
     actual = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn_config(app, host, actual, **overrides))
+    server = uvicorn.Server(uvicorn_config(app, host, actual, trusted_proxies=trusted_proxies, **overrides))
     # The caller owns signal handling (demo, tests): uvicorn must not replace its handlers.
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(server.serve(sockets=[sock]), name="uvicorn")

@@ -68,8 +68,10 @@ async def test_demo_serves_a_live_board_per_tenant_and_stops_on_ctrl_c(
         async with httpx.AsyncClient() as http:
             page = await http.get(urls["t1"])
             assert page.status_code == 200 and "<html" in page.text
-            health = await http.get(urls["t1"].split("/?")[0] + "/healthz")
-            assert health.json()["redis"] == "up" and health.json()["ami"] == "connected"
+            base = urls["t1"].split("/?")[0]
+            assert (await http.get(base + "/healthz")).json() == {"status": "ok"}
+            metrics = (await http.get(base + "/metrics")).text  # from this host: allowed
+            assert "pbx_web_redis_up 1.0" in metrics and "pbx_ami_connected 1.0" in metrics
 
         async with websockets.connect(ws_url(urls["t1"])) as ws:
             snapshot = json.loads(await ws.recv())

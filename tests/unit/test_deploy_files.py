@@ -176,6 +176,19 @@ def test_web_listens_on_all_interfaces_inside_its_container(services: dict[str, 
     assert ports_of(services["web"]) == ["${PBX_WEB_BIND:-127.0.0.1}:${PBX_WEB_PORT:-8000}:8000"]
 
 
+def test_web_health_check_needs_only_the_status_and_metrics_need_a_token(services: dict[str, Any]) -> None:
+    """/healthz says only ok (200) or not (503) and /metrics answers outside the container only
+    with PBX_METRICS_TOKEN: the checks and the settings must not expect more."""
+    for check in (" ".join(services["web"]["healthcheck"]["test"]),
+                  " ".join(instructions(dockerfile("Dockerfile"), "HEALTHCHECK"))):
+        assert "/healthz" in check and ".status == 200" in check, check
+        assert "json" not in check and "redis" not in check, check  # no detail to read any more
+        assert "/metrics" not in check
+    env = env_of(services["web"])
+    assert env["PBX_METRICS_TOKEN"] == "${PBX_METRICS_TOKEN:-}"  # from .env, never written here
+    assert env["PBX_TRUSTED_PROXIES"] == "${PBX_TRUSTED_PROXIES:-}"
+
+
 def test_secrets_are_never_hard_coded(compose: dict[str, Any]) -> None:
     text = (ROOT / "compose.yaml").read_text()
     for var, default in DEFAULT.findall(text):

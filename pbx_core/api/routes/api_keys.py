@@ -1,29 +1,36 @@
 """/tenants/{slug}/api-keys: keys for a tenant's admins, supervisors and agents.
 
 The full key is in the create response only; the database keeps its hash. DELETE revokes (the
-row stays, so the audit trail and ``revoked_at`` remain visible).
+row stays, so the audit trail and ``revoked_at`` remain visible). A tenant holds at most
+``limits.max_api_keys`` keys that are not revoked (409 beyond), and mints at most
+:data:`KEY_CREATIONS_PER_MIN` a minute (429 beyond): every key is another rate-limit bucket and
+another credential to leak, so a tenant cannot mint them by the hundred.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ...provisioning.keys import generate_key, hash_secret
 from ...provisioning.models import ApiKey, Queue
 from ...provisioning.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, KeyRole
 from .. import audit
-from ..auth import Access, TenantWriter
-from ..errors import ApiError, FieldError, not_found, responses
+from ..auth import Access, TenantWriter, too_many
+from ..candidate import limits_of
+from ..errors import ApiError, FieldError, conflict, not_found, responses
 from ..pagination import Page, Paging, paginate
 from ..util import created, utc, utc_opt
 
 router = APIRouter(prefix="/tenants/{slug}/api-keys", tags=["api keys"])
 
 KeyIdPath = Annotated[str, Path(description="The key's public id", max_length=16)]
+PUBLIC_ID = re.compile(r"[0-9a-f]{16}")
+KEY_CREATIONS_PER_MIN = 10  # per tenant (token bucket: a burst of 10, then one every 6 s)
 
 
 def key_out(k: ApiKey, slug: str | None) -> ApiKeyOut:
@@ -47,6 +54,8 @@ async def _check_queues(access: Access, body: ApiKeyCreate) -> None:
 
 
 async def _key(access: Access, key_id: str) -> ApiKey:
+    if not PUBLIC_ID.fullmatch(key_id):  # no such key could exist; never sent to the database
+        raise not_found(f"API key {key_id!r} of tenant {access.slug!r}")
     key = await access.session.scalar(
         select(ApiKey).where(ApiKey.public_id == key_id, ApiKey.tenant_id == access.tenant.id))
     if key is None:
@@ -54,11 +63,29 @@ async def _key(access: Access, key_id: str) -> ApiKey:
     return key
 
 
+async def _check_allowance(request: Request, access: Access) -> None:
+    """409 at the tenant's key limit, 429 over the creation rate (neither spends anything)."""
+    limit = limits_of(access.tenant).max_api_keys
+    active = await access.session.scalar(select(func.count()).select_from(ApiKey).where(
+        ApiKey.tenant_id == access.tenant.id, ApiKey.revoked_at.is_(None)))
+    if (active or 0) >= limit:
+        raise conflict(f"tenant {access.slug!r} already has {active} API keys, its limit "
+                       f"(limits.max_api_keys) is {limit}; revoke one, or ask the reseller to raise it")
+    verdict = request.app.state.key_creations.take(f"tenant:{access.tenant.id}")
+    if not verdict.allowed:
+        raise too_many(verdict.retry_after_s,
+                       f"at most {KEY_CREATIONS_PER_MIN} API keys per minute may be created for a tenant")
+
+
 @router.post("", response_model=ApiKeyCreated, status_code=201, summary="Create a tenant API key",
-             responses=responses(403, 404))
+             description="At most `limits.max_api_keys` keys that are not revoked per tenant (409 "
+             f"beyond it) and {KEY_CREATIONS_PER_MIN} new keys a minute per tenant (429 beyond it). "
+             "`queues` (supervisor and agent keys only) must name queues of the tenant.",
+             responses=responses(403, 404, 409, 429))
 async def create_key(request: Request, response: Response, body: ApiKeyCreate,
                      access: TenantWriter) -> ApiKeyCreated:
     await _check_queues(access, body)
+    await _check_allowance(request, access)
     public_id, secret, full = generate_key()
     key = ApiKey(public_id=public_id, secret_hash=hash_secret(secret), name=body.name, role=body.role,
                  reseller_id=access.tenant.reseller_id, tenant_id=access.tenant.id,

@@ -9,7 +9,6 @@ flight when it sees it.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -18,19 +17,20 @@ from pydantic import Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ...callbacks.core.model import Callback, Source, Status, normalise_number
+from ...callbacks.core.model import Callback, Source, Status
+from ...callbacks.core.numbers import callback_number
 from ...callbacks.store import (
     CallbackClosed,
     CallbackNotFound,
     callbacks_query,
     cancel_in,
     history_in,
-    request_callback,
+    request_callback_in,
 )
 from ...provisioning.models import CallbackRow
-from ...provisioning.schemas import NAME_PATTERN, NUMBER_PATTERN, LongText, Model, Name, Text
+from ...provisioning.schemas import NAME_PATTERN, LongText, Model, Name, Text
 from .. import audit
-from ..auth import Access, TenantReader, api_context, tenant_access
+from ..auth import Access, TenantReader, api_context, tenant_access, too_many
 from ..errors import conflict, invalid, not_found, responses
 from ..pagination import Page, Paging, paginate
 from ..util import created, utc
@@ -46,24 +46,21 @@ IdPath = Annotated[str, Path(description="The callback's id", examples=["3f2a9c0
 StatusName = Literal["pending", "overdue", "dialling", "completed", "no_answer", "busy", "failed",
                      "cancelled", "expired", "unconfirmed"]
 ResultName = Literal["answered", "no_answer", "busy", "failed", "agent_unavailable", "unknown"]
-_FORMATTED_NUMBER = re.compile(r"^\+?[0-9 ()./-]+$")
-_NUMBER = re.compile(NUMBER_PATTERN)
 
 
 class CallbackCreate(Model):
     queue: Name = Field(description="The queue's short name; the callback keeps a place in its line")
     number: str = Field(max_length=32, examples=["+31201234567"],
-                        description="The number to call back; spaces, dashes, dots and brackets are ignored")
+                        description="The number to call back: 3 to 15 digits, optionally starting with +; "
+                        "spaces, dashes, dots and brackets between them are ignored (the same rule as the "
+                        "wallboard's \"call back\" button and the phone menu)")
     name: Text | None = Field(default=None, description="Who to ask for (shown to the agent)")
     note: LongText | None = None
 
     @field_validator("number")
     @classmethod
     def _number(cls, value: str) -> str:
-        digits = normalise_number(value)
-        if not _FORMATTED_NUMBER.match(value.strip()) or not _NUMBER.match(digits):
-            raise ValueError("must be a phone number: 3 to 15 digits, optionally starting with +")
-        return digits
+        return callback_number(value)
 
 
 class CallbackOut(Model):
@@ -166,14 +163,27 @@ async def list_callbacks(
 
 
 @router.post("", response_model=CallbackRequestOut, status_code=201, summary="Request a callback",
-             responses={**responses(403, 404),
+             description="Books a callback in the queue, or - when one is already open for this number in "
+             "this queue - answers 200 with that one (it keeps its place; nothing is booked twice). "
+             "Bookings are limited per tenant, together with the wallboard's \"call back\" button "
+             "(`PBX_CALLBACK_RATE_LIMIT`, 429 beyond it). A key that may not read callbacks (an agent "
+             "key) gets the open one's details back only as far as it sent them itself: its own "
+             "number, and no name, note or agent of someone else's booking.",
+             responses={**responses(403, 404, 429),
                         200: {"model": CallbackRequestOut,
                               "description": "A callback for this number is already open in this queue"}})
 async def create_callback(request: Request, response: Response, body: CallbackCreate,
                           access: Requester) -> CallbackRequestOut:
-    principal, tenant_id = access.principal, access.tenant.id
+    # Plain values: a lost booking race rolls the session back, expiring the loaded tenant row.
+    principal, tenant_id, slug = access.principal, access.tenant.id, access.slug
     if not principal.sees_queue(body.queue):  # a key limited to other queues: as if it did not exist
-        raise invalid("body.queue", f"no queue {body.queue!r} in tenant {access.slug!r}")
+        raise invalid("body.queue", f"no queue {body.queue!r} in tenant {slug!r}")
+    limiter = api_context(request).callback_limiter
+    if limiter is not None:
+        verdict = limiter.take(slug)
+        if not verdict.allowed:
+            raise too_many(verdict.retry_after_s, f"at most {verdict.limit} callbacks a minute may be "
+                           f"booked for tenant {slug!r} (REST and wallboard together)")
 
     def audited(session: AsyncSession, cb: Callback) -> None:
         audit.record(session, principal, tenant_id=tenant_id, action="create", entity="callback", key=cb.id,
@@ -181,22 +191,27 @@ async def create_callback(request: Request, response: Response, body: CallbackCr
                             "source": cb.source})
 
     try:
-        cb, is_new = await request_callback(
-            api_context(request).sessions, tenant=access.slug, queue=body.queue, number=body.number,
+        # In the request's own session: a booking never waits for a second pooled connection.
+        cb, is_new = await request_callback_in(
+            access.session, tenant=slug, queue=body.queue, number=body.number,
             source="rest", name=body.name, note=body.note, on_create=audited)
     except LookupError:
-        raise invalid("body.queue", f"no queue {body.queue!r} in tenant {access.slug!r}") from None
+        raise invalid("body.queue", f"no queue {body.queue!r} in tenant {slug!r}") from None
     except ValueError as exc:  # e.g. the queue's business hours never open
         raise invalid("body.queue", str(exc)) from None
     row = await _row(access.session, cb.id)
+    fields = _out_fields(row)
     if is_new:
-        created(request, response, f"/tenants/{access.slug}/callbacks/{cb.id}")
+        created(request, response, f"/tenants/{slug}/callbacks/{cb.id}")
         message = f"callback requested: {cb.number} will be called back from queue {cb.queue!r}"
     else:
         response.status_code = 200
         message = (f"a callback for {cb.number} is already open in queue {cb.queue!r} (id {cb.id}, "
                    f"{cb.status.value}); it keeps its place, no second one was made")
-    return CallbackRequestOut.model_validate({**_out_fields(row), "created": is_new, "message": message})
+        if not principal.at_least("supervisor"):
+            # Someone else's booking: only what this key sent itself, nothing it may not read.
+            fields |= {"name": None, "note": None, "agent": None, "originate_id": None}
+    return CallbackRequestOut.model_validate({**fields, "created": is_new, "message": message})
 
 
 @router.get("/{id}", response_model=CallbackDetail, summary="Get a callback with its history",

@@ -1,4 +1,13 @@
-"""/tenants: a reseller's customers."""
+"""/tenants: a reseller's customers.
+
+Slugs are one namespace across all resellers, because they name Asterisk objects and Asterisk's
+names are global (``acme-support`` is one queue on the PBX, whoever sold it). So creating a
+tenant whose slug is in use anywhere - POST, or a PUT that would create - is a 409 "already
+taken": the only answer that lets a reseller pick another slug. It says nothing else (not
+whose, not what), and it is the same answer whether the slug is the reseller's own or another
+reseller's. That a slug exists is all an outsider can learn, and it could learn that by trying
+to create it anyway. Every other request on another reseller's tenant is a 404.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +22,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ...provisioning.models import BusinessHours, Did, Menu, Queue, Reseller, Tenant, User
 from ...provisioning.schemas import Slug, TenantConfig, TenantCreate, TenantIn, TenantOut
 from .. import audit
-from ..auth import Access, CurrentPrincipal, Principal, Session, SlugPath, require, tenant_access, tenant_for
+from ..auth import (
+    Access,
+    CurrentPrincipal,
+    Principal,
+    Session,
+    SlugPath,
+    find_tenant,
+    require,
+    tenant_access,
+    tenant_for,
+)
 from ..candidate import check_candidate
-from ..errors import ApiError, FieldError, conflict, not_found, responses
+from ..errors import ApiError, ErrorResponse, FieldError, conflict, not_found, responses
 from ..etag import check_preconditions, set_etag
 from ..pagination import Page, Paging, paginate
 from ..util import created, utc
@@ -100,6 +119,12 @@ def _taken(slug: str) -> ApiError:
                     fields=[("body.slug", "already taken")])
 
 
+SLUG_TAKEN = ("The slug is already taken - by one of this reseller's tenants or another reseller's: "
+              "slugs are global, because they name Asterisk objects. The answer is the same either "
+              "way and says nothing about the tenant; choose another slug.")
+_TAKEN_RESPONSE = {409: {"model": ErrorResponse, "description": SLUG_TAKEN}}
+
+
 @router.get("", response_model=Page[TenantOut], summary="List the reseller's tenants",
             responses=responses(403))
 async def list_tenants(
@@ -116,7 +141,8 @@ async def list_tenants(
 
 
 @router.post("", response_model=TenantOut, status_code=201, summary="Create a tenant",
-             responses=responses(403, 409))
+             description="Creates a tenant with a new slug. " + SLUG_TAKEN,
+             responses={**responses(403), **_TAKEN_RESPONSE})
 async def create_tenant(request: Request, response: Response, body: TenantCreate,
                         principal: CurrentPrincipal, session: Session) -> TenantOut:
     require(principal, "reseller", "create tenants")
@@ -140,10 +166,15 @@ async def get_tenant(response: Response, access: ReadTenant) -> TenantOut:
 
 
 @router.put("/{slug}", response_model=TenantOut, summary="Create or replace a tenant",
-            responses={**responses(403, 404, 409, 412), 201: {"model": TenantOut, "description": "Created"}})
+            description="Replaces the reseller's tenant, or creates it (201) if the slug is free. Another "
+            "reseller's tenant is not replaced: as a create, its slug is taken (409, the same answer as "
+            "POST /tenants gives). A tenant-admin key may change its own tenant (not its limits); any "
+            "other tenant is 404 to it.",
+            responses={**responses(403, 404, 412), **_TAKEN_RESPONSE,
+                       201: {"model": TenantOut, "description": "Created"}})
 async def put_tenant(request: Request, response: Response, slug: SlugPath, body: TenantIn,
                      principal: CurrentPrincipal, session: Session) -> TenantOut:
-    existing = await session.scalar(select(Tenant).where(Tenant.slug == slug))
+    existing = await find_tenant(session, slug)
     if existing is None:
         if not principal.at_least("reseller"):
             raise not_found(f"tenant {slug!r}")

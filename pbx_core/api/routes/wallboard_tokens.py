@@ -57,10 +57,21 @@ async def _queues(access: Access, requested: list[str] | None) -> list[str] | No
     return sorted(set(requested))
 
 
+async def _signing_key(request: Request) -> None:
+    """Load (the first time: make) the signing secret before the request's session opens: with
+    PBX_SECRET_KEY unset it is read from the database, and a request must never wait for a
+    second pooled connection while it holds one."""
+    signer: TokenSigner = request.app.state.signer
+    await signer.key()
+
+
 @router.post("", response_model=WallboardToken, status_code=201, summary="Mint a wallboard token",
              responses=responses(403, 404))
 async def mint(
-    request: Request, access: MintAccess, body: Annotated[WallboardTokenCreate | None, Body()] = None
+    request: Request,
+    _key_ready: Annotated[None, Depends(_signing_key)],  # first: before the session opens
+    access: MintAccess,
+    body: Annotated[WallboardTokenCreate | None, Body()] = None,
 ) -> WallboardToken:
     body = body or WallboardTokenCreate()  # no body: every queue the key may see, for 12 hours
     queues = await _queues(access, body.queues)

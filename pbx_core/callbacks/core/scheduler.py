@@ -48,6 +48,7 @@ from .model import (
     normalise_number,
     result_from_dialstatus,
 )
+from .numbers import callback_number
 from .policy import QueuePolicy, backoff_s, due_by, fill_allowance, tier
 from .promise import LineAhead, Window, promise
 from .queue_order import callbacks_first_in_line
@@ -206,8 +207,7 @@ def request(state: SchedulerState, req: CallbackRequest) -> tuple[Callback, list
     """
     if req.source not in SOURCES:
         raise ValueError(f"callback source must be one of {', '.join(SOURCES)}, not {req.source!r}")
-    if not normalise_number(req.number).lstrip("+"):
-        raise ValueError(f"callback number {req.number!r} has no digits")
+    callback_number(req.number)  # InvalidNumber (a ValueError): the one rule for every way in
     if req.id in state.callbacks:
         return state.callbacks[req.id], []  # the same request delivered twice
     existing = state.open_for(req.tenant, req.queue, req.number)

@@ -6,6 +6,8 @@ too (a database made for this run, dropped after it). The schema is migrated onc
 
 The app is mounted at /api/v1 exactly as the web app mounts it; ``client`` talks to it in
 process (httpx ASGITransport), so paths in tests are relative: ``client.get("/tenants")``.
+``served(ctx)`` runs it under uvicorn on a free port instead, for tests of what only a real
+connection shows (request bodies, concurrency, client addresses).
 """
 
 from __future__ import annotations
@@ -104,8 +106,9 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def ctx(engine: AsyncEngine, tmp_path: Path) -> ApiContext:
     # Limits off: tests of the limits set their own (api_client(ctx, rate_limit_per_min=...)).
-    return ApiContext(sessions=session_factory(engine), rate_limit_per_min=0, secret_key=None,
-                      asterisk_config_dir=tmp_path / "pbx-core", ami_url=None, auth_failures_per_min=100_000)
+    return ApiContext(sessions=session_factory(engine), rate_limit_per_min=0, tenant_rate_limit_per_min=0,
+                      secret_key=None, asterisk_config_dir=tmp_path / "pbx-core", ami_url=None,
+                      auth_failures_per_min=100_000)
 
 
 def mounted(ctx: ApiContext) -> Starlette:
@@ -119,6 +122,19 @@ async def api_client(ctx: ApiContext, **changes: Any) -> AsyncIterator[httpx.Asy
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=f"http://test{API_ROOT}") as client:
         yield client
+
+
+@contextlib.asynccontextmanager
+async def served(
+    ctx: ApiContext, *, trusted_proxies: tuple[str, ...] = (), **changes: Any
+) -> AsyncIterator[str]:
+    """The API of ``ctx`` (with ``changes``) served by uvicorn on a free port, over real TCP: for
+    what an in-process transport would hide (bodies, connections, client addresses). Yields the
+    API's base URL."""
+    from pbx_core.web.server import serving
+
+    async with serving(mounted(replace(ctx, **changes)), trusted_proxies=trusted_proxies) as base:
+        yield f"{base}{API_ROOT}"
 
 
 @pytest.fixture
@@ -178,6 +194,10 @@ class World:
 
 @pytest.fixture
 async def world(ctx: ApiContext, client: httpx.AsyncClient) -> World:
+    return await make_world(ctx, client)
+
+
+async def make_world(ctx: ApiContext, client: httpx.AsyncClient) -> World:
     reseller_a = await reseller_key(ctx, "Reseller A", "a-main")
     reseller_b = await reseller_key(ctx, "Reseller B", "b-main")
     for slug, key in (("acme", reseller_a), ("globex", reseller_b)):

@@ -161,10 +161,9 @@ async def test_other_reseller_and_other_tenant_get_404_on_every_route(
         for method, path in tenant_routes:
             url = fill(path, values)
             r = await client.request(method.upper(), url, json=body_for(method, path), headers=auth(key))
-            if (method, path) == ("put", "/tenants/{slug}") and r.status_code == 409:
-                # PUT creates tenants, and slugs are global: "taken" is all a creator learns.
-                assert r.json()["error"]["fields"] == [{"field": "body.slug", "message": "already taken"}]
-                assert "Acme" not in r.text
+            if (method, path) == ("put", "/tenants/{slug}") and who == "reseller B":
+                # The documented exception: as a create, the slug is taken (slugs are global).
+                assert_slug_taken(r)
                 continue
             assert r.status_code == 404, (who, method, url, r.text)
             assert r.json()["error"]["code"] == "not_found"
@@ -186,6 +185,47 @@ async def test_other_reseller_and_other_tenant_get_404_on_every_route(
     listed = await client.get("/tenants", headers=auth(world.reseller_b))
     assert "acme" not in [t["slug"] for t in listed.json()["items"]] and listed.json()["total"] >= 1
     assert await state_of_a(client, world) == before
+
+
+TAKEN = {"error": {"status": 409, "code": "conflict",
+                   "message": "tenant slug 'acme' is already taken; choose another",
+                   "fields": [{"field": "body.slug", "message": "already taken"}]}}
+
+
+def assert_slug_taken(r: httpx.Response) -> None:
+    """The documented 409 (README "Keys and isolation", the OpenAPI descriptions): exactly this
+    body, naming nothing of the tenant or its reseller."""
+    assert r.status_code == 409 and r.json() == TAKEN, r.text
+
+
+async def test_another_resellers_slug_is_taken_and_says_nothing_more(
+    client: httpx.AsyncClient, world: World, ctx: ApiContext
+) -> None:
+    """Slugs are global (they name Asterisk objects): creating one in use is a 409, the same
+    whether it is one's own or another reseller's; nothing else about the tenant leaks, and the
+    tenant is untouched. Keys that cannot create tenants get the 404 of everything else."""
+    await provision_a(client, world)
+    body = {"name": "Taken Over", "timezone": "UTC"}
+    for key, slug in ((world.admin_b, "acme"), (world.agent, "globex")):  # (may not create tenants)
+        r = await client.put(f"/tenants/{slug}", json=body, headers=auth(key))
+        assert r.status_code == 404, r.text
+    before = await state_of_a(client, world)
+    answers = [
+        await client.put("/tenants/acme", json=body, headers=auth(world.reseller_b)),
+        await client.post("/tenants", json={"slug": "acme", **body}, headers=auth(world.reseller_b)),
+        await client.post("/tenants", json={"slug": "acme", **body}, headers=auth(world.reseller_a)),
+        await client.put("/tenants/acme", json=body,
+                         headers={**auth(world.reseller_b), "If-None-Match": "*"}),
+    ]
+    for r in answers:
+        assert_slug_taken(r)
+        assert "Reseller A" not in r.text and "Acme" not in r.text and "ETag" not in r.headers
+    assert await state_of_a(client, world) == before
+    doc = build_api(ctx).openapi()
+    for method, path in (("put", "/tenants/{slug}"), ("post", "/tenants")):
+        op = doc["paths"][path][method]
+        assert "slugs are global" in op["responses"]["409"]["description"], (method, path)
+    assert "slugs are global" in doc["info"]["description"]
 
 
 async def test_own_tenant_but_other_keys_objects_do_not_leak(client: httpx.AsyncClient, world: World) -> None:

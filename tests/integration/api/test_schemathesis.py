@@ -15,8 +15,11 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.generation import GenerationMode
+from schemathesis.generation.meta import ParameterLocation
 from schemathesis.specs.openapi.checks import (
     ignored_auth,
+    negative_data_rejection,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -78,6 +81,7 @@ def api_schema(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
     ctx = ApiContext(
         sessions=session_factory(engine),
         rate_limit_per_min=0,
+        tenant_rate_limit_per_min=0,
         asterisk_config_dir=tmp_path_factory.mktemp("st") / "pbx-core",
         auth_failures_per_min=100_000,
     )
@@ -92,7 +96,21 @@ def _aim_at_acme(case: Any) -> None:
         case.path_parameters["slug"] = "acme"
 
 
-def run_all(schema: Any, key: str, extra: Callable[[Any, Any], None] | None = None) -> int:
+def _mutated(case: Any, location: ParameterLocation) -> bool:
+    """Whether a negative case made ``location`` (path, header, ...) violate the schema."""
+    meta = case.meta
+    component = meta.components.get(location) if meta is not None else None
+    return component is not None and component.mode.is_negative
+
+
+def run_all(
+    schema: Any,
+    key: str,
+    extra: Callable[[Any, Any], None] | None = None,
+    *,
+    mode: GenerationMode = GenerationMode.POSITIVE,
+    checks: list[Any] | None = None,
+) -> int:
     """Every operation, MAX_EXAMPLES generated cases each; returns how many operations ran.
     (A loop instead of ``@schema.parametrize()``: its lazy fixture loader does not work with this
     pytest version, and one failing operation should not hide the others.)"""
@@ -102,7 +120,7 @@ def run_all(schema: Any, key: str, extra: Callable[[Any, Any], None] | None = No
         operation = result.ok()
         count += 1
 
-        @given(case=operation.as_strategy())
+        @given(case=operation.as_strategy(generation_mode=mode))
         @settings(
             max_examples=MAX_EXAMPLES,
             derandomize=True,
@@ -111,8 +129,11 @@ def run_all(schema: Any, key: str, extra: Callable[[Any, Any], None] | None = No
             suppress_health_check=list(HealthCheck),
         )
         def run(case: Any) -> None:
-            _aim_at_acme(case)
-            response = case.call_and_validate(headers=auth(key), checks=CHECKS)
+            if mode.is_negative and _mutated(case, ParameterLocation.HEADER):
+                return  # a missing or broken key: the positive runs' ignored_auth check covers it
+            if not (mode.is_negative and _mutated(case, ParameterLocation.PATH)):
+                _aim_at_acme(case)  # (a path made invalid on purpose is kept as generated)
+            response = case.call_and_validate(headers=auth(key), checks=checks or CHECKS)
             if extra is not None:
                 extra(case, response)
 
@@ -134,3 +155,11 @@ def test_api_as_another_reseller(api_schema: Any) -> None:
             assert not 200 <= response.status_code < 300, (case.method, case.formatted_path, response.text)
 
     assert run_all(api_schema, KEYS["reseller_b"], never_inside_acme) >= 30
+
+
+def test_api_refuses_what_its_schema_forbids(api_schema: Any) -> None:
+    """Negative cases - wrong types (``"paid": 0``, ``"penalty": 5.0``), values out of range,
+    missing or unknown fields - must be refused (4xx), never accepted: the OpenAPI document is
+    what the API enforces."""
+    checks = [not_a_server_error, negative_data_rejection]
+    assert run_all(api_schema, KEYS["admin"], mode=GenerationMode.NEGATIVE, checks=checks) >= 30
