@@ -39,7 +39,9 @@ from .errors import ApiError, FieldError, error_response
 
 MAX_JSON_DEPTH = 32  # arrays and objects inside each other; the API's own bodies need 5
 DRAIN_MAX_BYTES = 1024 * 1024  # a refused body up to this is discarded by the server, not cut off
-PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect"})
+PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+# The viewers' packaged JavaScript and CSS (see docs.py): static files, read-only, no tenant data.
+PUBLIC_PREFIXES = ("/docs-assets/",)
 _JSON_TOKENS = re.compile(rb'[\[\]{}"\\]')
 
 
@@ -132,6 +134,12 @@ class RequestGuard:
         self.max_json_depth = max_json_depth
         self.public_paths = frozenset(public_paths)
 
+    def _is_public(self, scope: Scope) -> bool:
+        path = get_route_path(scope)
+        if path in self.public_paths:
+            return True
+        return scope["method"] in ("GET", "HEAD") and path.startswith(PUBLIC_PREFIXES)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -142,7 +150,7 @@ class RequestGuard:
         if problem is not None:
             await self._refuse(scope, receive, send, problem, close)
             return
-        if get_route_path(scope) in self.public_paths:
+        if self._is_public(scope):
             await self.app(scope, receive, send)
             return
         request = Request(scope)

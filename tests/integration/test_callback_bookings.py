@@ -154,13 +154,13 @@ async def test_the_dialplan_booking_follows_the_same_rule(tmp_path: Path) -> Non
         # (an AMI header cannot carry a newline: that one is not sent)
         for number in (*(n for n in REFUSED.values() if "\n" not in n), NUMBER):
             caller = r.sim.join(QUEUE, "0201111111", waited_s=30)
-            await wait_until(lambda: bool(worker.engine.state.queues[QUEUE].callers), "the caller waits")
-            refused_before = worker.counters.requests_refused
+            await wait_until(lambda: bool(worker.bridge.state.queues[QUEUE].callers), "the caller waits")
+            refused_before = worker.service.counters.requests_refused
             r.sim.callback_request(QUEUE, caller, number)
             if number == NUMBER:
                 await wait_until(lambda: len(worker.state.callbacks) == 1, "the valid booking is taken")
             else:
-                await wait_until(lambda b=refused_before: worker.counters.requests_refused > b,  # type: ignore[misc]
+                await wait_until(lambda b=refused_before: worker.service.counters.requests_refused > b,  # type: ignore[misc]
                                  f"the booking of {number!r} is refused")
         (cb,) = worker.state.callbacks.values()
         assert cb.number == NUMBER
