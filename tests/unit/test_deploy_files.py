@@ -358,6 +358,51 @@ def test_modules_load_only_a_list_that_holds_what_a_call_centre_needs() -> None:
                 "res_pjsip_config_wizard.so"} & loaded
 
 
+# Where Asterisk 22 registers each dialplan application and function pbx-core's dialplans use.
+# None: built into the core (main/pbx_builtins.c, pbx_variables.c, or the $[...] expression
+# parser). A name missing here fails the test below: look it up, add it, and load its module.
+DIALPLAN_PROVIDERS: dict[str, str | None] = {
+    "Answer": None, "Background": None, "Goto": None, "GotoIf": None, "GotoIfTime": None,
+    "Hangup": None, "NoOp": None, "SayDigits": None, "SayNumber": None, "Set": None,
+    "WaitExten": None, "Wait": None, "ROUND": None,
+    "DBdeltree": "app_db.so", "Dial": "app_dial.so", "ExecIf": "app_exec.so",
+    "Gosub": "app_stack.so", "Return": "app_stack.so", "Playback": "app_playback.so",
+    "Queue": "app_queue.so", "Read": "app_read.so", "SayUnixTime": "app_sayunixtime.so",
+    "UserEvent": "app_userevent.so", "VoiceMail": "app_voicemail.so",
+    "VoiceMailMain": "app_voicemail.so",
+    "CALLERID": "func_callerid.so", "CHANNEL": "func_channel.so", "CUT": "func_cut.so",
+    "DB": "func_db.so", "DIALPLAN_EXISTS": "func_dialplan.so", "FILTER": "func_strings.so",
+    "GLOBAL": "func_global.so", "IF": "func_logic.so", "IMPORT": "func_logic.so",
+    "LEN": "func_strings.so", "STRFTIME": "func_strings.so",
+    "PJSIP_DIAL_CONTACTS": "chan_pjsip.so", "QUEUE_GET_CHANNEL": "app_queue.so",
+    "QUEUE_WAITING_COUNT": "app_queue.so",
+}
+_PRIORITY_APP = re.compile(r"^\s*(?:exten\s*=>\s*[^,]*,|same\s*=>\s*)[^,]*,\s*([A-Za-z]\w*)\(")
+_NESTED_APP = re.compile(r"\?\s*([A-Z][a-z]\w*)\(")  # ExecIf(cond?App(...))
+_FUNCTION = re.compile(r"\b([A-Z][A-Z0-9_]+)\(")
+
+
+def test_every_dialplan_application_and_function_has_its_module_loaded() -> None:
+    """A real Asterisk 22 showed it: with func_db, app_db, func_cut and app_sayunixtime missing
+    from modules.conf, every callback dial failed at "Function DB not registered". Read what the
+    dialplans call (the shipped one and the rendered golden tenants, callbacks included)."""
+    mods = conf("modules.conf")["modules"]
+    loaded = {v for k, v in mods if k in ("require", "load")}
+    dialplans = [ASTERISK_CONFIG / "extensions.conf",
+                 *sorted((ROOT / "tests" / "golden").glob("*/extensions.conf"))]
+    used: set[str] = set()
+    for path in dialplans:
+        for line in path.read_text().splitlines():
+            code = line.split(";", 1)[0]
+            used.update(_PRIORITY_APP.findall(code), _NESTED_APP.findall(code), _FUNCTION.findall(code))
+    assert {"Queue", "DB", "CUT", "SayUnixTime", "DBdeltree", "Dial"} <= used  # the scan reads them
+    unknown = sorted(used - DIALPLAN_PROVIDERS.keys())
+    assert not unknown, f"dialplan uses {unknown}: add their Asterisk modules to DIALPLAN_PROVIDERS"
+    missing = {name: module for name in used
+               if (module := DIALPLAN_PROVIDERS[name]) is not None and module not in loaded}
+    assert not missing, f"modules.conf does not load what the dialplan calls: {missing}"
+
+
 def test_asterisk_config_is_a_complete_configuration() -> None:
     """Every file a module pbx-core loads reads (or Asterisk's core reads) is in asterisk-config/,
     so nothing depends on an image's sample files."""
