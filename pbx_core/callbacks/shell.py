@@ -49,9 +49,9 @@ from .ami import (
     status_action,
 )
 from .core import scheduler as sched
-from .core.announce import spoken_s
+from .core.announce import WaitForecast, spoken_s
 from .core.events import CALLBACK_EVENTS, CALLBACK_USER_EVENTS, PAUSE_REASON, WATCHED_EVENTS
-from .core.live import expected_wait_now
+from .core.live import forecast_now
 from .core.model import VAR_CALLBACK_ID, VAR_ORIGINATE_ID, Callback
 from .core.policy import QueuePolicy
 from .core.promise import LATER_SLOT_HOURS, later_slot, quote_value
@@ -438,12 +438,15 @@ class Callbacks:
 
     # ----------------------------------------------------------------- globals for the dialplan
 
-    def expected_wait(self, key: tuple[str, str]) -> float | None:
-        """Read between engine batches (same loop): the live state and the line as they are."""
+    def expected_wait(self, key: tuple[str, str], *, answered: bool = False) -> WaitForecast | None:
+        """Read between engine batches (same loop): the live state and the line as they are.
+        ``answered``: the wait of a caller who reaches an agent (what is said), else of one who
+        stays whatever it takes (the offer's measure)."""
         now = self.clock()
         rate = self.service.pacing.queue(key).abandons.rate(now)
-        return expected_wait_now(
-            self.host.state, key, self.service.estimator(key), self.service.waiting(key), rate, now
+        waiting = self.service.waiting(key)
+        return forecast_now(
+            self.host.state, key, self.service.estimator(key), waiting, rate, now, answered=answered
         )
 
     def quote(self, key: tuple[str, str], policy: QueuePolicy, timezone: str, now: float) -> str:
@@ -464,9 +467,12 @@ class Callbacks:
         if full:
             self._last_full = now
         for key, info in sorted(self.service.infos.items()):
-            ewt = self.expected_wait(key)
+            staying = self.expected_wait(key)
+            ewt = None if staying is None else staying.mean_s
             offer = info.policy.offer and ewt is not None and ewt >= info.policy.offer_after_s
-            said = spoken_s(ewt)  # what the dialplan says: "less than a minute" or minutes
+            # What the dialplan says: "less than a minute" or minutes, the value the wait of a
+            # caller who gets through is likeliest to be within the band of.
+            said = spoken_s(self.expected_wait(key, answered=True))
             values = {
                 ewt_variable(*key): "" if said is None else str(round(said)),
                 offer_variable(*key): "1" if offer else "0",

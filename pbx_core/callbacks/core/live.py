@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ...domain.queue_state import AVAILABLE, LOGGED_OUT, PAUSED, UNAVAILABLE, Delta, LiveState, QueueState
-from .announce import expected_wait_s, wrapping_up
+from .announce import WaitForecast, forecast_wait, wrapping_up
 from .estimator import RollingAbandonRate, RollingLoad, RollingServiceLevel, WaitEstimator
 from .events import PAUSE_REASON
 from .model import WAITING, Callback
@@ -152,19 +152,43 @@ def expected_wait_now(
     abandon_rate: float = 0.0,
     now: float | None = None,
 ) -> float | None:
-    """Expected wait of a caller joining ``key`` now: behind every live caller and every callback
-    that holds a place in line (fill-tier callbacks stand behind them, so they do not count);
-    the line also moves as callers ahead hang up (``abandon_rate``, see announce.expected_wait_s)."""
+    """Expected wait of a caller joining ``key`` now who stays until answered (the offer's
+    measure), see :func:`forecast_now`."""
+    forecast = forecast_now(state, key, estimator, callbacks, abandon_rate, now, answered=False)
+    return None if forecast is None else forecast.mean_s
+
+
+def forecast_now(
+    state: LiveState,
+    key: QueueKey,
+    estimator: WaitEstimator,
+    callbacks: Iterable[Callback],
+    abandon_rate: float = 0.0,
+    now: float | None = None,
+    *,
+    answered: bool = True,
+) -> WaitForecast | None:
+    """The wait of a caller joining ``key`` now (what they are told: ``announce.spoken_s`` of it):
+    behind every live caller and every callback that holds a place in line (fill-tier callbacks
+    stand behind them, so they do not count); the line also moves as live callers ahead hang up
+    (``abandon_rate``), the callbacks among them do not (see announce.forecast_wait)."""
     q = state.queues.get(f"{key[0]}-{key[1]}")
     if q is None:
         return None
     now = state.now if now is None else now
-    ahead = len(q.callers) + sum(
-        1 for c in callbacks if (c.tenant, c.queue) == key and c.status in WAITING and c.tier == 0
-    )
+    in_line = sum(1 for c in callbacks if (c.tenant, c.queue) == key and c.status in WAITING and c.tier == 0)
     free = len(free_agents(q))
     soon = wrapping_up(q, now)
-    return expected_wait_s(ahead + 1, staffed_agents(q), estimator.aht_s, abandon_rate, free, soon)
+    return forecast_wait(
+        len(q.callers) + in_line + 1,
+        staffed_agents(q),
+        estimator.aht_s,
+        abandon_rate,
+        free,
+        soon,
+        in_line,
+        answered=answered,
+    )
 
 
 def line_ahead(
