@@ -87,8 +87,8 @@ from pbx_core.callbacks.core.announce import (
     spoken_s,
 )
 from pbx_core.callbacks.core.estimator import RollingAbandonRate
-from pbx_core.callbacks.core.live import FILL_RATE_WINDOW_S, count_ahead
-from pbx_core.callbacks.core.model import WAITING, AttemptResult, Source
+from pbx_core.callbacks.core.live import FILL_RATE_WINDOW_S, callbacks_in_line, count_ahead
+from pbx_core.callbacks.core.model import AttemptResult, Source
 from pbx_core.callbacks.core.policy import promised_fill_rate, tier
 from pbx_core.callbacks.core.promise import PromiseRules
 from pbx_core.provisioning.schemas import QueueIn
@@ -415,7 +415,7 @@ class Simulation:
     def tell_expected_wait(self, caller: Caller, now: float) -> None:
         """On joining: what the dialplan says (our estimate from the line ahead), and what
         Asterisk's announce-holdtime would say, measured against the wait the caller then has."""
-        in_line = sum(1 for c in self.state.callbacks.values() if c.status in WAITING and c.tier == 0)
+        in_line = callbacks_in_line(self.state.callbacks.values(), now)  # as the bridge counts them
         position = len(self.waiting) + in_line  # the caller is the last of the live ones
         forecast = forecast_wait(
             position, self.args.agents, self.estimator.aht_s, self.abandon_rate.rate(now),

@@ -438,16 +438,12 @@ class Callbacks:
 
     # ----------------------------------------------------------------- globals for the dialplan
 
-    def expected_wait(self, key: tuple[str, str], *, answered: bool = False) -> WaitForecast | None:
-        """Read between engine batches (same loop): the live state and the line as they are.
-        ``answered``: the wait of a caller who reaches an agent (what is said), else of one who
-        stays whatever it takes (the offer's measure)."""
+    def expected_wait(self, key: tuple[str, str]) -> WaitForecast | None:
+        """Read between engine batches (same loop): the live state and the line as they are."""
         now = self.clock()
         rate = self.service.pacing.queue(key).abandons.rate(now)
         waiting = self.service.waiting(key)
-        return forecast_now(
-            self.host.state, key, self.service.estimator(key), waiting, rate, now, answered=answered
-        )
+        return forecast_now(self.host.state, key, self.service.estimator(key), waiting, rate, now)
 
     def quote(self, key: tuple[str, str], policy: QueuePolicy, timezone: str, now: float) -> str:
         """What a caller booking now hears: the window (at the back of the line; a caller who
@@ -467,12 +463,12 @@ class Callbacks:
         if full:
             self._last_full = now
         for key, info in sorted(self.service.infos.items()):
-            staying = self.expected_wait(key)
-            ewt = None if staying is None else staying.mean_s
+            forecast = self.expected_wait(key)
+            ewt = None if forecast is None else forecast.mean_s
             offer = info.policy.offer and ewt is not None and ewt >= info.policy.offer_after_s
-            # What the dialplan says: "less than a minute" or minutes, the value the wait of a
-            # caller who gets through is likeliest to be within the band of.
-            said = spoken_s(self.expected_wait(key, answered=True))
+            # What the dialplan says: "less than a minute" or whole minutes, the value the wait is
+            # likeliest to be within the band of.
+            said = spoken_s(forecast)
             values = {
                 ewt_variable(*key): "" if said is None else str(round(said)),
                 offer_variable(*key): "1" if offer else "0",

@@ -146,16 +146,16 @@ def test_a_wait_known_for_certain_is_said_as_the_nearest_true_value(
 
 
 def _line_waits(ahead: str, staffed: int, aht_s: float, rate: float, n: int) -> list[float]:
-    """The line played out (``ahead``: "L" a live caller, "C" a callback, first is next): agents
-    finish calls at ``staffed / aht_s``, each live caller ahead and the caller hang up at
-    ``rate``; the waits of the callers who reached an agent."""
+    """The line played out (``ahead``: "L" a live caller, "C" a callback, first is next) for a
+    caller who stays: agents finish calls at ``staffed / aht_s``, each live caller ahead hangs up
+    at ``rate``."""
     rng = random.Random(3)
     waits: list[float] = []
     for _ in range(n):
         line, t = list(ahead), 0.0
         while True:
             live = line.count("L")
-            total = staffed / aht_s + (live + 1) * rate
+            total = staffed / aht_s + live * rate
             t += rng.expovariate(total)
             u = rng.random() * total
             if u < staffed / aht_s:
@@ -163,24 +163,23 @@ def _line_waits(ahead: str, staffed: int, aht_s: float, rate: float, n: int) -> 
                     waits.append(t)
                     break
                 line.pop(0)
-            elif u < staffed / aht_s + live * rate:
-                line.pop([i for i, x in enumerate(line) if x == "L"][rng.randrange(live)])
             else:
-                break  # the caller hung up
+                line.pop([i for i, x in enumerate(line) if x == "L"][rng.randrange(live)])
     return waits
 
 
 @pytest.mark.parametrize("ahead", ["CCCCCCLLL", "LCLCLCLCLC", "CCCCCCCCCCCC", "LL"])
-def test_what_is_said_is_true_for_most_callers_who_get_through(ahead: str) -> None:
-    """Callbacks ahead keep their place without hanging up, and the callers who get through are
-    the ones whose wait was shorter: the forecast's mean is the played-out mean, and what is said
-    is within the band at least as often as 0.8 x the old estimate (every caller ahead hanging
-    up) was, by far when callbacks hold places."""
+def test_what_is_said_is_true_as_often_as_the_line_allows(ahead: str) -> None:
+    """Callbacks ahead keep their place without hanging up: the forecast's mean is the played-out
+    mean, what is said is within the band at least as often as 0.8 x the old estimate (every
+    caller ahead hanging up) was, by far when callbacks hold places, and as often as the
+    forecast says."""
     rate, aht = 1 / 180, 240.0
     waits = _line_waits(ahead, 10, aht, rate, 20_000)
     forecast = announce.forecast_wait(len(ahead) + 1, 10, aht, rate, callbacks_ahead=ahead.count("C"))
     assert forecast is not None
-    assert forecast.mean_s == pytest.approx(statistics.mean(waits), rel=0.05)
+    # (Within a few %: the forecast knows how many callbacks are ahead, not where they stand.)
+    assert forecast.mean_s == pytest.approx(statistics.mean(waits), rel=0.07)
     old_estimate = sum(1 / (10 / aht + j * rate) for j in range(len(ahead) + 1))
     old = 30.0 if 0.8 * old_estimate < 45 else 60.0 * max(1, round(0.8 * old_estimate / 60))
 
@@ -194,15 +193,14 @@ def test_what_is_said_is_true_for_most_callers_who_get_through(ahead: str) -> No
         assert share(said) >= share(old) + 0.2
 
 
-def test_callbacks_ahead_do_not_hang_up_and_callers_who_get_through_waited_less() -> None:
-    staying = announce.forecast_wait(5, 2, 120.0, 1 / 180, callbacks_ahead=4, answered=False)
-    assert staying is not None and staying.mean_s == pytest.approx(300.0)  # 5 x 120 / 2: no one leaves
+def test_callbacks_ahead_do_not_hang_up() -> None:
+    all_callbacks = announce.forecast_wait(5, 2, 120.0, 1 / 180, callbacks_ahead=4)
+    assert all_callbacks is not None and all_callbacks.mean_s == pytest.approx(300.0)  # 5 x 120 / 2
     live = announce.expected_wait_s(5, 2, 120.0, 1 / 180)
-    assert live is not None and live < 300.0  # live callers ahead hang up
-    through = announce.forecast_wait(5, 2, 120.0, 1 / 180, callbacks_ahead=4)
-    assert through is not None and through.mean_s < staying.mean_s
-    no_abandons = announce.forecast_wait(5, 2, 120.0, 0.0)
-    assert no_abandons == announce.forecast_wait(5, 2, 120.0, 0.0, answered=False)
+    assert live is not None and live < 300.0  # live callers ahead hang up: the line moves faster
+    assert announce.expected_wait_s(5, 2, 120.0, 1 / 180, callbacks_ahead=2) == pytest.approx(
+        sum(1 / (2 / 120 + j * 0.5 / 180) for j in range(5))  # half of those ahead may hang up
+    )
 
 
 @pytest.mark.parametrize(("shape", "x"), [(1, 0.5), (3, 2.5), (3, 9.0), (12, 4.0), (12, 15.0), (40, 38.0)])

@@ -54,9 +54,7 @@ def expected_wait_s(
     waiting caller-second, measured on the queue); the ``callbacks_ahead`` among those ahead do
     not hang up. With no abandons that is ``position x AHT / staffed``. None when nothing honest
     can be said (no staffed agent, no handle time known yet)."""
-    forecast = forecast_wait(
-        position, staffed, aht_s, abandon_rate, free, soon, callbacks_ahead, answered=False
-    )
+    forecast = forecast_wait(position, staffed, aht_s, abandon_rate, free, soon, callbacks_ahead)
     return None if forecast is None else forecast.mean_s
 
 
@@ -95,16 +93,9 @@ def forecast_wait(
     free: int = 0,
     soon: tuple[float, ...] = (),
     callbacks_ahead: int = 0,
-    *,
-    answered: bool = True,
 ) -> WaitForecast | None:
-    """The wait of the caller at ``position`` (see :func:`expected_wait_s`) as a distribution.
-
-    ``answered``: of a caller who reaches an agent. The caller may hang up too (at the queue's
-    abandon rate); the waits that end with an agent are the shorter ones, so each step of the line
-    is exponential at its rate plus the caller's own: a caller told that value is told what
-    callers like them who got through waited. (False: the wait of one who stays whatever it
-    takes, for the offer and the promises.)"""
+    """The wait of the caller at ``position`` if they stay (see :func:`expected_wait_s`), as a
+    distribution: each step of the line is exponential at its rate."""
     if position < 1:
         return None
     if free > 0 and position <= free:
@@ -118,13 +109,12 @@ def forecast_wait(
     steps = position - max(0, free) - len(ready)
     served = staffed / aht_s
     rate = max(0.0, abandon_rate)
-    own = rate if answered else 0.0
     # Of the callers ahead, the callbacks keep their place without hanging up.
     ahead = position - 1
     live_share = 1.0 - min(max(0, callbacks_ahead), ahead) / ahead if ahead > 0 else 1.0
     mean = var = 0.0
     for others in range(steps):  # ``others`` still ahead while this step runs
-        step = served + others * live_share * rate + own
+        step = served + others * live_share * rate
         mean += 1.0 / step
         var += 1.0 / (step * step)
     return WaitForecast(mean, var)

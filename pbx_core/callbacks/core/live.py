@@ -152,9 +152,9 @@ def expected_wait_now(
     abandon_rate: float = 0.0,
     now: float | None = None,
 ) -> float | None:
-    """Expected wait of a caller joining ``key`` now who stays until answered (the offer's
-    measure), see :func:`forecast_now`."""
-    forecast = forecast_now(state, key, estimator, callbacks, abandon_rate, now, answered=False)
+    """Expected wait of a caller joining ``key`` now (the offer's measure), see
+    :func:`forecast_now`."""
+    forecast = forecast_now(state, key, estimator, callbacks, abandon_rate, now)
     return None if forecast is None else forecast.mean_s
 
 
@@ -165,8 +165,6 @@ def forecast_now(
     callbacks: Iterable[Callback],
     abandon_rate: float = 0.0,
     now: float | None = None,
-    *,
-    answered: bool = True,
 ) -> WaitForecast | None:
     """The wait of a caller joining ``key`` now (what they are told: ``announce.spoken_s`` of it):
     behind every live caller and every callback that holds a place in line (fill-tier callbacks
@@ -176,7 +174,7 @@ def forecast_now(
     if q is None:
         return None
     now = state.now if now is None else now
-    in_line = sum(1 for c in callbacks if (c.tenant, c.queue) == key and c.status in WAITING and c.tier == 0)
+    in_line = callbacks_in_line((c for c in callbacks if (c.tenant, c.queue) == key), now)
     free = len(free_agents(q))
     soon = wrapping_up(q, now)
     return forecast_wait(
@@ -187,8 +185,15 @@ def forecast_now(
         free,
         soon,
         in_line,
-        answered=answered,
     )
+
+
+def callbacks_in_line(callbacks: Iterable[Callback], now: float) -> int:
+    """Callbacks that hold a place in line ahead of a caller joining now: waiting, in line order
+    (tier 0), and not held back until later (a retry's back-off, a later slot the caller chose,
+    the next opening: counting those made the announced wait too long, see the bench). Pass one
+    queue's callbacks."""
+    return sum(1 for c in callbacks if c.status in WAITING and c.tier == 0 and c.not_before <= now)
 
 
 def line_ahead(
