@@ -95,7 +95,7 @@ class RollingServiceLevel:
 @dataclass(slots=True)
 class RollingLoad:
     """Recent offered load as a share of the staffed agents: arrivals in the last ``window_s`` x
-    smoothed AHT / (window x staffed agents). Above 1 the queue is in overload and any fill work
+    recent AHT / (window x staffed agents). Above 1 the queue is in overload and any fill work
     only pushes live callers back; well below it there is room to catch up."""
 
     window_s: float = 900.0

@@ -123,7 +123,7 @@ def queue_loads(
 ) -> dict[QueueKey, QueueLoad]:
     """The load of each queue in ``keys`` (a queue Asterisk does not report has no agents).
 
-    ``pacing``/``estimators``: the rolling SL and load (with the smoothed AHT); without them the
+    ``pacing``/``estimators``: the rolling SL and load (with the recent AHT); without them the
     fill gate has nothing to go by and reads "unknown"."""
     loads: dict[QueueKey, QueueLoad] = {}
     for key in keys:
