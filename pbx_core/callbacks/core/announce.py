@@ -134,10 +134,10 @@ def spoken_s(expected: WaitForecast | float | None) -> float | None:
     forecast = expected if isinstance(expected, WaitForecast) else WaitForecast(expected)
     if forecast.mean_s < 1.0:
         return None
-    # Only values whose band reaches past the forecast's lower reaches are worth weighing.
     def score(said: float) -> tuple[float, float]:  # likeliest first, then the nearest
         return round(forecast.within(said), 9), -abs(said - forecast.mean_s)
 
+    # A value whose band starts past twice the mean (and a minute) cannot be the likeliest.
     weighed = [said for said in _CANDIDATES if band(said)[0] <= 2.0 * forecast.mean_s + 60.0]
     return max(weighed, key=score)
 
