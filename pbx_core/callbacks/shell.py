@@ -49,9 +49,9 @@ from .ami import (
     status_action,
 )
 from .core import scheduler as sched
-from .core.announce import spoken_s
+from .core.announce import WaitForecast, spoken_s
 from .core.events import CALLBACK_EVENTS, CALLBACK_USER_EVENTS, PAUSE_REASON, WATCHED_EVENTS
-from .core.live import expected_wait_now
+from .core.live import forecast_now
 from .core.model import VAR_CALLBACK_ID, VAR_ORIGINATE_ID, Callback
 from .core.policy import QueuePolicy
 from .core.promise import LATER_SLOT_HOURS, later_slot, quote_value
@@ -438,13 +438,12 @@ class Callbacks:
 
     # ----------------------------------------------------------------- globals for the dialplan
 
-    def expected_wait(self, key: tuple[str, str]) -> float | None:
+    def expected_wait(self, key: tuple[str, str]) -> WaitForecast | None:
         """Read between engine batches (same loop): the live state and the line as they are."""
         now = self.clock()
         rate = self.service.pacing.queue(key).abandons.rate(now)
-        return expected_wait_now(
-            self.host.state, key, self.service.estimator(key), self.service.waiting(key), rate, now
-        )
+        waiting = self.service.waiting(key)
+        return forecast_now(self.host.state, key, self.service.estimator(key), waiting, rate, now)
 
     def quote(self, key: tuple[str, str], policy: QueuePolicy, timezone: str, now: float) -> str:
         """What a caller booking now hears: the window (at the back of the line; a caller who
@@ -464,9 +463,12 @@ class Callbacks:
         if full:
             self._last_full = now
         for key, info in sorted(self.service.infos.items()):
-            ewt = self.expected_wait(key)
+            forecast = self.expected_wait(key)
+            ewt = None if forecast is None else forecast.mean_s
             offer = info.policy.offer and ewt is not None and ewt >= info.policy.offer_after_s
-            said = spoken_s(ewt)  # what the dialplan says: "less than a minute" or minutes
+            # What the dialplan says: "less than a minute" or whole minutes, the value the wait is
+            # likeliest to be within the band of.
+            said = spoken_s(forecast)
             values = {
                 ewt_variable(*key): "" if said is None else str(round(said)),
                 offer_variable(*key): "1" if offer else "0",

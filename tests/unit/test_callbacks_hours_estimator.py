@@ -95,12 +95,12 @@ def test_a_bad_span_or_zone_is_refused() -> None:
         HoursSpec.build("Mars/Olympus", [])
 
 
-def test_expected_wait_is_position_times_smoothed_aht_over_staffed_agents() -> None:
-    est = WaitEstimator(alpha=0.5)
+def test_expected_wait_is_position_times_recent_aht_over_staffed_agents() -> None:
+    est = WaitEstimator()
     assert est.expected_wait(3, 2) is None  # no AHT known yet: say nothing
     est.observe(200)
     assert est.expected_wait(3, 2) == 300.0
-    est.observe(400)  # smoothed: 200 + 0.5 * (400 - 200)
+    est.observe(400)  # the mean of the calls handled lately
     assert est.aht_s == 300.0 and est.expected_wait(1, 3) == 100.0
     est.observe(-5)  # a clock step, not a call
     assert est.samples == 2
@@ -111,16 +111,32 @@ def test_expected_wait_is_position_times_smoothed_aht_over_staffed_agents() -> N
         announce_minutes(60.0),
         announce_minutes(61.0),
     ) == (None, 1, 1, 2)
-    with pytest.raises(ValueError, match="alpha"):
-        WaitEstimator(alpha=0)
+    with pytest.raises(ValueError, match="window"):
+        WaitEstimator(window=0)
 
 
-@given(st.lists(st.floats(0, 3600), min_size=1, max_size=50))
-def test_smoothed_aht_stays_within_the_observed_range(samples: list[float]) -> None:
-    est = WaitEstimator()
+def test_one_long_call_does_not_swing_the_aht() -> None:
+    """The AHT is the mean of the last ``window`` calls: one 20-minute call among 100 of 200 s
+    moves it by 10 s, where the exponential average it replaces (alpha 0.2) jumped to 400 s."""
+    est = WaitEstimator(window=100)
+    for _ in range(100):
+        est.observe(200.0)
+    est.observe(1200.0)
+    assert est.aht_s == pytest.approx(210.0)  # the oldest 200 s call left the window
+    for _ in range(100):
+        est.observe(300.0)  # the queue's calls got longer: the AHT follows within a window
+    assert est.aht_s == pytest.approx(300.0)
+
+
+@given(st.lists(st.floats(0, 3600), min_size=1, max_size=250), st.integers(1, 120))
+def test_recent_aht_is_the_mean_of_the_last_calls(samples: list[float], window: int) -> None:
+    est = WaitEstimator(window=window)
     for s in samples:
         est.observe(s)
-    assert est.aht_s is not None and min(samples) - 1e-6 <= est.aht_s <= max(samples) + 1e-6
+    recent = samples[-window:]
+    assert est.aht_s is not None
+    assert est.aht_s == pytest.approx(sum(recent) / len(recent), rel=1e-9, abs=1e-6)
+    assert min(samples) - 1e-6 <= est.aht_s <= max(samples) + 1e-6
 
 
 def test_the_offer_follows_the_provisioned_queue_threshold() -> None:

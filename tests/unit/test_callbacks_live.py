@@ -7,8 +7,17 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from pbx_core.callbacks.core import announce
 from pbx_core.callbacks.core.estimator import WaitEstimator
-from pbx_core.callbacks.core.live import Pacing, idle_since, queue_loads, staffed_agents
+from pbx_core.callbacks.core.live import (
+    Pacing,
+    callbacks_in_line,
+    expected_wait_now,
+    forecast_now,
+    idle_since,
+    queue_loads,
+    staffed_agents,
+)
 from pbx_core.callbacks.core.model import Callback
 from pbx_core.callbacks.core.policy import QueuePolicy
 from pbx_core.callbacks.core.scheduler import Dial, SchedulerState, decide
@@ -181,3 +190,38 @@ def test_the_sl_gate_holds_fill_callbacks_back_when_the_queue_is_failing() -> No
 
 def test_fill_reserve_is_a_third_of_the_staffed_agents_between_one_and_three() -> None:
     assert [fill_reserve_agents(n) for n in (0, 1, 2, 3, 5, 8, 10, 30)] == [0, 0, 1, 1, 2, 3, 3, 3]
+
+
+def test_the_wait_said_on_joining_counts_the_callbacks_in_line_that_can_be_dialled() -> None:
+    """Two agents busy (paused for callbacks), three callers waiting: a caller joining now is 4th
+    behind them, plus the in-line callback that may be dialled now; one backing off before a
+    retry, a fill callback and one in another queue are not ahead of them. Callbacks ahead do not
+    hang up, so only the live callers move the line faster."""
+    events: list[Event] = [
+        agent(T0, ANN, paused=True, reason="callback"),
+        agent(T0, BOB, paused=True, reason="callback"),
+    ]
+    events += [join(T0 + i, f"c{i}") for i in range(3)]
+    state, _ = run(*events)
+    now = T0 + 10
+    estimator = WaitEstimator()
+    estimator.observe(240.0)
+    due = T0 + 3600
+
+    def cb(id_: str, **kw: object) -> Callback:
+        base = Callback(id_, *KEY, "0612345678", "queue_offer", T0 - 60, T0 - 60, due)
+        return base.evolve(**kw) if kw else base
+
+    callbacks = [
+        cb("in-line"),
+        cb("retrying", not_before=now + 300),
+        cb("fill", tier=1),
+        cb("elsewhere", queue="sales"),
+    ]
+    assert callbacks_in_line(callbacks, now) == 2  # in-line and elsewhere: pass one queue's
+    forecast = forecast_now(state, KEY, estimator, callbacks, 0.0, now)
+    assert forecast is not None and forecast.mean_s == 5 * 240.0 / 2  # 3 live + 1 callback + them
+    quicker = forecast_now(state, KEY, estimator, callbacks, 1 / 180, now)
+    fully_live = announce.expected_wait_s(5, 2, 240.0, 1 / 180)
+    assert quicker is not None and fully_live is not None and fully_live < quicker.mean_s < 600.0
+    assert expected_wait_now(state, KEY, estimator, callbacks, 1 / 180, now) == quicker.mean_s

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ...domain.queue_state import AVAILABLE, LOGGED_OUT, PAUSED, UNAVAILABLE, Delta, LiveState, QueueState
-from .announce import expected_wait_s, wrapping_up
+from .announce import WaitForecast, forecast_wait, wrapping_up
 from .estimator import RollingAbandonRate, RollingLoad, RollingServiceLevel, WaitEstimator
 from .events import PAUSE_REASON
 from .model import WAITING, Callback
@@ -123,7 +123,7 @@ def queue_loads(
 ) -> dict[QueueKey, QueueLoad]:
     """The load of each queue in ``keys`` (a queue Asterisk does not report has no agents).
 
-    ``pacing``/``estimators``: the rolling SL and load (with the smoothed AHT); without them the
+    ``pacing``/``estimators``: the rolling SL and load (with the recent AHT); without them the
     fill gate has nothing to go by and reads "unknown"."""
     loads: dict[QueueKey, QueueLoad] = {}
     for key in keys:
@@ -152,19 +152,48 @@ def expected_wait_now(
     abandon_rate: float = 0.0,
     now: float | None = None,
 ) -> float | None:
-    """Expected wait of a caller joining ``key`` now: behind every live caller and every callback
-    that holds a place in line (fill-tier callbacks stand behind them, so they do not count);
-    the line also moves as callers ahead hang up (``abandon_rate``, see announce.expected_wait_s)."""
+    """Expected wait of a caller joining ``key`` now (the offer's measure), see
+    :func:`forecast_now`."""
+    forecast = forecast_now(state, key, estimator, callbacks, abandon_rate, now)
+    return None if forecast is None else forecast.mean_s
+
+
+def forecast_now(
+    state: LiveState,
+    key: QueueKey,
+    estimator: WaitEstimator,
+    callbacks: Iterable[Callback],
+    abandon_rate: float = 0.0,
+    now: float | None = None,
+) -> WaitForecast | None:
+    """The wait of a caller joining ``key`` now (what they are told: ``announce.spoken_s`` of it):
+    behind every live caller and every callback that holds a place in line (fill-tier callbacks
+    stand behind them, so they do not count); the line also moves as live callers ahead hang up
+    (``abandon_rate``), the callbacks among them do not (see announce.forecast_wait)."""
     q = state.queues.get(f"{key[0]}-{key[1]}")
     if q is None:
         return None
     now = state.now if now is None else now
-    ahead = len(q.callers) + sum(
-        1 for c in callbacks if (c.tenant, c.queue) == key and c.status in WAITING and c.tier == 0
-    )
+    in_line = callbacks_in_line((c for c in callbacks if (c.tenant, c.queue) == key), now)
     free = len(free_agents(q))
     soon = wrapping_up(q, now)
-    return expected_wait_s(ahead + 1, staffed_agents(q), estimator.aht_s, abandon_rate, free, soon)
+    return forecast_wait(
+        len(q.callers) + in_line + 1,
+        staffed_agents(q),
+        estimator.aht_s,
+        abandon_rate,
+        free,
+        soon,
+        in_line,
+    )
+
+
+def callbacks_in_line(callbacks: Iterable[Callback], now: float) -> int:
+    """Callbacks that hold a place in line ahead of a caller joining now: waiting, in line order
+    (tier 0), and not held back until later (a retry's back-off, a later slot the caller chose,
+    the next opening: counting those made the announced wait too long, see the bench). Pass one
+    queue's callbacks."""
+    return sum(1 for c in callbacks if c.status in WAITING and c.tier == 0 and c.not_before <= now)
 
 
 def line_ahead(

@@ -4,7 +4,7 @@ A fixed "within an hour" is a promise the line cannot always keep. The window is
 what the line holds at booking:
 
 - **work ahead**, in agent-seconds: the live callers and in-line callbacks ahead of it, each a
-  smoothed AHT (talk + wrap-up), shared by the staffed agents: ``places x AHT / staffed``. A fill
+  recent AHT (talk + wrap-up), shared by the staffed agents: ``places x AHT / staffed``. A fill
   callback (a caller who hung up, served on spare capacity) also waits for the fill callbacks
   ahead of it, at the rate fill work has recently gone out (at least ``fill_share`` of the
   agents' capacity);

@@ -610,7 +610,7 @@ class CallbackService:
                 self.state.policies[key] = dataclasses.replace(policy, fill_reserve_agents=reserve)
 
     def observe_handled(self, live: LiveState, frame: Frame) -> None:
-        """An AgentComplete: one handled call's talk + wrap-up for the queue's smoothed AHT."""
+        """An AgentComplete: one handled call's talk + wrap-up for the queue's recent AHT."""
         key = split_queue(frame.get("Queue", ""))
         if key is None:
             return
