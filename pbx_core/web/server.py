@@ -12,6 +12,7 @@ from typing import Any
 import uvicorn
 
 from ..config import ConfigError
+from .ratelog import quiet_uvicorn_bad_frames
 
 
 def uvicorn_config(
@@ -43,7 +44,9 @@ def uvicorn_config(
         "forwarded_allow_ips": list(trusted_proxies),
     }
     options.update(overrides)
-    return uvicorn.Config(app, **options)
+    config = uvicorn.Config(app, **options)  # (re)configures uvicorn's loggers: filter after it
+    quiet_uvicorn_bad_frames()
+    return config
 
 
 def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
