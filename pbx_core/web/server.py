@@ -13,6 +13,7 @@ import uvicorn
 
 from ..config import ConfigError
 from .ratelog import quiet_uvicorn_bad_frames
+from .ws_protocol import WallboardWebSocketProtocol
 
 
 def uvicorn_config(
@@ -43,6 +44,8 @@ def uvicorn_config(
         "proxy_headers": bool(trusted_proxies),
         "forwarded_allow_ips": list(trusted_proxies),
     }
+    if WallboardWebSocketProtocol is not None:  # a non-UTF-8 frame: one line, not two tracebacks
+        options["ws"] = WallboardWebSocketProtocol
     options.update(overrides)
     config = uvicorn.Config(app, **options)  # (re)configures uvicorn's loggers: filter after it
     quiet_uvicorn_bad_frames()
