@@ -195,6 +195,9 @@ async def test_revoking_a_key_on_one_replica_closes_its_sockets_on_another(datab
             assert await closed_code(by_token) == 4401  # the token dies with its minting key
             assert await closed_code(on_a) == 4401
             assert b.hub.stats.revoked["revoked"] == 2 and a.hub.stats.revoked["revoked"] == 1
+            async with httpx.AsyncClient() as http:
+                metrics = (await http.get(f"{b.http}/metrics")).text
+            assert 'pbx_web_revoked_total{why="revoked"} 2.0' in metrics
             assert await still_open(other)  # another key's screen is untouched
             watch: RevocationWatch = b.app.state.revocations
             assert watch.rechecks == 0 and watch.notices == 1
