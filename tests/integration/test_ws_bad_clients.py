@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from pbx_core.bus import EmbeddedRedis
 from pbx_core.config import Settings
@@ -26,6 +27,7 @@ from pbx_core.web import create_app, serving
 from pbx_core.web.hub import Hub
 from pbx_core.web.provisioning import provisioning
 from pbx_core.web.ratelog import BAD_CLIENTS
+from pbx_core.web.server import CLIENT_FRAME_MAX
 from tests import conftest
 
 GUARD_S = 60  # hang guard only
@@ -98,14 +100,21 @@ async def abrupt(http: str, token: str, rng: random.Random) -> None:
     writer.transport.abort()
 
 
-async def bad_frame(ws_url: str, frame: str | bytes, text: bool) -> None:
+async def bad_frame(ws_url: str, frame: str | bytes, text: bool) -> int | None:
+    """Send a bad frame (three times where the socket stays open); the close code the server
+    sent, if it closed the socket itself."""
     async with connect(ws_url, proxy=None, open_timeout=GUARD_S) as ws:
         for _ in range(3):  # several bad frames from one client: still one line for it
             await ws.send(frame, text=text)
-            if text and isinstance(frame, bytes):
-                break  # invalid UTF-8: the server closes the socket (1007) at the first
+            if (text and isinstance(frame, bytes)) or len(frame) > CLIENT_FRAME_MAX:
+                with contextlib.suppress(ConnectionClosed):  # the server closes at the first
+                    async with asyncio.timeout(GUARD_S):
+                        while True:
+                            await ws.recv()
+                return ws.protocol.close_rcvd.code if ws.protocol.close_rcvd else None
         with contextlib.suppress(Exception):
             await ws.close()
+    return None
 
 
 async def test_abrupt_clients_and_bad_frames_log_no_traceback_and_a_bounded_number_of_lines(
@@ -121,23 +130,27 @@ async def test_abrupt_clients_and_bad_frames_log_no_traceback_and_a_bounded_numb
                       for i in range(ABRUPT)]
             await asyncio.gather(*(abrupt(http, t, rng) for t in tokens))
             bad: list[tuple[str | bytes, bool]] = [
-                ("[" * 100_000 + "]" * 100_000, True),  # nested past the JSON parser's depth
+                ("[" * 20_000 + "]" * 20_000, True),  # nested past the JSON parser's depth
                 (json.dumps({"a": 1})[:-1], True),  # truncated JSON
                 ("[1, 2]", True),  # JSON, but not an object
                 (b"\xff\xfe\xfd", True),  # a text frame that is not UTF-8
                 (b"\x00\x01binary", False),
             ] * 6
+            # Past the frame limit: closed (1009) before it is parsed, with no line at all.
+            assert await bad_frame(ws_url, "x" * (CLIENT_FRAME_MAX + 1), True) == 1009
+            assert await bad_frame(ws_url, b"\xff", True) == 1007
             await asyncio.gather(*(bad_frame(ws_url, f, t) for f, t in bad))
             await conftest.wait_until(lambda: hub.client_count == 0, "every socket to be gone",
                                       limit_s=GUARD_S)
             await conftest.wait_until(
-                lambda: BAD_CLIENTS.total - before >= len(bad) or any(r.exc_info for r in log.records),
+                lambda: BAD_CLIENTS.total - before >= len(bad) + 1 or any(r.exc_info for r in log.records),
                 "a line (or a count) for every bad client", limit_s=GUARD_S)
 
         text = "\n".join(log.lines)
         assert "Traceback" not in text, text[:3000]
         assert not [r for r in log.records if r.exc_info], "a record carries a traceback"
-        assert BAD_CLIENTS.total - before == len(bad)  # each bad client counted once, however many frames
+        # Each bad client counted once, however many frames (+1: the lone non-UTF-8 client).
+        assert BAD_CLIENTS.total - before == len(bad) + 1
         # At most two rate-limit windows (full budget each, one summary line each) plus the few
         # lines of starting and stopping: never one per client.
         assert len(log.lines) <= 2 * (BAD_CLIENTS.limit + 1) + 10, text[:3000]
