@@ -11,7 +11,8 @@ A websocket is authorised once, at connect; what it rests on can go later. Three
 - **A re-check.** Every ``PBX_WALLBOARD_RECHECK_S`` each process asks the database, in one query
   for all its sockets, whether each (key, tenant) grant still holds: a key revoked while Redis
   was down, deleted with its tenant, or revoked by anything that sent no notice. A re-check also
-  runs at once after the notice stream comes back from an error. A database error keeps the
+  runs at once after the notice stream comes back from an error, and on a ``recheck`` notice,
+  which the API sends when it deletes a tenant. A database error keeps the
   sockets open (a database outage must not blank every wall screen) and is logged.
 - **Expiry.** A short-lived token's socket has a timer for its expiry (in the hub).
 
@@ -44,12 +45,28 @@ async def announce_revoked(redis: RedisClient, key_id: str) -> None:
     await redis.xadd(REVOKED_KEY, {"key": key_id}, maxlen=NOTICES_MAXLEN, approximate=True)
 
 
+async def announce_recheck(redis: RedisClient, tenant: str) -> None:
+    """Ask every web replica to re-check its sockets' grants now: ``tenant`` was deleted (its keys
+    with it, and reseller keys no longer reach it). A re-check rather than "close the tenant's
+    sockets": a socket of a new tenant that already reuses the slug is still valid and stays."""
+    await redis.xadd(REVOKED_KEY, {"recheck": tenant}, maxlen=NOTICES_MAXLEN, approximate=True)
+
+
 def revocation_announcer(redis: RedisClient) -> Callable[[str], Awaitable[None]]:
     """:func:`announce_revoked` as a hook for ``LiveHooks.revoked``."""
 
     async def announce(key_id: str) -> None:
         await announce_revoked(redis, key_id)
         log.info("revocation of key %s announced to every web process", key_id)
+
+    return announce
+
+
+def recheck_announcer(redis: RedisClient) -> Callable[[str], Awaitable[None]]:
+    """:func:`announce_recheck` as a hook for ``LiveHooks.forgotten`` (a tenant deleted)."""
+
+    async def announce(tenant: str) -> None:
+        await announce_recheck(redis, tenant)
 
     return announce
 
@@ -110,6 +127,8 @@ class RevocationWatch:
                     key = fields.get(b"key", fields.get("key"))
                     if key:
                         keys.add(_text(key))
+                    elif b"recheck" in fields or "recheck" in fields:
+                        self._recheck_now.set()
                 if keys:
                     self.notices += len(keys)
                     closed = self.hub.revoke_grants(_keys_not_in(keys), "revoked")

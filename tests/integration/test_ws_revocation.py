@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,8 @@ from pbx_core.provisioning.models import CallbackRow
 from pbx_core.web import create_app, serving
 from pbx_core.web.hub import Hub
 from pbx_core.web.provisioning import Provisioning, provisioning
-from pbx_core.web.revocation import RevocationWatch, revocation_announcer
+from pbx_core.web.revocation import RevocationWatch, recheck_announcer, revocation_announcer
+from tests import conftest
 from tests.integration.databases import BACKENDS, throwaway_database
 
 GUARD_S = 30  # hang guard only; nothing here measures time
@@ -82,6 +83,7 @@ async def replica(settings: Settings, url: str, redis_url: str, recheck_s: float
                          callback_requester=prov.callback_requester, recheck_s=recheck_s)
         assert prov.live is not None
         prov.live.revoked.add(revocation_announcer(app.state.redis))  # as `pbx-core web` wires it
+        prov.live.forgotten.add(recheck_announcer(app.state.redis))
         async with serving(app) as http:
             yield Replica(app, http, prov)
 
@@ -237,7 +239,8 @@ async def test_the_recheck_closes_sockets_of_a_key_revoked_while_notices_were_lo
             assert await still_open(other)
             watch: RevocationWatch = a.app.state.revocations
             assert watch.notices == 0 and watch.rechecks >= 1
-            assert await a.app.state.redis.xlen(REVOKED_KEY) == 0
+            notices = await a.app.state.redis.xrange(REVOKED_KEY)
+            assert not [f for _, f in notices if b"key" in f]  # no revocation notice was sent
 
 
 async def test_a_short_lived_tokens_socket_closes_at_its_expiry_and_the_token_opens_nothing_after(
@@ -257,3 +260,46 @@ async def test_a_short_lived_tokens_socket_closes_at_its_expiry_and_the_token_op
             assert await still_open(by_key)  # the key that minted it is still good
         assert await refused_code(a, token) == 4401
         assert await c.callbacks() == []
+
+
+async def test_deleting_a_tenant_closes_its_screens_on_every_replica_and_a_reused_slugs_stay(
+    database: str,
+) -> None:
+    async with cluster(database, NEVER_S, NEVER_S) as c:
+        a, b = c.replicas
+        async with c.api(0) as api:  # a second tenant of the reseller, its screen must stay
+            assert (await api.post("/tenants", json={"slug": "t2", "name": "T2"})).status_code == 201
+            r = await api.post("/tenants/t2/api-keys", json={"name": "tv", "role": "supervisor"})
+            assert r.status_code == 201, r.text
+            t2_key = r.json()["key"]
+        reseller_token = await mint(c, c.reseller)  # a reseller's token for t1
+        async with (
+            board(b, c.supervisor["screen"]) as by_key,
+            board(b, reseller_token) as by_reseller,
+            board(b, t2_key) as t2,
+        ):
+            async with c.api(0) as api:
+                r = await api.delete("/tenants/t1", params={"force": "true"})
+                assert r.status_code == 204, r.text
+            # The tenant's own key went with it; the reseller's key no longer reaches the slug.
+            assert await closed_code(by_key) == 4401
+            assert await closed_code(by_reseller) == 4401
+            assert await still_open(t2)
+            watch: RevocationWatch = b.app.state.revocations
+            assert watch.rechecks >= 1
+            # The slug comes back (another tenant now): a new screen for it is valid and stays
+            # through the re-check that the creation asks for.
+            async with c.api(0) as api:
+                assert (await api.post("/tenants", json={"slug": "t1", "name": "New"})).status_code == 201
+                r = await api.post("/tenants/t1/api-keys", json={"name": "new", "role": "supervisor"})
+                assert r.status_code == 201, r.text
+            async with board(b, r.json()["key"]) as new:
+                checks = watch.rechecks
+                assert a.prov.live is not None
+                await a.prov.live.forgotten("t1")  # one more re-check notice, as a deletion sends
+                await _until(lambda: watch.rechecks > checks, "a re-check on replica B")
+                assert await still_open(new)
+
+
+async def _until(predicate: Callable[[], bool], what: str) -> None:
+    await conftest.wait_until(predicate, what, limit_s=GUARD_S)
