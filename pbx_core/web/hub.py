@@ -166,6 +166,8 @@ class Client:
         if self.close_code is not None:
             return
         self.close_code, self.close_reason = code, reason
+        if self.feed is not None:
+            self.feed.clients.discard(self)  # no more deltas or pings for it (remove() is idempotent)
         stats.revoked[why] += 1
         stats.dropped_messages += len(self.queue)
         self.queue.clear()
