@@ -39,6 +39,7 @@ from ..bus import Entry, Snapshot
 from ..domain.board import Board, apply_delta
 from ..tasks import cancel_and_wait
 from .auth import CLOSE_UNAUTHORISED
+from .ratelog import BAD_CLIENTS
 
 log = logging.getLogger(__name__)
 
@@ -391,6 +392,7 @@ class Hub:
         while True:
             await asyncio.sleep(self.ping_interval_s)
             self.ping_all()
+            BAD_CLIENTS.flush()  # a flood of bad clients that ended still gets its summary line
 
     def ping_all(self) -> None:
         text = f'{{"type":"ping","server_time":{time.time():.3f}}}'
