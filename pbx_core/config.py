@@ -289,6 +289,11 @@ VARIABLES: tuple[Var[Any], ...] = (
         "Per-queue tile colours, JSON: `{\"acme-support\": {\"sl_pct\": {\"amber\": 85, \"red\": 70}, "
         "\"waiting\": {\"amber\": 2, \"red\": 5}, \"longest_wait_s\": {\"amber\": 45, \"red\": 90}}}`. "
         "Unset: SL below 80/60 %, 3/6 waiting, longest wait over the SL target/twice it."),
+    Var("PBX_WALLBOARD_RECHECK_S", "15", _float_range(1, 3600),
+        "How often each web process re-checks, in the database, the API key behind every open "
+        "wallboard socket; a revoked or deleted key's sockets are closed (4401). A revocation "
+        "through the API or `pbx-core keys revoke` closes them at once through Redis: this is the "
+        "safety net for a notice that was lost. Short-lived tokens close at their expiry."),
     Var("PBX_DATABASE_URL", "sqlite:///pbx-core.db", _database_url,
         "Provisioning database: `postgresql://user:pass@host/db` or `sqlite:///path.db`. Apply the "
         "schema with `pbx-core db upgrade`.", show=masked),

@@ -28,6 +28,7 @@ from .config import AmiUrl, Settings
 from .signals import on_stop_signals
 from .web.app import CallbackRequester, create_app, thresholds_for
 from .web.auth import TokenVerifier
+from .web.revocation import recheck_announcer, revocation_announcer
 from .web.server import listen_or_explain, serving
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,11 @@ async def running_stack(
             extra_routes=extra_routes,
             callback_requester=callback_requester,
             metrics_token=settings.metrics_token,
+            recheck_s=settings.wallboard_recheck_s,
         )
+        if live_hooks is not None:
+            live_hooks.revoked.add(revocation_announcer(app.state.redis))
+            live_hooks.forgotten.add(recheck_announcer(app.state.redis))
         stack.base_url = await exits.enter_async_context(
             serving(app, host, port, sock=listener, trusted_proxies=settings.trusted_proxies)
         )

@@ -35,6 +35,9 @@ class ApiContext:
     tenant_forgotten: Callable[[str], Awaitable[None]] | None = None
     # Run after a tenant was applied to Asterisk: an in-process bridge resyncs its queues.
     tenant_applied: Callable[[str], Awaitable[None]] | None = None
+    # Run with a key's public id after it was revoked: open wallboard sockets of the key (and of
+    # tokens it minted) are closed on every web replica (web.revocation).
+    key_revoked: Callable[[str], Awaitable[None]] | None = None
     # Request bodies larger than this are refused (413) without being read.
     max_body_bytes: int = 256 * 1024
     # Callback bookings per tenant, shared with the wallboard's "call back" button (the web app

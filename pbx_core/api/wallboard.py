@@ -22,7 +22,7 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..provisioning.keys import check_secret, parse_key
 from ..provisioning.models import ApiKey, ServerSecret, Tenant
-from ..web.auth import Scope
+from ..web.auth import Grant, Scope
 
 TOKEN_PREFIX = "wbt1"
 SECRET_NAME = "wallboard-token"
@@ -118,9 +118,22 @@ class TokenSigner:
         return claims if claims.expires > (time.time() if now is None else now) else None
 
 
-def key_scope(slug: str, queues: Sequence[str] | None) -> Scope:
+def key_scope(slug: str, queues: Sequence[str] | None, key: str | None = None) -> Scope:
     """A key's short queue names -> the wallboard scope (full ``{slug}-{queue}`` names)."""
-    return Scope(slug, frozenset(f"{slug}-{q}" for q in queues) if queues is not None else None)
+    return Scope(slug, frozenset(f"{slug}-{q}" for q in queues) if queues is not None else None, key=key)
+
+
+def reaches(key: ApiKey | None, tenant: Tenant | None) -> bool:
+    """The key exists, is not revoked, and still reaches the tenant (a reseller key: any tenant
+    of its reseller; any other key: its own tenant)."""
+    if key is None or tenant is None or key.revoked_at is not None:
+        return False
+    if key.role == "reseller":
+        return key.reseller_id == tenant.reseller_id
+    return key.tenant_id == tenant.id
+
+
+GRANT_CHUNK = 500  # ids per IN (...) list: well inside every backend's parameter limit
 
 
 class ApiKeyVerifier:
@@ -139,8 +152,24 @@ class ApiKeyVerifier:
         if token.startswith(TOKEN_PREFIX + "."):
             claims = await self.signer.claims(token)
             if claims is not None and await self._minter_valid(claims):
-                return Scope(claims.tenant, frozenset(claims.queues) if claims.queues is not None else None)
+                return Scope(claims.tenant, frozenset(claims.queues) if claims.queues is not None else None,
+                             key=claims.key, expires=float(claims.expires))
         return None
+
+    async def valid_grants(self, grants: Collection[Grant]) -> set[Grant]:
+        """:meth:`pbx_core.web.auth.GrantChecker.valid_grants`: two queries per chunk, whatever the
+        number of sockets (the hub asks once per re-check for every distinct grant it holds)."""
+        pairs = list(set(grants))
+        valid: set[Grant] = set()
+        for i in range(0, len(pairs), GRANT_CHUNK):
+            chunk = pairs[i:i + GRANT_CHUNK]
+            async with self._sessions() as session:
+                keys = {k.public_id: k for k in await session.scalars(
+                    select(ApiKey).where(ApiKey.public_id.in_({k for k, _ in chunk})))}
+                tenants = {t.slug: t for t in await session.scalars(
+                    select(Tenant).where(Tenant.slug.in_({t for _, t in chunk})))}
+            valid.update(g for g in chunk if reaches(keys.get(g[0]), tenants.get(g[1])))
+        return valid
 
     async def _key_scope(self, public_id: str, secret: str) -> Scope | None:
         async with self._sessions() as session:
@@ -155,15 +184,11 @@ class ApiKeyVerifier:
             return None
         if key.role not in WALLBOARD_ROLES:
             return None
-        return key_scope(slug, key.queues)
+        return key_scope(slug, key.queues, key.public_id)
 
     async def _minter_valid(self, claims: TokenClaims) -> bool:
         """The minting key still exists, is not revoked, and still reaches the tenant."""
         async with self._sessions() as session:
             key = await session.scalar(select(ApiKey).where(ApiKey.public_id == claims.key))
             tenant = await session.scalar(select(Tenant).where(Tenant.slug == claims.tenant))
-        if key is None or tenant is None or key.revoked_at is not None:
-            return False
-        if key.role == "reseller":
-            return key.reseller_id == tenant.reseller_id
-        return key.tenant_id == tenant.id
+        return reaches(key, tenant)

@@ -37,6 +37,9 @@ from redis.typing import EncodableT, FieldT
 from ..domain.board import BUS_VERSION, Board, DeltaDict, empty_board
 
 TENANTS_KEY = "pbx:tenants"
+# Revoked API keys' public ids, read by every web replica (pbx_core.web.revocation). Two parts,
+# so it can never be a tenant's ``pbx:{tenant}:…`` key.
+REVOKED_KEY = "pbx:revoked"
 RedisClient = Redis | RedisCluster
 # What a dead, restarting or failing-over Redis (or Redis Cluster) raises at a client.
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, RedisClusterException, OSError)

@@ -76,7 +76,11 @@ class TenantHooks:
 class LiveHooks:
     """What the REST API tells the live side. ``forgotten``: a tenant was deleted (or created: a
     new tenant starts empty even if an earlier deletion could not clean up). ``applied``: a
-    tenant's configuration was applied to Asterisk (queues may have gone)."""
+    tenant's configuration was applied to Asterisk (queues may have gone). ``revoked``: an API
+    key was revoked (called with its public id)."""
 
     forgotten: TenantHooks = field(default_factory=TenantHooks)
     applied: TenantHooks = field(default_factory=TenantHooks)
+    # Run with an API key's public id after it was revoked: every web replica closes the open
+    # wallboard sockets it authorised (pbx_core.web.revocation).
+    revoked: TenantHooks = field(default_factory=TenantHooks)

@@ -102,6 +102,27 @@ def _list(args: argparse.Namespace) -> int:
     return run_db(label, work)
 
 
+async def _announce(public_id: str) -> None:
+    """Close the key's open wallboard sockets on every web process at once (through the Redis at
+    PBX_REDIS_URL); without it they close at the web processes' next re-check."""
+    from ..bus.keys import REDIS_ERRORS, connect
+    from ..web.revocation import announce_revoked
+
+    url = Settings.from_env().redis_url
+    if not url:
+        print("note: open wallboard sockets of this key close at the web processes' next re-check "
+              "(PBX_WALLBOARD_RECHECK_S); set PBX_REDIS_URL to close them at once", file=sys.stderr)
+        return
+    redis = connect(url, socket_timeout=5.0)
+    try:
+        await announce_revoked(redis, public_id)
+    except REDIS_ERRORS as exc:
+        print(f"pbx-core: could not tell the web processes through Redis ({exc}); open wallboard "
+              "sockets of this key close at their next re-check (PBX_WALLBOARD_RECHECK_S)", file=sys.stderr)
+    finally:
+        await redis.aclose()
+
+
 def _revoke(args: argparse.Namespace) -> int:
     url = Settings.from_env().database_url
     label = db.safe_url(url)
@@ -117,6 +138,7 @@ def _revoke(args: argparse.Namespace) -> int:
                 return 1
         state = "revoked" if changed else f"was already revoked at {_when(key.revoked_at)}"
         print(f"key {key.public_id} ({key.name}) {state}")
+        await _announce(key.public_id)
         return 0
 
     return run_db(label, work)

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..bus import BusReader, Entry, Snapshot, connect
 from ..bus.keys import REDIS_ERRORS, TENANTS_KEY, RedisClient
@@ -31,10 +31,12 @@ from ..callbacks.core.numbers import InvalidNumber, callback_number
 from ..domain.board import Board
 from ..domain.tenants import tenant_of
 from ..tasks import cancel_and_wait
-from .auth import CLOSE_FORBIDDEN, CLOSE_UNAUTHORISED, Forbidden, TokenVerifier
+from .auth import CLOSE_FORBIDDEN, CLOSE_UNAUTHORISED, Forbidden, TokenVerifier, grant_checker
 from .exposure import metrics_refusal
-from .hub import Client, FeedSource, Hub, ThresholdsFor
+from .hub import Client, FeedSource, Hub, HubStats, ThresholdsFor
 from .metrics import CONTENT_TYPE, Metrics, StatsProvider
+from .ratelog import BAD_CLIENTS
+from .revocation import RevocationWatch
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,9 @@ HEALTH_TIMEOUT_S = 2.0
 CallbackRequester = Callable[[str, str, str], Awaitable[tuple[bool, str, str | None]]]
 CALLBACKS_IN_FLIGHT_MAX = 4  # per socket: a stuck database must not pile up tasks
 CALLBACK_FIELD_MAX = 64
+REVOKED_MESSAGE = "This wallboard link is no longer valid: its access was revoked or has expired."
+# Is this socket's access still valid right now? (RevocationWatch.still_valid)
+GrantCheck = Callable[[Client], Awaitable[bool]]
 
 
 def bus_source(redis: RedisClient) -> FeedSource:
@@ -107,12 +112,15 @@ def create_app(
     extra_routes: Sequence[BaseRoute] = (),
     callback_requester: CallbackRequester | None = None,
     metrics_token: str | None = None,
+    recheck_s: float = 15.0,
 ) -> Starlette:
     """The web app. Give ``redis_url`` (the app owns the client) or ``redis``. ``source``
     replaces the bus as the hub's input (tenant -> iterator of Snapshot/Entry). ``extra_routes``
     (e.g. the REST API) are mounted before the static files. ``callback_requester`` enables the
     wallboard's "call back" button (without it the page hides the button). ``metrics_token``
-    (PBX_METRICS_TOKEN): /metrics needs it as a bearer token; without one only local scrapes."""
+    (PBX_METRICS_TOKEN): /metrics needs it as a bearer token; without one only local scrapes.
+    ``recheck_s`` (PBX_WALLBOARD_RECHECK_S): how often open sockets' access is re-checked against
+    the database (revocation notices through Redis close them sooner: :mod:`.revocation`)."""
     if redis is None and not redis_url:
         raise ValueError("create_app needs redis_url or redis")
     # XREAD BLOCK holds a connection for block_ms: no socket timeout shorter than that.
@@ -123,6 +131,7 @@ def create_app(
         thresholds=thresholds,
         features={"callbacks": callback_requester is not None},
     )
+    revocations = RevocationWatch(hub, client, grant_checker(verifier), recheck_s=recheck_s)
     metrics = Metrics(hub, stats_provider)
     started = time.time()
     static_dir = wallboard_dir or WALLBOARD_DIR
@@ -130,14 +139,24 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hub.start()
+        revocations.start()
         try:
             yield
         finally:
+            await revocations.close()
             await hub.close()
             if redis is None:
                 await client.aclose()
 
     async def wallboard_ws(ws: WebSocket) -> None:
+        try:
+            await serve_socket(ws)
+        except WebSocketDisconnect:
+            # The client left first (during accept, or before a refusal's close): normal for a
+            # screen switched off or a flaky network, so no traceback and no warning.
+            log.debug("wallboard client %s left before its socket was served", _peer(ws))
+
+    async def serve_socket(ws: WebSocket) -> None:
         # Accept first: a close before accept is an HTTP 403, and the browser would only see 1006.
         await ws.accept()
         token = ws.query_params.get("token", "")
@@ -154,9 +173,10 @@ def create_app(
             hub.stats.refused[CLOSE_FORBIDDEN] += 1
             await ws.close(CLOSE_FORBIDDEN, str(exc)[:120])
             return
-        c = Client(ws, scope.tenant, queues, queue_max=client_queue_max)
-        desk = CallbackDesk(c, callback_requester)
+        c = Client(ws, scope.tenant, queues, queue_max=client_queue_max, key=scope.key, expires=scope.expires)
+        desk = CallbackDesk(c, callback_requester, revocations.still_valid, hub.stats)
         hub.add(c)
+        bad = False
         try:
             # The receive loop: a disconnect (or server shutdown) ends the handler at once.
             while True:
@@ -164,7 +184,10 @@ def create_app(
                 if msg["type"] == "websocket.disconnect":
                     break
                 c.last_seen = time.monotonic()
-                _on_client_message(c, msg.get("text"), hub, desk)
+                if not _on_client_message(c, msg.get("text"), hub, desk) and not bad:
+                    bad = True  # one line per bad client, however many bad frames it sends
+                    BAD_CLIENTS.warn("wallboard client %s (tenant %s) sent a frame that is not a JSON "
+                                     "object; ignored", _peer(ws), c.tenant)
         finally:
             await desk.close()
             await hub.remove(c)
@@ -196,6 +219,7 @@ def create_app(
         routes.append(Route("/", lambda r: PlainTextResponse("wallboard UI not installed", 404)))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.hub = hub
+    app.state.revocations = revocations
     app.state.redis = client
     return app
 
@@ -204,9 +228,17 @@ class CallbackDesk:
     """One socket's "call back" requests: each is booked in its own task (the receive loop must
     keep reading pongs meanwhile) and answered on that socket with a ``callback.ack``."""
 
-    def __init__(self, client: Client, requester: CallbackRequester | None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        requester: CallbackRequester | None,
+        still_valid: GrantCheck | None = None,
+        stats: HubStats | None = None,
+    ) -> None:
         self.client = client
+        self.stats = stats or HubStats()
         self.requester = requester
+        self.still_valid = still_valid
         self.tasks: set[asyncio.Task[None]] = set()
 
     def request(self, msg: dict[str, Any]) -> None:
@@ -225,6 +257,8 @@ class CallbackDesk:
         c = self.client
         if self.requester is None:
             return "Callbacks are not available on this server."
+        if c.close_code is not None:
+            return REVOKED_MESSAGE
         if not isinstance(queue, str) or not queue or len(queue) > CALLBACK_FIELD_MAX:
             return "The callback request needs the queue's full name in 'queue'."
         if not isinstance(number, str) or len(number) > CALLBACK_FIELD_MAX:
@@ -242,6 +276,12 @@ class CallbackDesk:
     async def _book(self, queue: str, number: str, ref: str | int | None) -> None:
         assert self.requester is not None
         try:
+            # The grant is checked at the moment of booking: a key revoked a moment ago books
+            # nothing, even before its revocation notice has closed this socket.
+            if self.still_valid is not None and not await self.still_valid(self.client):
+                # Closed with 4401 and no answer: the page says its link is no longer valid.
+                self.client.revoke(CLOSE_UNAUTHORISED, "access revoked", "revoked", self.stats)
+                return
             ok, message, cb_id = await self.requester(self.client.tenant, queue, number)
         except asyncio.CancelledError:
             raise
@@ -263,17 +303,25 @@ class CallbackDesk:
         await cancel_and_wait(list(self.tasks))
 
 
-def _on_client_message(c: Client, text: str | None, hub: Hub, desk: CallbackDesk | None = None) -> None:
+def _peer(ws: WebSocket) -> str:
+    return f"{ws.client.host}:{ws.client.port}" if ws.client else "?"
+
+
+def _on_client_message(c: Client, text: str | None, hub: Hub, desk: CallbackDesk | None = None) -> bool:
+    """Act on one frame; False if it was not a JSON object (binary, garbage, nested too deep)."""
     if not text:
-        return
+        return False
     try:
         msg = json.loads(text)
-    except ValueError:
-        return  # garbage from a client costs it nothing but is not worth a disconnect
+    except (ValueError, RecursionError):
+        # Garbage (or JSON nested past the parser's depth) costs the client nothing but is not
+        # worth a disconnect.
+        return False
     if not isinstance(msg, dict):
-        return
+        return False
     if msg.get("type") == "resync":
         c.resync("client", hub.stats)
     elif msg.get("type") == "callback" and desk is not None:
         desk.request(msg)
     # "pong" only refreshes last_seen (done by the caller); unknown types are ignored.
+    return True

@@ -12,8 +12,8 @@ tenant's prefix.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..domain.tenants import SLUG_RE, UNSCOPED_TENANT, tenant_of
@@ -41,10 +41,15 @@ def full_queue_name(tenant: str, name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """One tenant; ``queues`` None means all of its queues."""
+    """One tenant; ``queues`` None means all of its queues. ``key`` and ``expires`` say what the
+    grant rests on, so an open websocket can be closed when that goes: the public id of the API
+    key (the client's own, or the one that minted its token) and, for a short-lived token, its
+    expiry (unix seconds). Both None: a static token from configuration, valid for the process."""
 
     tenant: str
     queues: frozenset[str] | None = None
+    key: str | None = field(default=None, compare=False)
+    expires: float | None = field(default=None, compare=False)
 
     def authorise(self, tenant: str | None, requested: Iterable[str]) -> frozenset[str] | None:
         """The queues a client may follow for this request (None: all of the tenant's).
@@ -63,6 +68,27 @@ class TokenVerifier(Protocol):
     async def verify(self, token: str) -> Scope | None:
         """The token's scope, or None if the token is unknown (or expired, revoked...)."""
         ...
+
+
+Grant = tuple[str, str]  # (API key public id, tenant slug): what an open socket's access rests on
+
+
+class GrantChecker(Protocol):
+    async def valid_grants(self, grants: Collection[Grant]) -> set[Grant]:
+        """Of these grants, the ones that still hold (key not revoked or deleted, tenant still
+        there and still reached by the key). Raises on a database error: the caller decides."""
+        ...
+
+
+def grant_checker(verifier: TokenVerifier) -> GrantChecker | None:
+    """The verifier (or the first of a :class:`FirstMatch`) that can re-check grants, if any."""
+    if hasattr(verifier, "valid_grants"):
+        return verifier  # type: ignore[return-value]
+    for inner in getattr(verifier, "verifiers", ()):
+        found = grant_checker(inner)
+        if found is not None:
+            return found
+    return None
 
 
 class StaticTokens:

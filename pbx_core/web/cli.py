@@ -59,6 +59,7 @@ async def _serve(settings: Settings, listener: socket.socket, wallboard_dir: Pat
     from ..bus.tenants import bus_forgetter
     from .app import create_app, thresholds_for
     from .provisioning import API_PREFIX, provisioning
+    from .revocation import recheck_announcer, revocation_announcer
     from .server import uvicorn_config
 
     host, port = listener.getsockname()[:2]
@@ -74,9 +75,12 @@ async def _serve(settings: Settings, listener: socket.socket, wallboard_dir: Pat
             extra_routes=prov.routes,
             callback_requester=prov.callback_requester,
             metrics_token=settings.metrics_token,
+            recheck_s=settings.wallboard_recheck_s,
         )
         if prov.live is not None:  # a deleted tenant's bus keys go; the bridge notices the epoch
             prov.live.forgotten.add(bus_forgetter(app.state.redis))
+            prov.live.revoked.add(revocation_announcer(app.state.redis))
+            prov.live.forgotten.add(recheck_announcer(app.state.redis))
         server = uvicorn.Server(uvicorn_config(app, host, port, trusted_proxies=settings.trusted_proxies))
         print(
             f"pbx-core web: http://{host}:{port}/?token=…  REST API http://{host}:{port}{API_PREFIX}/docs "

@@ -38,6 +38,8 @@ from typing import Any, Protocol
 from ..bus import Entry, Snapshot
 from ..domain.board import Board, apply_delta
 from ..tasks import cancel_and_wait
+from .auth import CLOSE_UNAUTHORISED
+from .ratelog import BAD_CLIENTS
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,8 @@ class Sender(Protocol):
     """The part of a websocket the hub needs (Starlette's WebSocket has it)."""
 
     async def send_text(self, data: str) -> None: ...
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
 
 
 def _dumps(obj: Any) -> str:
@@ -66,6 +70,7 @@ class HubStats:
     send_errors: int = 0
     resyncs: Counter[str] = field(default_factory=Counter)  # reason -> clients resynced
     refused: Counter[int] = field(default_factory=Counter)  # close code -> connections refused
+    revoked: Counter[str] = field(default_factory=Counter)  # why -> open sockets closed 4401
     connects: int = 0
 
 
@@ -73,9 +78,14 @@ class Client:
     """One websocket: its filter, its sequence counter and its bounded send queue."""
 
     __slots__ = (
+        "_expiry",
         "_wake",
+        "close_code",
+        "close_reason",
         "closed",
+        "expires",
         "feed",
+        "key",
         "last_seen",
         "queue",
         "queue_max",
@@ -88,11 +98,25 @@ class Client:
     )  # fmt: skip
 
     def __init__(
-        self, sender: Sender, tenant: str, queues: frozenset[str] | None, *, queue_max: int = 1000
+        self,
+        sender: Sender,
+        tenant: str,
+        queues: frozenset[str] | None,
+        *,
+        queue_max: int = 1000,
+        key: str | None = None,
+        expires: float | None = None,
     ) -> None:
         self.sender = sender
         self.tenant = tenant
         self.queues = queues
+        # What the grant rests on (auth.Scope): the API key's public id, a token's expiry.
+        self.key = key
+        self.expires = expires
+        # Set by revoke(): the writer sends nothing more and closes the socket with this code.
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self._expiry: asyncio.TimerHandle | None = None
         self.queue_max = queue_max
         self.queue: deque[str] = deque()
         self.replies: deque[str] = deque()  # answers to this client's own requests
@@ -137,6 +161,20 @@ class Client:
             self.replies.append(text)
             self._wake.set()
 
+    def revoke(self, code: int, reason: str, why: str, stats: HubStats) -> None:
+        """Close this socket with ``code``: nothing more is sent, queued messages are dropped. The
+        writer does the closing, so a close never interleaves with a send in flight."""
+        if self.close_code is not None:
+            return
+        self.close_code, self.close_reason = code, reason
+        if self.feed is not None:
+            self.feed.clients.discard(self)  # no more deltas or pings for it (remove() is idempotent)
+        stats.revoked[why] += 1
+        stats.dropped_messages += len(self.queue)
+        self.queue.clear()
+        self.replies.clear()
+        self._wake.set()
+
     def resync(self, reason: str, stats: HubStats) -> None:
         if self.resync_reason is None:
             stats.resyncs[reason] += 1
@@ -154,6 +192,9 @@ class Client:
                 await self._wake.wait()
                 self._wake.clear()
                 while True:
+                    if self.close_code is not None:
+                        await self.sender.close(self.close_code, self.close_reason)
+                        return
                     feed = self.feed
                     if self.replies:
                         text = self.replies.popleft()
@@ -279,6 +320,7 @@ class Hub:
         self.ping_interval_s = ping_interval_s
         self.thresholds = thresholds
         self.stats = HubStats()
+        self.revoke_code = CLOSE_UNAUTHORISED  # final for the browser: it stops reconnecting
         self.feeds: dict[str, TenantFeed] = {}
         self._writers: dict[Client, asyncio.Task[None]] = {}
         self._pinger: asyncio.Task[None] | None = None
@@ -303,8 +345,30 @@ class Hub:
         feed.clients.add(client)
         self.stats.connects += 1
         self._writers[client] = asyncio.create_task(client.run_writer(self), name="wallboard-writer")
+        if client.expires is not None:
+            # One timer per short-lived token: it closes the socket the moment the token expires.
+            client._expiry = asyncio.get_running_loop().call_later(
+                max(0.0, client.expires - time.time()), self._expired, client
+            )
+
+    def _expired(self, client: Client) -> None:
+        client.revoke(self.revoke_code, "token expired", "expired", self.stats)
+
+    def revoke_grants(self, still_valid: Callable[[Client], bool], why: str) -> int:
+        """Close (``revoke_code``) every socket for which ``still_valid`` is false; the count."""
+        closed = 0
+        for client in list(self._writers):
+            if client.close_code is None and not still_valid(client):
+                client.revoke(self.revoke_code, f"access {why}", why, self.stats)
+                closed += 1
+        return closed
+
+    def clients(self) -> list[Client]:
+        return list(self._writers)
 
     async def remove(self, client: Client) -> None:
+        if client._expiry is not None:
+            client._expiry.cancel()
         writer = self._writers.pop(client, None)
         feed = self.feeds.get(client.tenant)
         if feed is not None:
@@ -328,6 +392,7 @@ class Hub:
         while True:
             await asyncio.sleep(self.ping_interval_s)
             self.ping_all()
+            BAD_CLIENTS.flush()  # a flood of bad clients that ended still gets its summary line
 
     def ping_all(self) -> None:
         text = f'{{"type":"ping","server_time":{time.time():.3f}}}'

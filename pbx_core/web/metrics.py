@@ -100,6 +100,13 @@ class WebCollector:
         for code in (4401, 4403):
             refused.add_metric([str(code)], s.refused.get(code, 0))
         yield refused
+        revoked = CounterMetricFamily(
+            "pbx_web_revoked", "Open websockets closed (4401) because their access went, by why.",
+            labels=["why"],
+        )
+        for why in ("revoked", "expired"):
+            revoked.add_metric([why], s.revoked.get(why, 0))
+        yield revoked
 
         clients = GaugeMetricFamily("pbx_web_clients", "Connected wallboard websockets.", labels=["tenant"])
         lag = GaugeMetricFamily(

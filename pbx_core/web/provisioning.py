@@ -99,6 +99,7 @@ async def provisioning(
             ami_url=ami_url,
             tenant_forgotten=live.forgotten,
             tenant_applied=live.applied,
+            key_revoked=live.revoked,
             max_body_bytes=settings.api_max_body_bytes,
             callback_limiter=bookings,
         )

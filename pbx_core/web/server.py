@@ -12,6 +12,10 @@ from typing import Any
 import uvicorn
 
 from ..config import ConfigError
+from .ratelog import quiet_uvicorn_bad_frames
+from .ws_protocol import WallboardWebSocketProtocol
+
+CLIENT_FRAME_MAX = 64 * 1024
 
 
 def uvicorn_config(
@@ -38,12 +42,19 @@ def uvicorn_config(
         # Protocol-level pings find half-open sockets of clients that never answer JSON pings.
         "ws_ping_interval": 20.0,
         "ws_ping_timeout": 20.0,
+        # A browser sends pongs, resync and callback requests, all far below this; a bigger frame
+        # is closed (1009) before it is buffered or parsed (uvicorn's default is 16 MiB).
+        "ws_max_size": CLIENT_FRAME_MAX,
         "timeout_graceful_shutdown": 5,
         "proxy_headers": bool(trusted_proxies),
         "forwarded_allow_ips": list(trusted_proxies),
     }
+    if WallboardWebSocketProtocol is not None:  # a non-UTF-8 frame: one line, not two tracebacks
+        options["ws"] = WallboardWebSocketProtocol
     options.update(overrides)
-    return uvicorn.Config(app, **options)
+    config = uvicorn.Config(app, **options)  # (re)configures uvicorn's loggers: filter after it
+    quiet_uvicorn_bad_frames()
+    return config
 
 
 def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:

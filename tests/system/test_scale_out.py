@@ -129,3 +129,43 @@ async def test_one_bridge_feeds_two_independent_web_processes(redis_url: str, tm
         assert codes == [0, 0, 0], [
             (await p.stderr.read()).decode()[-500:] for p in procs if p.stderr is not None
         ]
+
+
+async def test_a_key_revoked_on_one_web_process_closes_its_screen_on_the_other(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """Two `pbx-core web` processes, no re-check due during the test (PBX_WALLBOARD_RECHECK_S):
+    only the revocation notice through Redis can close the screen on the other process."""
+    async with asyncio.timeout(HANG_GUARD_S):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PBX_")}
+        env |= {
+            "PBX_REDIS_URL": redis_url,
+            "PBX_DATABASE_URL": f"sqlite:///{tmp_path / 'pbx.db'}",
+            "PBX_WALLBOARD_RECHECK_S": "3600",
+        }
+        await cli("db", "upgrade", env=env)
+        reseller_key = next(w for w in (await cli("keys", "create", "--reseller", "ACME", env=env)).split()
+                            if w.startswith("pbx_"))
+        a, b = free_port(), free_port()
+        procs = [await start("web", "--port", str(p), env=env) for p in (a, b)]
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{a}/api/v1",
+                                         headers={"Authorization": f"Bearer {reseller_key}"}) as api:
+                await wait_for_api(api)
+                assert (await api.put("/tenants/acme", json={"name": "Acme"})).status_code == 201
+                r = await api.post("/tenants/acme/api-keys", json={"name": "tv", "role": "supervisor"})
+                assert r.status_code == 201, r.text
+                key, key_id = r.json()["key"], r.json()["id"]
+                await board_via(b, key)  # B is up and accepts the key
+                async with websockets.connect(f"ws://127.0.0.1:{b}/ws/wallboard?token={key}") as ws:
+                    assert json.loads(await ws.recv())["type"] == "snapshot"
+                    assert (await api.delete(f"/tenants/acme/api-keys/{key_id}")).status_code == 204
+                    with pytest.raises(websockets.ConnectionClosed):
+                        while True:  # hang guard: the test's timeout
+                            await ws.recv()
+                    assert ws.close_code == 4401
+        finally:
+            codes = [await stop(p) for p in procs]
+        stderr = [(await p.stderr.read()).decode() for p in procs if p.stderr is not None]
+        assert codes == [0, 0], [e[-500:] for e in stderr]
+        assert not any("Traceback" in e for e in stderr), stderr

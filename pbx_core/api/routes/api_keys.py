@@ -1,8 +1,9 @@
 """/tenants/{slug}/api-keys: keys for a tenant's admins, supervisors and agents.
 
 The full key is in the create response only; the database keeps its hash. DELETE revokes (the
-row stays, so the audit trail and ``revoked_at`` remain visible). A tenant holds at most
-``limits.max_api_keys`` keys that are not revoked (409 beyond), and mints at most
+row stays, so the audit trail and ``revoked_at`` remain visible) and closes the key's open
+wallboard sockets on every web replica (``ApiContext.key_revoked``, :mod:`pbx_core.web.revocation`).
+A tenant holds at most ``limits.max_api_keys`` keys that are not revoked (409 beyond), and mints at most
 :data:`KEY_CREATIONS_PER_MIN` a minute (429 beyond): every key is another rate-limit bucket and
 another credential to leak, so a tenant cannot mint them by the hundred.
 """
@@ -117,12 +118,20 @@ async def get_key(key_id: KeyIdPath, access: TenantWriter) -> ApiKeyOut:
 
 
 @router.delete("/{key_id}", status_code=204, response_class=Response, summary="Revoke an API key",
+               description="The key stops working at once. Open wallboard websockets it authorised "
+               "(itself, or through wallboard tokens it minted) are closed with code 4401 within "
+               "seconds on every web process: at once through Redis, at the latest at the next "
+               "PBX_WALLBOARD_RECHECK_S re-check.",
                responses=responses(403, 404))
-async def revoke_key(key_id: KeyIdPath, access: TenantWriter) -> Response:
+async def revoke_key(request: Request, key_id: KeyIdPath, access: TenantWriter) -> Response:
     key = await _key(access, key_id)
     if key.revoked_at is None:
         key.revoked_at = datetime.now(UTC)
         audit.record(access.session, access.principal, tenant_id=access.tenant.id, action="delete",
                      entity="api_key", key=key.public_id, before={"name": key.name, "role": key.role})
         await access.session.commit()
+    # Also when it was revoked before: a notice that was lost then (Redis down) goes out now.
+    ctx = request.app.state.ctx
+    if ctx.key_revoked is not None:
+        await ctx.key_revoked(key.public_id)
     return Response(status_code=204)
