@@ -29,7 +29,9 @@ const CALLBACK_ACK_TIMEOUT_MS = 15000;
 const S = {
   board: null,
   thresholds: {},
-  clockOffsetS: 0,      // server clock − local clock; waits tick on the server's clock
+  // The PBX's clock as last told by the server, and performance.now() when it was: every
+  // duration on the board is "PBX now − a PBX time", whatever the server's or this device's clock.
+  clock: { base: null, at: 0 },
   conn: "connecting",
   connDetail: {},
   lastDataAt: null,     // local Date of the last snapshot/delta, for the "data as of" banner
@@ -127,7 +129,22 @@ function reconcile(container, items, keyOf, create, update) {
 
 // --------------------------------------------------------------------------- time
 
-const serverNow = () => Date.now() / 1000 + S.clockOffsetS;
+/** The PBX's time now (epoch seconds): its last reading, run forward on the monotonic clock.
+ *  Before the first message, this device's clock (nothing is shown yet anyway). */
+function pbxNow() {
+  if (S.clock.base === null) return Date.now() / 1000;
+  return S.clock.base + (performance.now() - S.clock.at) / 1000;
+}
+
+function setPbxClock(pbxTime) {
+  const at = performance.now();
+  if (S.clock.base !== null) {
+    // A message that spent a little longer on the way must not make every timer step back.
+    const current = S.clock.base + (at - S.clock.at) / 1000;
+    if (pbxTime < current && current - pbxTime < 1) return;
+  }
+  S.clock = { base: pbxTime, at };
+}
 
 /** A cell whose text is "now − since", refreshed by tick(). Optional thresholds colour it. */
 function setTimer(el, since, thresholds) {
@@ -136,7 +153,7 @@ function setTimer(el, since, thresholds) {
     setAttr(el, "data-amber", thresholds.amber);
     setAttr(el, "data-red", thresholds.red);
   }
-  tickOne(el, serverNow());
+  tickOne(el, pbxNow());
 }
 
 function tickOne(el, now) {
@@ -156,17 +173,20 @@ function tickOne(el, now) {
 }
 
 function tick() {
-  const now = serverNow();
+  const now = pbxNow();
   for (const el of document.querySelectorAll("[data-since], [data-amber]")) tickOne(el, now);
   // A tile's overall colour follows its longest wait, which changes with time alone.
   for (const tile of els.tiles.children) updateTileLevel(tile);
-  setText(els.clock, i18n.clock(new Date()));
+  // The PBX's time, like every timer: a clock beside "abandoned at 08:56" must agree with it.
+  setText(els.clock, i18n.clock(new Date(now * 1000)));
 }
 
 function startTicking() {
-  setText(els.clock, i18n.clock(new Date())); // no blank clock during the first second
-  // Align to the wall-clock second so all timers and the header clock flip together.
-  setTimeout(() => { tick(); setInterval(tick, 1000); }, 1000 - (Date.now() % 1000));
+  tick(); // no blank clock during the first second
+  // Each tick is scheduled for just after the PBX clock's next whole second, so all timers and
+  // the header clock flip together, and a re-anchored clock re-aligns by itself.
+  const next = () => setTimeout(() => { tick(); next(); }, 1010 - ((pbxNow() * 1000) % 1000));
+  next();
 }
 
 // --------------------------------------------------------------------------- queue tiles
@@ -670,8 +690,8 @@ function main() {
   setupTv();
 
   const conn = new WallboardConnection(wsUrl(), {
-    onServerTime(serverTime) {
-      S.clockOffsetS = serverTime - Date.now() / 1000;
+    onClock(pbxTime) {
+      setPbxClock(pbxTime);
     },
     onSnapshot(msg) {
       S.board = msg.board || emptyBoard(msg.tenant);
@@ -718,7 +738,7 @@ function main() {
     get stats() { return conn.stats; },
     get tv() { return S.tv; },
     get page() { return visibleQueues(); },
-    serverNow,
+    pbxNow,
     enableCallback(fn) {
       S.callbackHandler = fn;
       scheduleRender();

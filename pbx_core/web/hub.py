@@ -1,13 +1,19 @@
 """The wallboard hub: one board per followed tenant, fanned out to that tenant's websockets.
 
 Protocol (the browser side is wallboard/connection.js, which is the contract):
-  server → client  ``{"type":"snapshot","seq":n,"server_time":t,"tenant":..,"board":..,"thresholds":..,
-                   "features":{"callbacks":bool}}``
-                   ``{"type":"delta","seq":n+1,"server_time":t,"delta":{v,type,tenant,queue,ts,data}}``
-                   ``{"type":"ping","server_time":t}``
+  server → client  ``{"type":"snapshot","seq":n,"server_time":t,"pbx_time":p,"tenant":..,"board":..,
+                   "thresholds":..,"features":{"callbacks":bool}}``
+                   ``{"type":"delta","seq":n+1,"server_time":t,"pbx_time":p,"delta":{v,type,tenant,queue,ts,data}}``
+                   ``{"type":"ping","server_time":t,"pbx_time":p}``
                    ``{"type":"callback.ack","ok":bool,"message":..,"id":..,"queue":..,"number":..,"ref":..}``
   client → server  ``{"type":"resync"}`` (it saw a gap) · ``{"type":"pong"}``
                    ``{"type":"callback","queue":full name,"number":..,"ref":..}`` (book a callback)
+``server_time`` is this server's wall clock; ``pbx_time`` is the tenant's PBX clock at the moment
+of sending (epoch seconds). Every time on the board (``since``, ``joined_at``, ``at``, ``ts``) is on
+the PBX's clock, so the page measures durations against ``pbx_time``, run forward locally; a PBX
+whose clock is hours off ours still shows waits that tick from 00:00. The feed learns the offset
+from each entry (its ``ts`` against the stream id's time) and from the snapshot's
+``clock_offset_s``; before it knows any, ``pbx_time`` is our own clock.
 Sequence numbers are per connection: every delta is the previous seq + 1, and a snapshot
 carries the seq of the last delta it already contains. Replies (``callback.ack``) carry no seq:
 they are outside the board's stream and survive a resync.
@@ -110,7 +116,7 @@ class Client:
 
     # ------------------------------------------------------------ called by the hub, never awaits
 
-    def offer_delta(self, delta_json: str, server_time: str, stats: HubStats) -> None:
+    def offer_delta(self, delta_json: str, server_time: str, pbx_time: str, stats: HubStats) -> None:
         if self.resync_reason is not None:
             return  # the snapshot it is owed will contain this delta
         if len(self.queue) >= self.queue_max:
@@ -118,7 +124,8 @@ class Client:
             return
         self.seq += 1
         self.queue.append(
-            f'{{"type":"delta","seq":{self.seq},"server_time":{server_time},"delta":{delta_json}}}'
+            f'{{"type":"delta","seq":{self.seq},"server_time":{server_time},"pbx_time":{pbx_time},'
+            f'"delta":{delta_json}}}'
         )
         stats.deltas_out += 1
         self._wake.set()
@@ -190,6 +197,7 @@ class TenantFeed:
         self.clients: set[Client] = set()
         self.last_id = ""
         self.lag_s = 0.0
+        self.clock_offset_s = 0.0  # the PBX's clock - ours (0 until learnt)
         self.task: asyncio.Task[None] | None = None
         self._version = 0
         self._cache: dict[frozenset[str] | None, tuple[int, str]] = {}
@@ -202,6 +210,8 @@ class TenantFeed:
                     # Our own copy: the reader may keep its Snapshot object around.
                     self.board = copy.deepcopy(item.board)
                     self.last_id = item.last_id
+                    if item.clock_offset_s is not None:
+                        self.clock_offset_s = item.clock_offset_s
                     self._version += 1
                     stats.snapshots_in += 1
                     for c in self.clients:
@@ -217,16 +227,25 @@ class TenantFeed:
                 ms = item.id.partition("-")[0]
                 if ms.isdigit():
                     self.lag_s = max(0.0, time.time() - int(ms) / 1000)
+                    # The entry was added when the engine made the delta: its id's time is "now"
+                    # for the delta's ts. Right for old entries read after a stall, too.
+                    ts = delta.get("ts")
+                    if isinstance(ts, int | float) and not isinstance(ts, bool):
+                        self.clock_offset_s = ts - int(ms) / 1000
                 if not self.clients:
                     continue
                 delta_json = _dumps(delta)
-                now = f"{time.time():.3f}"
+                wall = time.time()
+                now, pbx = f"{wall:.3f}", f"{wall + self.clock_offset_s:.3f}"
                 queue = delta.get("queue", "")
                 for c in self.clients:
                     if c.wants(queue):
-                        c.offer_delta(delta_json, now, stats)
+                        c.offer_delta(delta_json, now, pbx, stats)
         finally:
             await _aclose(source)
+
+    def pbx_time(self, wall: float) -> float:
+        return wall + self.clock_offset_s
 
     def snapshot_text(self, client: Client) -> str:
         assert self.board is not None
@@ -246,8 +265,10 @@ class TenantFeed:
             thresholds = {
                 n: t for n, t in self.hub.thresholds(self.tenant).items() if key is None or n in key
             }
+        wall = time.time()
         return (
-            f'{{"type":"snapshot","seq":{client.seq},"server_time":{time.time():.3f},'
+            f'{{"type":"snapshot","seq":{client.seq},"server_time":{wall:.3f},'
+            f'"pbx_time":{self.pbx_time(wall):.3f},'
             f'"tenant":{_dumps(self.tenant)},"thresholds":{_dumps(thresholds)},'
             f'"features":{self.hub.features_json},"board":{cached[1]}}}'
         )
@@ -330,8 +351,10 @@ class Hub:
             self.ping_all()
 
     def ping_all(self) -> None:
-        text = f'{{"type":"ping","server_time":{time.time():.3f}}}'
+        # Per tenant: each carries its own PBX's clock, which the pages re-anchor on.
+        wall = time.time()
         for feed in self.feeds.values():
+            text = f'{{"type":"ping","server_time":{wall:.3f},"pbx_time":{feed.pbx_time(wall):.3f}}}'
             for c in feed.clients:
                 c.offer_ping(text, self.stats)
 
