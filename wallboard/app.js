@@ -62,7 +62,9 @@ const els = {
   abandoned: $("[data-testid=abandoned-list]"),
   abandonedCount: $("[data-testid=abandoned-count]"),
   tvToggle: $("[data-testid=tv-toggle]"),
-  fsHint: $("[data-testid=fullscreen-hint]"),
+  agentsMore: $("[data-testid=agents-more]"),
+  waitingMore: $("[data-testid=waiting-more]"),
+  abandonedMore: $("[data-testid=abandoned-more]"),
   summary: $("[data-testid=summary]"),
 };
 
@@ -489,11 +491,41 @@ function onCallbackAck(msg) {
 
 // --------------------------------------------------------------------------- layout & paging
 
+// A TV tile needs this many rem across for its numbers and the SL ring side by side. TV type
+// scales with the screen, so a 16:9 screen of any size gets the same number of tiles.
+const TV_TILE_MIN_REM = 27;
+
 function tvPageSize() {
   if (TV_PER_PAGE) return TV_PER_PAGE;
-  // Tiles per TV page: as many as fit across comfortably at TV type size.
-  const w = window.innerWidth;
-  return w >= 1800 ? 4 : w >= 1200 ? 3 : 2;
+  const rem = parseFloat(getComputedStyle(document.documentElement).fontSize) || 16;
+  return Math.max(1, Math.min(4, Math.floor(window.innerWidth / (TV_TILE_MIN_REM * rem))));
+}
+
+/**
+ * TV mode: a TV cannot scroll, so a list shows the rows that fit its panel and a "+N more" line
+ * for the rest. Rows are hidden from the first one that would cross the list's bottom edge
+ * (in a grid, that is the first of its row, so whole rows go). Outside TV mode every row shows.
+ */
+function fitList(list, more) {
+  for (const el of list.children) if (el.hidden) el.hidden = false;
+  more.hidden = true;
+  if (!S.tv || !list.children.length) return;
+  const overflows = (el) => el.getBoundingClientRect().bottom > list.getBoundingClientRect().bottom + 0.5;
+  const rows = [...list.children];
+  if (!overflows(rows[rows.length - 1])) return;
+  // The "+N more" line takes room from the list, so measure again once it shows.
+  setText(more, t("more", { n: i18n.int(rows.length) }));
+  more.hidden = false;
+  let first = rows.findIndex(overflows);
+  if (first < 0) first = rows.length - 1;
+  for (let i = first; i < rows.length; i++) rows[i].hidden = true;
+  setText(more, t("more", { n: i18n.int(rows.length - first) }));
+}
+
+function fitLists() {
+  fitList(els.agents, els.agentsMore);
+  fitList(els.waiting, els.waitingMore);
+  fitList(els.abandoned, els.abandonedMore);
 }
 
 function visibleQueues() {
@@ -589,6 +621,7 @@ function render() {
   els.abandoned.dataset.empty = t("noAbandoned");
   setText(els.abandonedCount, i18n.int(abandoned.length));
 
+  fitLists();
   S.rendered = true;
 }
 
@@ -608,6 +641,7 @@ function renderConnection() {
   els.banner.dataset.kind = conn;
   setText(els.bannerText, banner);
   els.retry.hidden = conn !== "unauthorised" && conn !== "reconnecting" && conn !== "offline";
+  if (S.tv) scheduleRender(); // the banner takes height from the lists: fit them again
 }
 
 // --------------------------------------------------------------------------- TV mode
@@ -652,18 +686,23 @@ function setupTv() {
     else if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
     applyTv();
   });
-  setText(els.fsHint, t("fullscreenHint"));
   if (S.tv && document.fullscreenEnabled) {
-    // Opened with ?tv=1: the browser will not go fullscreen without a click, so offer one.
-    els.fsHint.hidden = false;
-    document.addEventListener("click", () => { els.fsHint.hidden = true; requestFullscreen(); }, { once: true });
+    // Opened with ?tv=1: the browser goes fullscreen only on a user gesture, so the first click
+    // anywhere does it. No "click here" pill: nothing may cover the board on a wall.
+    document.addEventListener("click", requestFullscreen, { once: true });
   }
-  // Hide the cursor on an idle TV; show it again when the mouse moves.
+  // Escape leaves TV mode, for a keyboard with no mouse to reveal the button.
+  document.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && S.tv) els.tvToggle.click(); });
+  // Hide the cursor (and in TV mode the TV button) on an idle screen; a mouse move shows them.
   let idleTimer = null;
   document.addEventListener("mousemove", () => {
     document.body.classList.remove("idle");
+    document.body.classList.add("pointer");
     clearTimeout(idleTimer);
-    idleTimer = setTimeout(() => document.body.classList.add("idle"), 3000);
+    idleTimer = setTimeout(() => {
+      document.body.classList.add("idle");
+      document.body.classList.remove("pointer");
+    }, 3000);
   });
   window.addEventListener("resize", () => { if (S.tv) scheduleRender(); });
   applyTv();

@@ -239,7 +239,9 @@ async def test_tv_mode_rotates_queue_groups(
     await expect(page.get_by_test_id(other)).to_be_visible()  # the next page comes round
     await page.screenshot(path=str(artifacts / "wallboard-tv.png"), animations="disabled")
 
-    # Leaving TV mode shows every queue again.
+    # No button on a wall until the mouse moves; then leaving TV mode shows every queue again.
+    await expect(page.get_by_test_id("tv-toggle")).to_be_hidden()
+    await page.mouse.move(200, 200)
     await page.get_by_test_id("tv-toggle").click()
     await expect(tiles).to_have_count(2)
     assert not await page.evaluate("document.documentElement.classList.contains('tv')")
