@@ -28,6 +28,7 @@ from .config import AmiUrl, Settings
 from .signals import on_stop_signals
 from .web.app import CallbackRequester, create_app, thresholds_for
 from .web.auth import TokenVerifier
+from .web.provisioning import wallboard_labels
 from .web.server import listen_or_explain, serving
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ async def running_stack(
             extra_routes=extra_routes,
             callback_requester=callback_requester,
             metrics_token=settings.metrics_token,
+            labels=wallboard_labels(callback_sessions) if callback_sessions is not None else None,
         )
         stack.base_url = await exits.enter_async_context(
             serving(app, host, port, sock=listener, trusted_proxies=settings.trusted_proxies)

@@ -29,6 +29,7 @@ const CALLBACK_ACK_TIMEOUT_MS = 15000;
 const S = {
   board: null,
   thresholds: {},
+  labels: {},             // the tenant's names (snapshot "labels"): tenant, queues, pause_reasons
   // The PBX's clock as last told by the server, and performance.now() when it was: every
   // duration on the board is "PBX now − a PBX time", whatever the server's or this device's clock.
   clock: { base: null, at: 0 },
@@ -193,9 +194,29 @@ function startTicking() {
 
 // --------------------------------------------------------------------------- queue tiles
 
+/** The queue's display name where the tenant gave one, else its name without the tenant. */
 function queueLabel(name) {
+  const shown = S.labels.queues && S.labels.queues[name];
+  if (shown) return shown;
   const tenant = S.board && S.board.tenant;
   return tenant && name.startsWith(`${tenant}-`) ? name.slice(tenant.length + 1) : name;
+}
+
+/** "1" when the tenant named the queue: shown as written, not capitalised like a slug. */
+const named = (name) => (S.labels.queues && S.labels.queues[name] ? "1" : null);
+
+function shortName(name) {
+  const tenant = S.board && S.board.tenant;
+  return tenant && name.startsWith(`${tenant}-`) ? name.slice(tenant.length + 1) : name;
+}
+
+/** A pause reason as the tenant labelled it (Asterisk reports the code). */
+function pauseLabel(reason) {
+  return (S.labels.pause_reasons && S.labels.pause_reasons[reason]) || reason;
+}
+
+function tenantLabel() {
+  return S.labels.tenant || (S.board && S.board.tenant) || "";
 }
 
 function metric(cls, label) {
@@ -287,7 +308,11 @@ function updateTile(tile, name) {
   const st = q.stats || {};
   const th = thresholdsFor(S.thresholds, name, st);
   setText(r.title, queueLabel(name));
-  setText(r.sub, [q.strategy, name !== queueLabel(name) ? name : ""].filter(Boolean).join(" · "));
+  setAttr(r.title, "data-named", named(name));
+  const label = queueLabel(name);
+  setAttr(r.title, "title", name);
+  setText(r.sub, [q.strategy, label.toLowerCase() !== shortName(name).toLowerCase() ? shortName(name) : ""]
+    .filter(Boolean).join(" · "));
 
   const waiting = q.waiting.length;
   setText(r.waiting.value, i18n.int(waiting));
@@ -361,7 +386,7 @@ function updateAgent(el, a) {
   setText(r.calls, i18n.int(a.calls_today));
   let reason = "";
   if (a.state === "paused") {
-    reason = a.paused_reason || "";
+    reason = pauseLabel(a.paused_reason || "");
     if (a.queues.length > 1 && a.pausedIn < a.queues.length) {
       reason = [reason, t("pausedIn", { n: a.pausedIn, m: a.queues.length })].filter(Boolean).join(" · ");
     }
@@ -403,6 +428,7 @@ function updateWaiting(el, c) {
   setText(r.pos, c.position);
   setIdentity(r.id, c);
   setText(r.queue, queueLabel(c.queue));
+  setAttr(r.queue, "data-named", named(c.queue));
   const q = S.board.queues[c.queue];
   setTimer(r.wait, c.joined_at, thresholdsFor(S.thresholds, c.queue, q && q.stats).longest_wait_s);
 }
@@ -435,6 +461,7 @@ function updateAbandoned(el, a) {
   setAttr(r.callback, "data-queue", a.queue);
   setIdentity(r.id, a);
   setText(r.queue, queueLabel(a.queue));
+  setAttr(r.queue, "data-named", named(a.queue));
   setText(r.waited, duration(a.waited_s));
   setAttr(r.waited, "title", t("waited"));
   setText(r.when, i18n.time(a.at));
@@ -592,8 +619,10 @@ function scheduleRender() {
 
 function render() {
   if (!S.board) return;
-  setText(els.tenant, S.board.tenant || "");
-  document.title = `${S.board.tenant ? S.board.tenant + " · " : ""}${t("title")}`;
+  const tenant = tenantLabel();
+  setText(els.tenant, tenant);
+  setAttr(els.tenant, "title", S.board.tenant || null);
+  document.title = `${tenant ? tenant + " · " : ""}${t("title")}`;
   const v = visibleQueues();
   renderPager(v);
   const allNames = sortedQueueNames(S.board);
@@ -735,6 +764,7 @@ function main() {
     onSnapshot(msg) {
       S.board = msg.board || emptyBoard(msg.tenant);
       S.thresholds = msg.thresholds || {};
+      S.labels = msg.labels || {};
       S.features = msg.features || {};
       S.lastDataAt = new Date();
       scheduleRender();
@@ -772,6 +802,7 @@ function main() {
     get seq() { return conn.seq; },
     get state() { return S.conn; },
     get thresholds() { return S.thresholds; },
+    get labels() { return S.labels; },
     get features() { return S.features; },
     get callbacks() { return Object.fromEntries([...S.callbacks].map(([k, b]) => [k, { state: b.state, message: b.message }])); },
     get stats() { return conn.stats; },

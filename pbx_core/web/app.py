@@ -33,7 +33,7 @@ from ..domain.tenants import tenant_of
 from ..tasks import cancel_and_wait
 from .auth import CLOSE_FORBIDDEN, CLOSE_UNAUTHORISED, Forbidden, TokenVerifier
 from .exposure import metrics_refusal
-from .hub import Client, FeedSource, Hub, ThresholdsFor
+from .hub import Client, FeedSource, Hub, LabelsFor, ThresholdsFor
 from .metrics import CONTENT_TYPE, Metrics, StatsProvider
 
 log = logging.getLogger(__name__)
@@ -107,12 +107,14 @@ def create_app(
     extra_routes: Sequence[BaseRoute] = (),
     callback_requester: CallbackRequester | None = None,
     metrics_token: str | None = None,
+    labels: LabelsFor | None = None,
 ) -> Starlette:
     """The web app. Give ``redis_url`` (the app owns the client) or ``redis``. ``source``
     replaces the bus as the hub's input (tenant -> iterator of Snapshot/Entry). ``extra_routes``
     (e.g. the REST API) are mounted before the static files. ``callback_requester`` enables the
     wallboard's "call back" button (without it the page hides the button). ``metrics_token``
-    (PBX_METRICS_TOKEN): /metrics needs it as a bearer token; without one only local scrapes."""
+    (PBX_METRICS_TOKEN): /metrics needs it as a bearer token; without one only local scrapes.
+    ``labels``: the tenants' display names for the board (``provisioning.wallboard_labels``)."""
     if redis is None and not redis_url:
         raise ValueError("create_app needs redis_url or redis")
     # XREAD BLOCK holds a connection for block_ms: no socket timeout shorter than that.
@@ -122,6 +124,7 @@ def create_app(
         ping_interval_s=ping_interval_s,
         thresholds=thresholds,
         features={"callbacks": callback_requester is not None},
+        labels=labels,
     )
     metrics = Metrics(hub, stats_provider)
     started = time.time()

@@ -1,8 +1,8 @@
 """The wallboard hub: one board per followed tenant, fanned out to that tenant's websockets.
 
 Protocol (the browser side is wallboard/connection.js, which is the contract):
-  server → client  ``{"type":"snapshot","seq":n,"server_time":t,"pbx_time":p,"tenant":..,"board":..,
-                   "thresholds":..,"features":{"callbacks":bool}}``
+  server → client  ``{"type":"snapshot","seq":n,"server_time":t,"pbx_time":p,"tenant":..,"labels":..,
+                   "board":..,"thresholds":..,"features":{"callbacks":bool}}``
                    ``{"type":"delta","seq":n+1,"server_time":t,"pbx_time":p,"delta":{v,type,tenant,queue,ts,data}}``
                    ``{"type":"ping","server_time":t,"pbx_time":p}``
                    ``{"type":"callback.ack","ok":bool,"message":..,"id":..,"queue":..,"number":..,"ref":..}``
@@ -14,6 +14,8 @@ the PBX's clock, so the page measures durations against ``pbx_time``, run forwar
 whose clock is hours off ours still shows waits that tick from 00:00. The feed learns the offset
 from each entry (its ``ts`` against the stream id's time) and from the snapshot's
 ``clock_offset_s``; before it knows any, ``pbx_time`` is our own clock.
+``labels`` are the tenant's names for people (``LabelsFor``; ``{}`` without a provisioning
+database): the page shows them instead of slugs and pause-reason codes.
 Sequence numbers are per connection: every delta is the previous seq + 1, and a snapshot
 carries the seq of the last delta it already contains. Replies (``callback.ack``) carry no seq:
 they are outside the board's stream and survive a resync.
@@ -37,7 +39,7 @@ import json
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -49,6 +51,10 @@ log = logging.getLogger(__name__)
 
 FeedSource = Callable[[str], AsyncIterator[Snapshot | Entry]]
 ThresholdsFor = Callable[[str], Mapping[str, Any]]
+# A tenant's names for people (the provisioning database's): {"tenant": "Acme Bakery",
+# "queues": {full queue name: display name}, "pause_reasons": {code: label}}; parts may be absent.
+LabelsFor = Callable[[str], Awaitable[Mapping[str, Any]]]
+LABELS_REFRESH_S = 300.0  # a renamed queue reaches open boards within this
 
 
 class Sender(Protocol):
@@ -198,6 +204,7 @@ class TenantFeed:
         self.last_id = ""
         self.lag_s = 0.0
         self.clock_offset_s = 0.0  # the PBX's clock - ours (0 until learnt)
+        self.labels_json = "{}"
         self.task: asyncio.Task[None] | None = None
         self._version = 0
         self._cache: dict[frozenset[str] | None, tuple[int, str]] = {}
@@ -269,7 +276,7 @@ class TenantFeed:
         return (
             f'{{"type":"snapshot","seq":{client.seq},"server_time":{wall:.3f},'
             f'"pbx_time":{self.pbx_time(wall):.3f},'
-            f'"tenant":{_dumps(self.tenant)},"thresholds":{_dumps(thresholds)},'
+            f'"tenant":{_dumps(self.tenant)},"labels":{self.labels_json},"thresholds":{_dumps(thresholds)},'
             f'"features":{self.hub.features_json},"board":{cached[1]}}}'
         )
 
@@ -292,8 +299,10 @@ class Hub:
         ping_interval_s: float = 15.0,
         thresholds: ThresholdsFor | None = None,
         features: Mapping[str, Any] | None = None,
+        labels: LabelsFor | None = None,
     ) -> None:
         self.source = source
+        self.labels = labels
         # What this server can do for a page (e.g. {"callbacks": true}): the page shows only
         # the actions that will work.
         self.features_json = _dumps(dict(features or {}))
@@ -337,12 +346,42 @@ class Hub:
         await cancel_and_wait([writer])
 
     async def _run_feed(self, feed: TenantFeed) -> None:
+        refresher: asyncio.Task[None] | None = None
         try:
+            if self.labels is not None:
+                # Before the first snapshot, so a board never starts with slugs for names.
+                await self._load_labels(feed)
+                refresher = asyncio.create_task(self._refresh_labels(feed), name="wallboard-labels")
             await feed.run(self.source(feed.tenant))
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("wallboard feed for %s failed", feed.tenant)
+        finally:
+            await cancel_and_wait([refresher])
+
+    async def _load_labels(self, feed: TenantFeed) -> bool:
+        """Fetch the tenant's names; True when they changed. A failure keeps the old ones: names
+        are a nicety, the board works with slugs."""
+        assert self.labels is not None
+        try:
+            async with asyncio.timeout(10.0):
+                text = _dumps(dict(await self.labels(feed.tenant)))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("wallboard names for %s not loaded (%s); showing slugs", feed.tenant, exc)
+            return False
+        changed = text != feed.labels_json
+        feed.labels_json = text
+        return changed
+
+    async def _refresh_labels(self, feed: TenantFeed) -> None:
+        while True:
+            await asyncio.sleep(LABELS_REFRESH_S)
+            if await self._load_labels(feed):
+                for c in feed.clients:  # the new names come with a fresh snapshot
+                    c.resync("labels", self.stats)
 
     async def _ping_loop(self) -> None:
         # One timer for all clients, rather than one per client.

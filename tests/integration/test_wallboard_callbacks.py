@@ -68,6 +68,7 @@ async def callback_stack(url: str, *, with_requester: bool = True) -> AsyncItera
         app = create_app(
             verifier=prov.verifier, redis_url=redis.url, extra_routes=prov.routes,
             callback_requester=prov.callback_requester if with_requester else None,
+            labels=prov.labels,
         )  # fmt: skip
         try:
             async with serving(app) as http:
