@@ -365,9 +365,13 @@ function createAgent() {
   r.timer = h("span.agent-timer");
   r.reason = h("div.agent-reason");
   r.calls = h("span.agent-calls-value");
+  // The name has the top line to itself: a long name, or Dutch "Gesprekken", must not cut it.
   const el = h("li.agent", null,
-    h("div.agent-top", null, r.name, h("span.agent-calls", { title: t("callsToday") }, r.calls, h("span.agent-calls-label", { text: t("callsToday") }))),
-    h("div.agent-bottom", null, r.badge, r.timer),
+    h("div.agent-top", null, r.name),
+    h("div.agent-bottom", null, r.badge,
+      h("span.agent-meta", null,
+        h("span.agent-calls", { title: t("callsToday") }, r.calls, h("span.agent-calls-label", { text: t("callsToday") })),
+        r.timer)),
     r.reason);
   el._r = r;
   r.reason.dataset.testid = "agent-reason";

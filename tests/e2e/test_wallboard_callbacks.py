@@ -186,7 +186,10 @@ async def test_callbacks_in_dutch_on_a_phone_and_on_a_tv(
         page, errors = await open_board(ctx, page_url(server))
         await expect_connected(page)
         line = page.get_by_test_id("queue-tile-t1-support").get_by_test_id("callbacks-line")
-        await expect(line).to_contain_text("Terugbellen")
+        await expect(line).to_contain_text("Terugbelverzoeken")
+        # Its own words: "wachtend" is the tiles' word for callers in the queue.
+        await expect(line).to_contain_text("gepland")
+        await expect(line).not_to_contain_text("wachtend")
         await expect(line).to_contain_text("te laat")
         await expect(line).to_contain_text("op tijd vandaag")
         await expect(line.get_by_test_id("callbacks-on-time")).to_have_text("9/10 (90%)")
