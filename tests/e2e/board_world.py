@@ -7,12 +7,16 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from pbx_core.config import Settings
+from pbx_core.provisioning.db import open_sessions, upgrade
+from pbx_core.provisioning.models import PauseReason, Queue, Reseller, Tenant
 from pbx_core.simulator.clock import SimClock
 from pbx_core.simulator.server import SimMember, SimulatedAsterisk
 from pbx_core.stack import Stack, running_stack
 from pbx_core.web.auth import Scope, StaticTokens
+from pbx_core.web.provisioning import wallboard_labels
 from tests.conftest import wait_until
 from tests.e2e.conftest import TENANT, TOKEN
 
@@ -50,9 +54,36 @@ def scoped_url(stack: Stack, **params: str) -> str:
     return f"{stack.base_url}/?{query}"
 
 
+TENANT_NAME = "Acme Bakery"
+PAUSE_LABELS = {"lunch": "Lunch", "training": "Training", "meeting": "Team meeting", "break": "Coffee break"}
+
+
+async def provisioned(url: str) -> None:
+    """The tenant as its reseller set it up: its name, its queues (named as people say them, but
+    one, which keeps its slug) and its pause reasons."""
+    await upgrade(url)
+    async with open_sessions(url) as sessions, sessions() as session:
+        reseller = Reseller(name="Reseller")
+        tenant = Tenant(reseller=reseller, slug=TENANT, name=TENANT_NAME, timezone="Europe/Amsterdam",
+                        language="en", limits={})  # fmt: skip
+        session.add(tenant)
+        await session.flush()
+        for name in NAMES:
+            settings = {} if name == "partners" else {"display_name": name.capitalize()}
+            session.add(Queue(tenant_id=tenant.id, name=name, settings=settings))
+        for code, label in PAUSE_LABELS.items():
+            session.add(PauseReason(tenant_id=tenant.id, code=code, label=label))
+        await session.commit()
+
+
 @asynccontextmanager
-async def busy_board() -> AsyncIterator[tuple[SimulatedAsterisk, Stack]]:
-    async with SimulatedAsterisk(clock=SimClock(time.time(), speed=1.0)) as sim:
+async def busy_board(tmp_path: Path) -> AsyncIterator[tuple[SimulatedAsterisk, Stack]]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'board.db'}"
+    await provisioned(url)
+    async with (
+        SimulatedAsterisk(clock=SimClock(time.time(), speed=1.0)) as sim,
+        open_sessions(url) as sessions,
+    ):
         for queue in QUEUES:
             sim.queue(queue)
         for i, (name, paused, reason) in enumerate(AGENTS):
@@ -61,7 +92,10 @@ async def busy_board() -> AsyncIterator[tuple[SimulatedAsterisk, Stack]]:
                               last_pause=int(sim.now()) - 300 if paused else 0)  # fmt: skip
                 sim.add_member(queue, m, emit=False)
         tokens = StaticTokens({TOKEN: Scope(TENANT)})
-        async with running_stack(Settings.from_env({}), sim.url, tokens, host="127.0.0.1", port=0) as stack:
+        labels = wallboard_labels(sessions)
+        async with running_stack(
+            Settings.from_env({}), sim.url, tokens, host="127.0.0.1", port=0, labels=labels
+        ) as stack:
             await wait_until(lambda: len(stack.bridge.state.queues) == len(QUEUES), "the first resync")
             abandoned = []
             for i, (name, number) in enumerate(CALLERS):

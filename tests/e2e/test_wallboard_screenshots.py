@@ -9,7 +9,7 @@ from pathlib import Path
 
 from playwright.async_api import expect
 
-from tests.e2e.board_world import AGENTS, CALLERS, QUEUES, WAITING, busy_board, scoped_url
+from tests.e2e.board_world import AGENTS, CALLERS, QUEUES, TENANT_NAME, WAITING, busy_board, scoped_url
 from tests.e2e.conftest import BrowserFactory
 from tests.e2e.test_wallboard_browser import (
     PHONE,
@@ -23,9 +23,9 @@ FULL_HD = {"width": 1920, "height": 1080}
 
 
 async def test_screenshots_of_the_normal_phone_and_dutch_views(
-    browser_context: BrowserFactory, artifacts: Path
+    browser_context: BrowserFactory, artifacts: Path, tmp_path: Path
 ) -> None:
-    async with busy_board() as (_sim, stack):
+    async with busy_board(tmp_path) as (_sim, stack):
         views = [
             ("wallboard-busy.png", {"viewport": FULL_HD}, "Waiting callers"),
             ("wallboard-busy-phone.png", {"viewport": PHONE, "is_mobile": True, "has_touch": True,
@@ -42,6 +42,8 @@ async def test_screenshots_of_the_normal_phone_and_dutch_views(
             await expect(abandoned).to_have_count(len(CALLERS) - WAITING)
             await expect(page.get_by_test_id("agent-board").locator("li")).to_have_count(len(AGENTS))
             await expect(page.locator(".panel-waiting h2")).to_contain_text(waiting_title)
+            await expect(page.get_by_test_id("tenant-name")).to_have_text(TENANT_NAME)
+            await expect(page.get_by_test_id("agent-board")).to_contain_text("Team meeting")  # code "meeting"
             await settle(page)
             if options["viewport"] == PHONE:
                 await assert_no_sideways_scroll(page)

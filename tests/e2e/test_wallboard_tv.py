@@ -37,9 +37,9 @@ async def settle(page: Any) -> None:
 
 
 async def test_tv_mode_fits_one_screen_with_1_2_4_and_8_queues(
-    browser_context: BrowserFactory, artifacts: Path
+    browser_context: BrowserFactory, artifacts: Path, tmp_path: Path
 ) -> None:
-    async with busy_board() as (_sim, stack):
+    async with busy_board(tmp_path) as (_sim, stack):
         failures: list[str] = []
         capped = 0
         for screen in SCREENS:
