@@ -437,9 +437,44 @@ function updateWaiting(el, c) {
   setTimer(r.wait, c.joined_at, thresholdsFor(S.thresholds, c.queue, q && q.stats).longest_wait_s);
 }
 
+/** Digits with a leading + (the callbacks' key for a number, model.normalise_number). */
+const numberKey = (n) => (String(n).trim().startsWith("+") ? "+" : "") + String(n).replace(/\D/g, "");
+
+// A callback's status (callbacks summary "numbers") -> [label key, level, may book another].
+const CALLBACK_STATUS = {
+  pending: ["ab.booked", "ok", false],
+  overdue: ["ab.late", "warn", false],
+  dialling: ["ab.calling", "ok", false],
+  completed: ["ab.done", "good", false],
+  no_answer: ["ab.notReached", "warn", true],
+  busy: ["ab.notReached", "warn", true],
+  failed: ["ab.notReached", "warn", true],
+  expired: ["ab.notReached", "warn", true],
+  cancelled: ["ab.cancelled", "none", true],
+  unconfirmed: ["ab.unconfirmed", "warn", false],
+};
+
+/** What became of an abandoned caller: {key, level, callable}. Reached later beats a callback
+ *  status, which beats "short abandon" (such callers get no button: they hung up at once). */
+function abandonStatus(a) {
+  if (a.reached_at !== undefined) return { key: "ab.reached", level: "good", callable: false };
+  const q = S.board.queues[a.queue];
+  const cb = callbacksOf(q);
+  const status = cb && cb.numbers && isCallable(a.number) ? cb.numbers[numberKey(a.number)] : undefined;
+  if (status && CALLBACK_STATUS[status]) {
+    const [key, level, callable] = CALLBACK_STATUS[status];
+    return { key, level, callable };
+  }
+  const short = q && q.stats && q.stats.short_abandon_s;
+  if (short && a.waited_s < short) return { key: "ab.short", level: "none", callable: false };
+  return { key: null, level: "none", callable: true };
+}
+
 function createAbandoned() {
   const r = {};
   r.id = callerIdentity();
+  r.status = h("span.ab-status", { "data-testid": "abandon-status" });
+  r.id.el.append(r.status);
   r.queue = h("span.chip");
   r.waited = h("span.waited");
   r.when = h("span.when");
@@ -469,7 +504,12 @@ function updateAbandoned(el, a) {
   setText(r.waited, duration(a.waited_s));
   setAttr(r.waited, "title", t("waited"));
   setText(r.when, i18n.time(a.at));
-  const can = callbacksAvailable() && isCallable(a.number);
+  const st = abandonStatus(a);
+  setText(r.status, st.key ? t(st.key) : "");
+  r.status.hidden = !st.key;
+  setAttr(el, "data-status", st.key ? st.key.slice(3) : null);
+  setAttr(r.status, "data-level", st.level);
+  const can = callbacksAvailable() && isCallable(a.number) && st.callable;
   r.callback.hidden = !can;
   const booking = S.callbacks.get(callbackKey(a.queue, a.number));
   const pending = booking !== undefined && booking.state === "pending";
