@@ -20,6 +20,12 @@ from .simulator.traffic import TrafficConfig, queue_names, tenant_slugs
 RESELLER = "Demo Reseller"
 COMPANY_NAMES = ("Acme Bakery", "Bright Dental", "Canal Logistics", "Dijk Insurance", "Eiland Travel",
                  "Fjord Software", "Gouda Groceries", "Haven Housing")
+# What the wallboard shows for the simulator's queue names and pause reasons (as a tenant would
+# set them up), so the demo's board reads like a real customer's.
+QUEUE_DISPLAY = {"support": "Customer support", "sales": "Sales", "billing": "Billing", "service": "Service",
+                 "orders": "Orders", "info": "Information", "returns": "Returns", "helpdesk": "Helpdesk"}
+PAUSE_LABELS = {"lunch": "Lunch", "break": "Coffee break", "training": "Training", "meeting": "Team meeting",
+                "admin": "Paperwork"}
 
 
 class SeedError(RuntimeError):
@@ -45,10 +51,13 @@ async def seed_demo(sessions: async_sessionmaker[AsyncSession], traffic: Traffic
                 "limits": {"max_users": max(50, traffic.queues * traffic.agents),
                            "max_queues": max(10, traffic.queues)},
             })
+            for code, label in PAUSE_LABELS.items():
+                await _put(api_client, f"/tenants/{slug}/pause-reasons/{code}", {"label": label})
             extension = 201
             for full_name in queue_names(slug, traffic.queues):
                 queue = full_name.partition("-")[2]
                 await _put(api_client, f"/tenants/{slug}/queues/{queue}", {
+                    **({"display_name": QUEUE_DISPLAY[queue]} if queue in QUEUE_DISPLAY else {}),
                     "strategy": "rrmemory", "service_level_s": traffic.service_level_s,
                     "wrapup_s": traffic.wrapup_s, "ring_timeout_s": traffic.ring_timeout_s,
                     # The demo shows callbacks: simulated callers press 1 when offered.

@@ -28,6 +28,8 @@ from .config import AmiUrl, Settings
 from .signals import on_stop_signals
 from .web.app import CallbackRequester, create_app, thresholds_for
 from .web.auth import TokenVerifier
+from .web.hub import LabelsFor
+from .web.provisioning import wallboard_labels
 from .web.revocation import recheck_announcer, revocation_announcer
 from .web.server import listen_or_explain, serving
 
@@ -64,13 +66,15 @@ async def running_stack(
     callback_sessions: async_sessionmaker[AsyncSession] | None = None,
     listener: socket.socket | None = None,
     live_hooks: LiveHooks | None = None,
+    labels: LabelsFor | None = None,
 ) -> AsyncIterator[Stack]:
     """Start Redis (or use PBX_REDIS_URL), the bus publisher, the bridge (with its callbacks part
     when ``callback_sessions``, the provisioning database, is given) and the web app; stop them
     in reverse order when the block ends. ``listener``: the web port, already bound. The callbacks
     share the bridge's AMI session and engine task, and their per-queue counts go out through its
     publisher in the same ordered stream. ``live_hooks`` (the API's): a deleted tenant leaves
-    Redis and this bridge at once, and an applied one is resynced at once."""
+    Redis and this bridge at once, and an applied one is resynced at once. ``labels``: the
+    wallboard's names (default: from ``callback_sessions`` when given)."""
     host = host or settings.http_host
     port = settings.http_port if port is None else port
     # First: a busy port fails before anything starts. (``demo`` binds even earlier and passes it.)
@@ -110,6 +114,7 @@ async def running_stack(
             callback_requester=callback_requester,
             metrics_token=settings.metrics_token,
             recheck_s=settings.wallboard_recheck_s,
+            labels=labels or (wallboard_labels(callback_sessions) if callback_sessions is not None else None),
         )
         if live_hooks is not None:
             live_hooks.revoked.add(revocation_announcer(app.state.redis))

@@ -29,7 +29,10 @@ const CALLBACK_ACK_TIMEOUT_MS = 15000;
 const S = {
   board: null,
   thresholds: {},
-  clockOffsetS: 0,      // server clock − local clock; waits tick on the server's clock
+  labels: {},             // the tenant's names (snapshot "labels"): tenant, queues, pause_reasons
+  // The PBX's clock as last told by the server, and performance.now() when it was: every
+  // duration on the board is "PBX now − a PBX time", whatever the server's or this device's clock.
+  clock: { base: null, at: 0 },
   conn: "connecting",
   connDetail: {},
   lastDataAt: null,     // local Date of the last snapshot/delta, for the "data as of" banner
@@ -60,7 +63,9 @@ const els = {
   abandoned: $("[data-testid=abandoned-list]"),
   abandonedCount: $("[data-testid=abandoned-count]"),
   tvToggle: $("[data-testid=tv-toggle]"),
-  fsHint: $("[data-testid=fullscreen-hint]"),
+  agentsMore: $("[data-testid=agents-more]"),
+  waitingMore: $("[data-testid=waiting-more]"),
+  abandonedMore: $("[data-testid=abandoned-more]"),
   summary: $("[data-testid=summary]"),
 };
 
@@ -127,7 +132,22 @@ function reconcile(container, items, keyOf, create, update) {
 
 // --------------------------------------------------------------------------- time
 
-const serverNow = () => Date.now() / 1000 + S.clockOffsetS;
+/** The PBX's time now (epoch seconds): its last reading, run forward on the monotonic clock.
+ *  Before the first message, this device's clock (nothing is shown yet anyway). */
+function pbxNow() {
+  if (S.clock.base === null) return Date.now() / 1000;
+  return S.clock.base + (performance.now() - S.clock.at) / 1000;
+}
+
+function setPbxClock(pbxTime) {
+  const at = performance.now();
+  if (S.clock.base !== null) {
+    // A message that spent a little longer on the way must not make every timer step back.
+    const current = S.clock.base + (at - S.clock.at) / 1000;
+    if (pbxTime < current && current - pbxTime < 1) return;
+  }
+  S.clock = { base: pbxTime, at };
+}
 
 /** A cell whose text is "now − since", refreshed by tick(). Optional thresholds colour it. */
 function setTimer(el, since, thresholds) {
@@ -136,7 +156,7 @@ function setTimer(el, since, thresholds) {
     setAttr(el, "data-amber", thresholds.amber);
     setAttr(el, "data-red", thresholds.red);
   }
-  tickOne(el, serverNow());
+  tickOne(el, pbxNow());
 }
 
 function tickOne(el, now) {
@@ -156,24 +176,47 @@ function tickOne(el, now) {
 }
 
 function tick() {
-  const now = serverNow();
+  const now = pbxNow();
   for (const el of document.querySelectorAll("[data-since], [data-amber]")) tickOne(el, now);
   // A tile's overall colour follows its longest wait, which changes with time alone.
   for (const tile of els.tiles.children) updateTileLevel(tile);
-  setText(els.clock, i18n.clock(new Date()));
+  // The PBX's time, like every timer: a clock beside "abandoned at 08:56" must agree with it.
+  setText(els.clock, i18n.clock(new Date(now * 1000)));
 }
 
 function startTicking() {
-  setText(els.clock, i18n.clock(new Date())); // no blank clock during the first second
-  // Align to the wall-clock second so all timers and the header clock flip together.
-  setTimeout(() => { tick(); setInterval(tick, 1000); }, 1000 - (Date.now() % 1000));
+  tick(); // no blank clock during the first second
+  // Each tick is scheduled for just after the PBX clock's next whole second, so all timers and
+  // the header clock flip together, and a re-anchored clock re-aligns by itself.
+  const next = () => setTimeout(() => { tick(); next(); }, 1010 - ((pbxNow() * 1000) % 1000));
+  next();
 }
 
 // --------------------------------------------------------------------------- queue tiles
 
+/** The queue's display name where the tenant gave one, else its name without the tenant. */
 function queueLabel(name) {
+  const shown = S.labels.queues && S.labels.queues[name];
+  if (shown) return shown;
   const tenant = S.board && S.board.tenant;
   return tenant && name.startsWith(`${tenant}-`) ? name.slice(tenant.length + 1) : name;
+}
+
+/** "1" when the tenant named the queue: shown as written, not capitalised like a slug. */
+const named = (name) => (S.labels.queues && S.labels.queues[name] ? "1" : null);
+
+function shortName(name) {
+  const tenant = S.board && S.board.tenant;
+  return tenant && name.startsWith(`${tenant}-`) ? name.slice(tenant.length + 1) : name;
+}
+
+/** A pause reason as the tenant labelled it (Asterisk reports the code). */
+function pauseLabel(reason) {
+  return (S.labels.pause_reasons && S.labels.pause_reasons[reason]) || reason;
+}
+
+function tenantLabel() {
+  return S.labels.tenant || (S.board && S.board.tenant) || "";
 }
 
 function metric(cls, label) {
@@ -265,7 +308,11 @@ function updateTile(tile, name) {
   const st = q.stats || {};
   const th = thresholdsFor(S.thresholds, name, st);
   setText(r.title, queueLabel(name));
-  setText(r.sub, [q.strategy, name !== queueLabel(name) ? name : ""].filter(Boolean).join(" · "));
+  setAttr(r.title, "data-named", named(name));
+  const label = queueLabel(name);
+  setAttr(r.title, "title", name);
+  setText(r.sub, [q.strategy, label.toLowerCase() !== shortName(name).toLowerCase() ? shortName(name) : ""]
+    .filter(Boolean).join(" · "));
 
   const waiting = q.waiting.length;
   setText(r.waiting.value, i18n.int(waiting));
@@ -318,9 +365,13 @@ function createAgent() {
   r.timer = h("span.agent-timer");
   r.reason = h("div.agent-reason");
   r.calls = h("span.agent-calls-value");
+  // The name has the top line to itself: a long name, or Dutch "Gesprekken", must not cut it.
   const el = h("li.agent", null,
-    h("div.agent-top", null, r.name, h("span.agent-calls", { title: t("callsToday") }, r.calls, h("span.agent-calls-label", { text: t("callsToday") }))),
-    h("div.agent-bottom", null, r.badge, r.timer),
+    h("div.agent-top", null, r.name),
+    h("div.agent-bottom", null, r.badge,
+      h("span.agent-meta", null,
+        h("span.agent-calls", { title: t("callsToday") }, r.calls, h("span.agent-calls-label", { text: t("callsToday") })),
+        r.timer)),
     r.reason);
   el._r = r;
   r.reason.dataset.testid = "agent-reason";
@@ -339,7 +390,7 @@ function updateAgent(el, a) {
   setText(r.calls, i18n.int(a.calls_today));
   let reason = "";
   if (a.state === "paused") {
-    reason = a.paused_reason || "";
+    reason = pauseLabel(a.paused_reason || "");
     if (a.queues.length > 1 && a.pausedIn < a.queues.length) {
       reason = [reason, t("pausedIn", { n: a.pausedIn, m: a.queues.length })].filter(Boolean).join(" · ");
     }
@@ -381,13 +432,49 @@ function updateWaiting(el, c) {
   setText(r.pos, c.position);
   setIdentity(r.id, c);
   setText(r.queue, queueLabel(c.queue));
+  setAttr(r.queue, "data-named", named(c.queue));
   const q = S.board.queues[c.queue];
   setTimer(r.wait, c.joined_at, thresholdsFor(S.thresholds, c.queue, q && q.stats).longest_wait_s);
+}
+
+/** Digits with a leading + (the callbacks' key for a number, model.normalise_number). */
+const numberKey = (n) => (String(n).trim().startsWith("+") ? "+" : "") + String(n).replace(/\D/g, "");
+
+// A callback's status (callbacks summary "numbers") -> [label key, level, may book another].
+const CALLBACK_STATUS = {
+  pending: ["ab.booked", "ok", false],
+  overdue: ["ab.late", "warn", false],
+  dialling: ["ab.calling", "ok", false],
+  completed: ["ab.done", "good", false],
+  no_answer: ["ab.notReached", "warn", true],
+  busy: ["ab.notReached", "warn", true],
+  failed: ["ab.notReached", "warn", true],
+  expired: ["ab.notReached", "warn", true],
+  cancelled: ["ab.cancelled", "none", true],
+  unconfirmed: ["ab.unconfirmed", "warn", false],
+};
+
+/** What became of an abandoned caller: {key, level, callable}. Reached later beats a callback
+ *  status, which beats "short abandon" (such callers get no button: they hung up at once). */
+function abandonStatus(a) {
+  if (a.reached_at !== undefined) return { key: "ab.reached", level: "good", callable: false };
+  const q = S.board.queues[a.queue];
+  const cb = callbacksOf(q);
+  const status = cb && cb.numbers && isCallable(a.number) ? cb.numbers[numberKey(a.number)] : undefined;
+  if (status && CALLBACK_STATUS[status]) {
+    const [key, level, callable] = CALLBACK_STATUS[status];
+    return { key, level, callable };
+  }
+  const short = q && q.stats && q.stats.short_abandon_s;
+  if (short && a.waited_s < short) return { key: "ab.short", level: "none", callable: false };
+  return { key: null, level: "none", callable: true };
 }
 
 function createAbandoned() {
   const r = {};
   r.id = callerIdentity();
+  r.status = h("span.ab-status", { "data-testid": "abandon-status" });
+  r.id.el.append(r.status);
   r.queue = h("span.chip");
   r.waited = h("span.waited");
   r.when = h("span.when");
@@ -413,10 +500,16 @@ function updateAbandoned(el, a) {
   setAttr(r.callback, "data-queue", a.queue);
   setIdentity(r.id, a);
   setText(r.queue, queueLabel(a.queue));
+  setAttr(r.queue, "data-named", named(a.queue));
   setText(r.waited, duration(a.waited_s));
   setAttr(r.waited, "title", t("waited"));
   setText(r.when, i18n.time(a.at));
-  const can = callbacksAvailable() && isCallable(a.number);
+  const st = abandonStatus(a);
+  setText(r.status, st.key ? t(st.key) : "");
+  r.status.hidden = !st.key;
+  setAttr(el, "data-status", st.key ? st.key.slice(3) : null);
+  setAttr(r.status, "data-level", st.level);
+  const can = callbacksAvailable() && isCallable(a.number) && st.callable;
   r.callback.hidden = !can;
   const booking = S.callbacks.get(callbackKey(a.queue, a.number));
   const pending = booking !== undefined && booking.state === "pending";
@@ -469,11 +562,41 @@ function onCallbackAck(msg) {
 
 // --------------------------------------------------------------------------- layout & paging
 
+// A TV tile needs this many rem across for its numbers and the SL ring side by side. TV type
+// scales with the screen, so a 16:9 screen of any size gets the same number of tiles.
+const TV_TILE_MIN_REM = 27;
+
 function tvPageSize() {
   if (TV_PER_PAGE) return TV_PER_PAGE;
-  // Tiles per TV page: as many as fit across comfortably at TV type size.
-  const w = window.innerWidth;
-  return w >= 1800 ? 4 : w >= 1200 ? 3 : 2;
+  const rem = parseFloat(getComputedStyle(document.documentElement).fontSize) || 16;
+  return Math.max(1, Math.min(4, Math.floor(window.innerWidth / (TV_TILE_MIN_REM * rem))));
+}
+
+/**
+ * TV mode: a TV cannot scroll, so a list shows the rows that fit its panel and a "+N more" line
+ * for the rest. Rows are hidden from the first one that would cross the list's bottom edge
+ * (in a grid, that is the first of its row, so whole rows go). Outside TV mode every row shows.
+ */
+function fitList(list, more) {
+  for (const el of list.children) if (el.hidden) el.hidden = false;
+  more.hidden = true;
+  if (!S.tv || !list.children.length) return;
+  const overflows = (el) => el.getBoundingClientRect().bottom > list.getBoundingClientRect().bottom + 0.5;
+  const rows = [...list.children];
+  if (!overflows(rows[rows.length - 1])) return;
+  // The "+N more" line takes room from the list, so measure again once it shows.
+  setText(more, t("more", { n: i18n.int(rows.length) }));
+  more.hidden = false;
+  let first = rows.findIndex(overflows);
+  if (first < 0) first = rows.length - 1;
+  for (let i = first; i < rows.length; i++) rows[i].hidden = true;
+  setText(more, t("more", { n: i18n.int(rows.length - first) }));
+}
+
+function fitLists() {
+  fitList(els.agents, els.agentsMore);
+  fitList(els.waiting, els.waitingMore);
+  fitList(els.abandoned, els.abandonedMore);
 }
 
 function visibleQueues() {
@@ -540,8 +663,10 @@ function scheduleRender() {
 
 function render() {
   if (!S.board) return;
-  setText(els.tenant, S.board.tenant || "");
-  document.title = `${S.board.tenant ? S.board.tenant + " · " : ""}${t("title")}`;
+  const tenant = tenantLabel();
+  setText(els.tenant, tenant);
+  setAttr(els.tenant, "title", S.board.tenant || null);
+  document.title = `${tenant ? tenant + " · " : ""}${t("title")}`;
   const v = visibleQueues();
   renderPager(v);
   const allNames = sortedQueueNames(S.board);
@@ -569,6 +694,7 @@ function render() {
   els.abandoned.dataset.empty = t("noAbandoned");
   setText(els.abandonedCount, i18n.int(abandoned.length));
 
+  fitLists();
   S.rendered = true;
 }
 
@@ -588,6 +714,7 @@ function renderConnection() {
   els.banner.dataset.kind = conn;
   setText(els.bannerText, banner);
   els.retry.hidden = conn !== "unauthorised" && conn !== "reconnecting" && conn !== "offline";
+  if (S.tv) scheduleRender(); // the banner takes height from the lists: fit them again
 }
 
 // --------------------------------------------------------------------------- TV mode
@@ -632,18 +759,23 @@ function setupTv() {
     else if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
     applyTv();
   });
-  setText(els.fsHint, t("fullscreenHint"));
   if (S.tv && document.fullscreenEnabled) {
-    // Opened with ?tv=1: the browser will not go fullscreen without a click, so offer one.
-    els.fsHint.hidden = false;
-    document.addEventListener("click", () => { els.fsHint.hidden = true; requestFullscreen(); }, { once: true });
+    // Opened with ?tv=1: the browser goes fullscreen only on a user gesture, so the first click
+    // anywhere does it. No "click here" pill: nothing may cover the board on a wall.
+    document.addEventListener("click", requestFullscreen, { once: true });
   }
-  // Hide the cursor on an idle TV; show it again when the mouse moves.
+  // Escape leaves TV mode, for a keyboard with no mouse to reveal the button.
+  document.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && S.tv) els.tvToggle.click(); });
+  // Hide the cursor (and in TV mode the TV button) on an idle screen; a mouse move shows them.
   let idleTimer = null;
   document.addEventListener("mousemove", () => {
     document.body.classList.remove("idle");
+    document.body.classList.add("pointer");
     clearTimeout(idleTimer);
-    idleTimer = setTimeout(() => document.body.classList.add("idle"), 3000);
+    idleTimer = setTimeout(() => {
+      document.body.classList.add("idle");
+      document.body.classList.remove("pointer");
+    }, 3000);
   });
   window.addEventListener("resize", () => { if (S.tv) scheduleRender(); });
   applyTv();
@@ -670,12 +802,13 @@ function main() {
   setupTv();
 
   const conn = new WallboardConnection(wsUrl(), {
-    onServerTime(serverTime) {
-      S.clockOffsetS = serverTime - Date.now() / 1000;
+    onClock(pbxTime) {
+      setPbxClock(pbxTime);
     },
     onSnapshot(msg) {
       S.board = msg.board || emptyBoard(msg.tenant);
       S.thresholds = msg.thresholds || {};
+      S.labels = msg.labels || {};
       S.features = msg.features || {};
       S.lastDataAt = new Date();
       scheduleRender();
@@ -713,12 +846,13 @@ function main() {
     get seq() { return conn.seq; },
     get state() { return S.conn; },
     get thresholds() { return S.thresholds; },
+    get labels() { return S.labels; },
     get features() { return S.features; },
     get callbacks() { return Object.fromEntries([...S.callbacks].map(([k, b]) => [k, { state: b.state, message: b.message }])); },
     get stats() { return conn.stats; },
     get tv() { return S.tv; },
     get page() { return visibleQueues(); },
-    serverNow,
+    pbxNow,
     enableCallback(fn) {
       S.callbackHandler = fn;
       scheduleRender();

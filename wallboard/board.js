@@ -67,6 +67,14 @@ export function applyDelta(board, delta) {
   } else if (kind === "caller.abandoned") {
     q.abandoned_callers.unshift(data);
     q.abandoned_callers.length = Math.min(q.abandoned_callers.length, ABANDONED_LIST_MAX);
+  } else if (kind === "caller.answered") {
+    // A caller who hung up earlier and got through now: their abandoned rows say so.
+    const number = data.number;
+    if (typeof number === "string" && /\d/.test(number)) {
+      for (const a of q.abandoned_callers) {
+        if (a.number === number && !("reached_at" in a) && a.at <= delta.ts) a.reached_at = delta.ts;
+      }
+    }
   } else if (kind === CALLBACKS_SUMMARY) {
     q.callbacks = data;
   } else if (kind === "agent.removed") {

@@ -24,7 +24,7 @@ export function backoffDelayS(attempt, random = Math.random) {
 export class WallboardConnection {
   /**
    * @param {string} url  full ws:// or wss:// URL including token and queues
-   * @param {object} handlers  onSnapshot(msg), onDelta(msg), onServerTime(t), onStatus(state, detail),
+   * @param {object} handlers  onSnapshot(msg), onDelta(msg), onClock(pbxTime), onStatus(state, detail),
    *                            onReply(msg) (optional: answers to our requests, e.g. callback.ack)
    */
   constructor(url, handlers) {
@@ -95,7 +95,9 @@ export class WallboardConnection {
     } catch {
       return; // a garbled frame is not worth dropping a healthy connection for
     }
-    if (typeof msg.server_time === "number") this.h.onServerTime(msg.server_time);
+    // The PBX's clock (an older server sends only its own): every time on the board is on it.
+    const clock = typeof msg.pbx_time === "number" ? msg.pbx_time : msg.server_time;
+    if (typeof clock === "number") this.h.onClock(clock);
     switch (msg.type) {
       case "snapshot":
         clearTimeout(this.resyncTimer);

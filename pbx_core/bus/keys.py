@@ -83,11 +83,14 @@ class Snapshot:
     last_id: str = NO_ID
     seq: int = 0
     epoch: int = 0  # the tenant's epoch when it was written (see ``epoch_key``)
+    # The PBX's clock minus the publisher's wall clock, learnt from the last delta's ``ts``
+    # (None before any): a reader of an idle tenant still knows what time it is on the PBX.
+    clock_offset_s: float | None = None
 
     def encode(self) -> str:
         return dumps(
             {"v": BUS_VERSION, "tenant": self.tenant, "last_id": self.last_id, "seq": self.seq,
-             "epoch": self.epoch, "board": self.board}
+             "epoch": self.epoch, "clock_offset_s": self.clock_offset_s, "board": self.board}
         )  # fmt: skip
 
     @classmethod
@@ -95,7 +98,11 @@ class Snapshot:
         if raw is None:  # nothing published yet: the empty board before the first entry
             return cls(tenant, empty_board(tenant))
         obj = json.loads(raw)
-        return cls(tenant, obj["board"], str(obj["last_id"]), int(obj["seq"]), int(obj.get("epoch", 0)))
+        offset = obj.get("clock_offset_s")
+        return cls(
+            tenant, obj["board"], str(obj["last_id"]), int(obj["seq"]), int(obj.get("epoch", 0)),
+            float(offset) if isinstance(offset, int | float) else None,
+        )  # fmt: skip
 
 
 def parse_epoch(raw: bytes | str | None) -> int:

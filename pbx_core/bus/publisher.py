@@ -112,6 +112,7 @@ class BusPublisher:
         self._boards: dict[str, Board] = {}
         self._seq: dict[str, int] = {}  # ``n`` of the tenant's last entry
         self._top: dict[str, str] = {}  # id of the tenant's last entry, when known for sure
+        self._offset: dict[str, float] = {}  # PBX clock - our wall clock, at the tenant's last delta
         self._dirty: set[str] = set()
         # Tenant deletion (see the module docstring). ``on_tenant_reset(tenant)``: the tenant was
         # deleted behind our back; the engine must forget it and say so with tenant.removed.
@@ -190,6 +191,8 @@ class BusPublisher:
         copies what it stores, so the engine's delta and this board never share data.)"""
         as_dict = delta_dict(delta)
         apply_delta(self._boards[delta.tenant], as_dict)
+        # Deltas leave the engine as they happen, so ts is the PBX's "now" (give or take a batch).
+        self._offset[delta.tenant] = delta.ts - time.time()
         return dumps(as_dict)
 
     async def _run(self) -> None:
@@ -265,7 +268,7 @@ class BusPublisher:
             pipe = self.redis.pipeline(transaction=False)
             for tenant in tenants:
                 snap = Snapshot(tenant, self._boards[tenant], self._top[tenant], self._seq[tenant],
-                                self._epoch.get(tenant, 0))  # fmt: skip
+                                self._epoch.get(tenant, 0), self._offset.get(tenant))  # fmt: skip
                 pipe.set(snapshot_key(tenant), snap.encode(), xx=True)
             stored = await pipe.execute()
             self._lost([t for t, ok in zip(tenants, stored, strict=True) if not ok])
@@ -313,7 +316,8 @@ class BusPublisher:
                 n += 1
             # Skip one number: readers following the stream see a gap at the marker and reload.
             seq = self._seq[tenant] + 1
-            snap = Snapshot(tenant, self._boards[tenant], self._top[tenant], seq, self._epoch[tenant])
+            snap = Snapshot(tenant, self._boards[tenant], self._top[tenant], seq, self._epoch[tenant],
+                            self._offset.get(tenant))  # fmt: skip
             pipe.set(snapshot_key(tenant), snap.encode())
             pipe.sadd(TENANTS_KEY, tenant)
             entry = entry_fields(dumps(marker(tenant, now)), seq + 1)

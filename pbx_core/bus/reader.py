@@ -123,7 +123,7 @@ class BusReader:
             while not gap:
                 raw = await self.redis.xrange(stream_key(self.tenant), min=f"({last}", count=self.count)
                 if not raw:
-                    return Snapshot(self.tenant, board, last, seq, snap.epoch)
+                    return Snapshot(self.tenant, board, last, seq, snap.epoch, snap.clock_offset_s)
                 for sid, n, data in parse_entries(raw):
                     if n != seq + 1:
                         gap = True

@@ -8,7 +8,9 @@ that snapshot + stream equals the engine's own ``tenant_board``.
 
 A board is plain JSON: ``{"tenant": str, "queues": {queue name: queue view}}`` where a queue
 view is ``queue_state.queue_view``, plus ``"callbacks"`` once the callbacks worker has published
-a ``callbacks.summary`` for the queue (pending / in progress / overdue / on time today).
+a ``callbacks.summary`` for the queue (pending / in progress / overdue / on time today). An
+abandoned caller whose number is later answered in the queue gets ``reached_at`` from the
+``caller.answered`` delta (the engine marks its own record the same way).
 """
 
 from __future__ import annotations
@@ -121,6 +123,14 @@ def apply_delta(board: Board, delta: DeltaDict) -> None:
     elif kind == "caller.abandoned":
         q["abandoned_callers"].insert(0, dict(data))
         del q["abandoned_callers"][ABANDONED_LIST_MAX:]
+    elif kind == "caller.answered":
+        # A caller who hung up earlier and got through now: their abandoned rows say so, so
+        # nobody calls back a customer who has already been helped.
+        number = data.get("number")
+        if isinstance(number, str) and any(ch.isdigit() for ch in number):
+            for a in q["abandoned_callers"]:
+                if a["number"] == number and "reached_at" not in a and a["at"] <= delta["ts"]:
+                    a["reached_at"] = delta["ts"]
     elif kind == CALLBACKS_SUMMARY:
         q["callbacks"] = copy.deepcopy(data)  # holds a list of dicts ("next")
     elif kind == "agent.removed":

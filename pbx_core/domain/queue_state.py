@@ -24,7 +24,8 @@ Delta vocabulary (``Delta.type``; ``data`` is always a full view of the changed 
   ``caller.joined``     a waiting caller (``caller_view``)
   ``caller.left``       ``{"uniqueid"}``: no longer waiting (answered, abandoned, exited, vanished)
   ``caller.abandoned``  the abandon record (``abandoned_view``)
-  ``caller.answered``   who answered whom and the wait
+  ``caller.answered``   who answered whom and the wait; today's abandoned records of the same
+                        number get ``reached_at`` (readers mark theirs from this delta)
   ``agent.added`` ``agent.paused`` ``agent.unpaused`` ``agent.state``
                         a member (``member_view``), upserted by readers
   ``agent.removed``     the member's last view (state ``logged_out``): readers drop the member
@@ -142,6 +143,8 @@ class AbandonedCaller:
     waited_s: int
     at: float
     position: int
+    # Answered later (the same number, in this queue, today): nobody needs to call them back.
+    reached_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -259,6 +262,7 @@ def abandoned_view(a: AbandonedCaller) -> dict[str, Any]:
         "waited_s": a.waited_s,
         "at": a.at,
         "position": a.position,
+        **({} if a.reached_at is None else {"reached_at": a.reached_at}),
     }
 
 
@@ -593,6 +597,11 @@ def _on_connect(state: LiveState, e: AgentConnected) -> list[Delta]:
         m.calls_today += 1
         _refresh(q, m, e.ts, out, force="agent.state")  # calls_today changed even if the state did not
     _stop_ringing(q, e.uniqueid, e.ts, out, keep=e.interface)
+    # The same rule as readers apply on caller.answered (board.apply_delta), so boards agree.
+    if any(ch.isdigit() for ch in e.number):
+        for a in q.abandoned:
+            if a.number == e.number and a.reached_at is None and a.at <= e.ts:
+                a.reached_at = e.ts
     out.append(
         Delta(
             "caller.answered",

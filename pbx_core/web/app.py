@@ -33,7 +33,7 @@ from ..domain.tenants import tenant_of
 from ..tasks import cancel_and_wait
 from .auth import CLOSE_FORBIDDEN, CLOSE_UNAUTHORISED, Forbidden, TokenVerifier, grant_checker
 from .exposure import metrics_refusal
-from .hub import Client, FeedSource, Hub, HubStats, ThresholdsFor
+from .hub import Client, FeedSource, Hub, HubStats, LabelsFor, ThresholdsFor
 from .metrics import CONTENT_TYPE, Metrics, StatsProvider
 from .ratelog import BAD_CLIENTS
 from .revocation import RevocationWatch
@@ -113,6 +113,7 @@ def create_app(
     callback_requester: CallbackRequester | None = None,
     metrics_token: str | None = None,
     recheck_s: float = 15.0,
+    labels: LabelsFor | None = None,
 ) -> Starlette:
     """The web app. Give ``redis_url`` (the app owns the client) or ``redis``. ``source``
     replaces the bus as the hub's input (tenant -> iterator of Snapshot/Entry). ``extra_routes``
@@ -120,7 +121,8 @@ def create_app(
     wallboard's "call back" button (without it the page hides the button). ``metrics_token``
     (PBX_METRICS_TOKEN): /metrics needs it as a bearer token; without one only local scrapes.
     ``recheck_s`` (PBX_WALLBOARD_RECHECK_S): how often open sockets' access is re-checked against
-    the database (revocation notices through Redis close them sooner: :mod:`.revocation`)."""
+    the database (revocation notices through Redis close them sooner: :mod:`.revocation`).
+    ``labels``: the tenants' display names for the board (``provisioning.wallboard_labels``)."""
     if redis is None and not redis_url:
         raise ValueError("create_app needs redis_url or redis")
     # XREAD BLOCK holds a connection for block_ms: no socket timeout shorter than that.
@@ -130,6 +132,7 @@ def create_app(
         ping_interval_s=ping_interval_s,
         thresholds=thresholds,
         features={"callbacks": callback_requester is not None},
+        labels=labels,
     )
     revocations = RevocationWatch(hub, client, grant_checker(verifier), recheck_s=recheck_s)
     metrics = Metrics(hub, stats_provider)

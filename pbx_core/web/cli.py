@@ -76,6 +76,7 @@ async def _serve(settings: Settings, listener: socket.socket, wallboard_dir: Pat
             callback_requester=prov.callback_requester,
             metrics_token=settings.metrics_token,
             recheck_s=settings.wallboard_recheck_s,
+            labels=prov.labels,
         )
         if prov.live is not None:  # a deleted tenant's bus keys go; the bridge notices the epoch
             prov.live.forgotten.add(bus_forgetter(app.state.redis))

@@ -1,13 +1,21 @@
 """The wallboard hub: one board per followed tenant, fanned out to that tenant's websockets.
 
 Protocol (the browser side is wallboard/connection.js, which is the contract):
-  server → client  ``{"type":"snapshot","seq":n,"server_time":t,"tenant":..,"board":..,"thresholds":..,
-                   "features":{"callbacks":bool}}``
-                   ``{"type":"delta","seq":n+1,"server_time":t,"delta":{v,type,tenant,queue,ts,data}}``
-                   ``{"type":"ping","server_time":t}``
+  server → client  ``{"type":"snapshot","seq":n,"server_time":t,"pbx_time":p,"tenant":..,"labels":..,
+                   "board":..,"thresholds":..,"features":{"callbacks":bool}}``
+                   ``{"type":"delta","seq":n+1,"server_time":t,"pbx_time":p,"delta":{v,type,tenant,queue,ts,data}}``
+                   ``{"type":"ping","server_time":t,"pbx_time":p}``
                    ``{"type":"callback.ack","ok":bool,"message":..,"id":..,"queue":..,"number":..,"ref":..}``
   client → server  ``{"type":"resync"}`` (it saw a gap) · ``{"type":"pong"}``
                    ``{"type":"callback","queue":full name,"number":..,"ref":..}`` (book a callback)
+``server_time`` is this server's wall clock; ``pbx_time`` is the tenant's PBX clock at the moment
+of sending (epoch seconds). Every time on the board (``since``, ``joined_at``, ``at``, ``ts``) is on
+the PBX's clock, so the page measures durations against ``pbx_time``, run forward locally; a PBX
+whose clock is hours off ours still shows waits that tick from 00:00. The feed learns the offset
+from each entry (its ``ts`` against the stream id's time) and from the snapshot's
+``clock_offset_s``; before it knows any, ``pbx_time`` is our own clock.
+``labels`` are the tenant's names for people (``LabelsFor``; ``{}`` without a provisioning
+database): the page shows them instead of slugs and pause-reason codes.
 Sequence numbers are per connection: every delta is the previous seq + 1, and a snapshot
 carries the seq of the last delta it already contains. Replies (``callback.ack``) carry no seq:
 they are outside the board's stream and survive a resync.
@@ -31,7 +39,7 @@ import json
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -45,6 +53,10 @@ log = logging.getLogger(__name__)
 
 FeedSource = Callable[[str], AsyncIterator[Snapshot | Entry]]
 ThresholdsFor = Callable[[str], Mapping[str, Any]]
+# A tenant's names for people (the provisioning database's): {"tenant": "Acme Bakery",
+# "queues": {full queue name: display name}, "pause_reasons": {code: label}}; parts may be absent.
+LabelsFor = Callable[[str], Awaitable[Mapping[str, Any]]]
+LABELS_REFRESH_S = 300.0  # a renamed queue reaches open boards within this
 
 
 class Sender(Protocol):
@@ -134,7 +146,7 @@ class Client:
 
     # ------------------------------------------------------------ called by the hub, never awaits
 
-    def offer_delta(self, delta_json: str, server_time: str, stats: HubStats) -> None:
+    def offer_delta(self, delta_json: str, server_time: str, pbx_time: str, stats: HubStats) -> None:
         if self.resync_reason is not None:
             return  # the snapshot it is owed will contain this delta
         if len(self.queue) >= self.queue_max:
@@ -142,7 +154,8 @@ class Client:
             return
         self.seq += 1
         self.queue.append(
-            f'{{"type":"delta","seq":{self.seq},"server_time":{server_time},"delta":{delta_json}}}'
+            f'{{"type":"delta","seq":{self.seq},"server_time":{server_time},"pbx_time":{pbx_time},'
+            f'"delta":{delta_json}}}'
         )
         stats.deltas_out += 1
         self._wake.set()
@@ -231,6 +244,8 @@ class TenantFeed:
         self.clients: set[Client] = set()
         self.last_id = ""
         self.lag_s = 0.0
+        self.clock_offset_s = 0.0  # the PBX's clock - ours (0 until learnt)
+        self.labels_json = "{}"
         self.task: asyncio.Task[None] | None = None
         self._version = 0
         self._cache: dict[frozenset[str] | None, tuple[int, str]] = {}
@@ -243,6 +258,8 @@ class TenantFeed:
                     # Our own copy: the reader may keep its Snapshot object around.
                     self.board = copy.deepcopy(item.board)
                     self.last_id = item.last_id
+                    if item.clock_offset_s is not None:
+                        self.clock_offset_s = item.clock_offset_s
                     self._version += 1
                     stats.snapshots_in += 1
                     for c in self.clients:
@@ -258,16 +275,25 @@ class TenantFeed:
                 ms = item.id.partition("-")[0]
                 if ms.isdigit():
                     self.lag_s = max(0.0, time.time() - int(ms) / 1000)
+                    # The entry was added when the engine made the delta: its id's time is "now"
+                    # for the delta's ts. Right for old entries read after a stall, too.
+                    ts = delta.get("ts")
+                    if isinstance(ts, int | float) and not isinstance(ts, bool):
+                        self.clock_offset_s = ts - int(ms) / 1000
                 if not self.clients:
                     continue
                 delta_json = _dumps(delta)
-                now = f"{time.time():.3f}"
+                wall = time.time()
+                now, pbx = f"{wall:.3f}", f"{wall + self.clock_offset_s:.3f}"
                 queue = delta.get("queue", "")
                 for c in self.clients:
                     if c.wants(queue):
-                        c.offer_delta(delta_json, now, stats)
+                        c.offer_delta(delta_json, now, pbx, stats)
         finally:
             await _aclose(source)
+
+    def pbx_time(self, wall: float) -> float:
+        return wall + self.clock_offset_s
 
     def snapshot_text(self, client: Client) -> str:
         assert self.board is not None
@@ -287,9 +313,11 @@ class TenantFeed:
             thresholds = {
                 n: t for n, t in self.hub.thresholds(self.tenant).items() if key is None or n in key
             }
+        wall = time.time()
         return (
-            f'{{"type":"snapshot","seq":{client.seq},"server_time":{time.time():.3f},'
-            f'"tenant":{_dumps(self.tenant)},"thresholds":{_dumps(thresholds)},'
+            f'{{"type":"snapshot","seq":{client.seq},"server_time":{wall:.3f},'
+            f'"pbx_time":{self.pbx_time(wall):.3f},'
+            f'"tenant":{_dumps(self.tenant)},"labels":{self.labels_json},"thresholds":{_dumps(thresholds)},'
             f'"features":{self.hub.features_json},"board":{cached[1]}}}'
         )
 
@@ -312,8 +340,10 @@ class Hub:
         ping_interval_s: float = 15.0,
         thresholds: ThresholdsFor | None = None,
         features: Mapping[str, Any] | None = None,
+        labels: LabelsFor | None = None,
     ) -> None:
         self.source = source
+        self.labels = labels
         # What this server can do for a page (e.g. {"callbacks": true}): the page shows only
         # the actions that will work.
         self.features_json = _dumps(dict(features or {}))
@@ -380,12 +410,42 @@ class Hub:
         await cancel_and_wait([writer])
 
     async def _run_feed(self, feed: TenantFeed) -> None:
+        refresher: asyncio.Task[None] | None = None
         try:
+            if self.labels is not None:
+                # Before the first snapshot, so a board never starts with slugs for names.
+                await self._load_labels(feed)
+                refresher = asyncio.create_task(self._refresh_labels(feed), name="wallboard-labels")
             await feed.run(self.source(feed.tenant))
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("wallboard feed for %s failed", feed.tenant)
+        finally:
+            await cancel_and_wait([refresher])
+
+    async def _load_labels(self, feed: TenantFeed) -> bool:
+        """Fetch the tenant's names; True when they changed. A failure keeps the old ones: names
+        are a nicety, the board works with slugs."""
+        assert self.labels is not None
+        try:
+            async with asyncio.timeout(10.0):
+                text = _dumps(dict(await self.labels(feed.tenant)))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("wallboard names for %s not loaded (%s); showing slugs", feed.tenant, exc)
+            return False
+        changed = text != feed.labels_json
+        feed.labels_json = text
+        return changed
+
+    async def _refresh_labels(self, feed: TenantFeed) -> None:
+        while True:
+            await asyncio.sleep(LABELS_REFRESH_S)
+            if await self._load_labels(feed):
+                for c in feed.clients:  # the new names come with a fresh snapshot
+                    c.resync("labels", self.stats)
 
     async def _ping_loop(self) -> None:
         # One timer for all clients, rather than one per client.
@@ -395,8 +455,10 @@ class Hub:
             BAD_CLIENTS.flush()  # a flood of bad clients that ended still gets its summary line
 
     def ping_all(self) -> None:
-        text = f'{{"type":"ping","server_time":{time.time():.3f}}}'
+        # Per tenant: each carries its own PBX's clock, which the pages re-anchor on.
+        wall = time.time()
         for feed in self.feeds.values():
+            text = f'{{"type":"ping","server_time":{wall:.3f},"pbx_time":{feed.pbx_time(wall):.3f}}}'
             for c in feed.clients:
                 c.offer_ping(text, self.stats)
 

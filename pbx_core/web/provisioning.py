@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.routing import BaseRoute
@@ -20,6 +20,7 @@ from ..bus.tenants import LiveHooks
 from ..config import AmiUrl, Settings
 from .app import CallbackRequester
 from .auth import FirstMatch, StaticTokens, TokenVerifier
+from .hub import LabelsFor
 
 if TYPE_CHECKING:  # the API package (FastAPI) is imported only when a web process opens it
     from ..api.ratelimit import RateLimiter
@@ -37,6 +38,37 @@ class Provisioning:
     callback_requester: CallbackRequester | None = None
     # What the API tells the live side (tenant deleted, applied): the bus and a bridge add theirs.
     live: LiveHooks | None = None
+    # For create_app(labels=...): the tenants' display names on the wallboard.
+    labels: LabelsFor | None = None
+
+
+def wallboard_labels(sessions: async_sessionmaker[AsyncSession]) -> LabelsFor:
+    """A tenant's names as people know them: its name, its queues' display names (by full
+    Asterisk name) and its pause reasons' labels (by code, the reason Asterisk reports)."""
+
+    async def labels(tenant: str) -> dict[str, Any]:
+        from sqlalchemy import select
+
+        from ..provisioning.models import PauseReason, Queue, Tenant
+
+        async with sessions() as session:
+            row = (await session.execute(select(Tenant.id, Tenant.name).where(Tenant.slug == tenant))).first()
+            if row is None:
+                return {}
+            queues = (
+                await session.execute(select(Queue.name, Queue.settings).where(Queue.tenant_id == row.id))
+            ).all()
+            reasons = (await session.execute(
+                select(PauseReason.code, PauseReason.label).where(PauseReason.tenant_id == row.id)
+            )).all()  # fmt: skip
+        names = {f"{tenant}-{q.name}": (q.settings or {}).get("display_name") for q in queues}
+        return {
+            "tenant": row.name,
+            "queues": {queue: name for queue, name in names.items() if name},
+            "pause_reasons": {r.code: r.label for r in reasons},
+        }
+
+    return labels
 
 
 def callback_requester(
@@ -106,4 +138,5 @@ async def provisioning(
         keys = ApiKeyVerifier(sessions, settings.secret_key)
         verifier = FirstMatch(keys, StaticTokens.parse(settings.wallboard_tokens))
         requester = callback_requester(sessions, bookings)
-        yield Provisioning([api_mount(ctx, API_PREFIX)], verifier, sessions, requester, live)
+        yield Provisioning([api_mount(ctx, API_PREFIX)], verifier, sessions, requester, live,
+                           wallboard_labels(sessions))  # fmt: skip

@@ -90,6 +90,7 @@ class TestHub:
             "board": self.board,
             "thresholds": self.thresholds,
             "server_time": self.clock,
+            "pbx_time": self.clock,
         }
 
     async def publish(self, deltas: list[Delta]) -> None:
@@ -101,7 +102,8 @@ class TestHub:
             self.clock = max(self.clock, d["ts"])
             # Serialise before apply_delta: the board keeps a queue.resynced delta's data as the
             # queue itself and later deltas mutate it, which would corrupt a queued message.
-            text = json.dumps({"type": "delta", "seq": self.seq, "delta": d, "server_time": self.clock})
+            text = json.dumps({"type": "delta", "seq": self.seq, "delta": d, "server_time": self.clock,
+                               "pbx_time": self.clock})
             apply_delta(self.board, d)
             for queue in self.clients.values():
                 queue.put_nowait(text)

@@ -169,6 +169,10 @@ async def test_phone_layout_has_no_sideways_scroll(
     await expect(page.get_by_test_id("waiting-list").locator("li")).to_have_count(0)
     assert json.loads(await page_board(page)) == json.loads(json.dumps(wallboard_server.board))
     await assert_no_sideways_scroll(page)
+    # Who can answer comes before the list of who hung up, however long that gets.
+    agents_top = await page.locator(".panel-agents").evaluate("el => el.getBoundingClientRect().top")
+    abandoned_top = await page.locator(".panel-abandoned").evaluate("el => el.getBoundingClientRect().top")
+    assert agents_top < abandoned_top
     assert errors == []
 
 
@@ -218,6 +222,9 @@ async def test_bad_token_is_shown_and_not_retried(
     await expect(page.get_by_test_id("conn-banner")).to_be_visible()
     await expect(page.get_by_test_id("conn-banner")).to_contain_text("token")
     await expect(page.get_by_test_id("conn-retry")).to_be_visible()
+    # The message alone: no empty tiles, panels or zero counts beneath it.
+    for part in ("queue-tiles", "agent-board", "waiting-list", "abandoned-list", "summary"):
+        await expect(page.get_by_test_id(part)).to_be_hidden()
     assert await page.evaluate("window.__wallboard.stats.connects") == 1
 
 
@@ -239,7 +246,9 @@ async def test_tv_mode_rotates_queue_groups(
     await expect(page.get_by_test_id(other)).to_be_visible()  # the next page comes round
     await page.screenshot(path=str(artifacts / "wallboard-tv.png"), animations="disabled")
 
-    # Leaving TV mode shows every queue again.
+    # No button on a wall until the mouse moves; then leaving TV mode shows every queue again.
+    await expect(page.get_by_test_id("tv-toggle")).to_be_hidden()
+    await page.mouse.move(200, 200)
     await page.get_by_test_id("tv-toggle").click()
     await expect(tiles).to_have_count(2)
     assert not await page.evaluate("document.documentElement.classList.contains('tv')")

@@ -186,13 +186,21 @@ async def test_callbacks_in_dutch_on_a_phone_and_on_a_tv(
         page, errors = await open_board(ctx, page_url(server))
         await expect_connected(page)
         line = page.get_by_test_id("queue-tile-t1-support").get_by_test_id("callbacks-line")
-        await expect(line).to_contain_text("Terugbellen")
+        await expect(line).to_contain_text("Terugbelverzoeken")
+        # Its own words: "wachtend" is the tiles' word for callers in the queue.
+        await expect(line).to_contain_text("gepland")
+        await expect(line).not_to_contain_text("wachtend")
         await expect(line).to_contain_text("te laat")
         await expect(line).to_contain_text("op tijd vandaag")
         await expect(line.get_by_test_id("callbacks-on-time")).to_have_text("9/10 (90%)")
         abandoned = page.get_by_test_id("abandoned-list").locator("li")
         await expect(abandoned).to_have_count(4)
-        first = abandoned.first
+        # The three newest hung up after 4 s, under the queue's 5 s: short abandons, no button.
+        for row in (await abandoned.all())[:3]:
+            await expect(row.get_by_test_id("abandon-status")).to_have_text("Kort opgehangen")
+            await expect(row.get_by_test_id("callback-button")).to_be_hidden()
+        first = page.get_by_test_id("abandoned-list").locator(f'li[data-number="{PIET}"]')  # waited 6 s
+        await expect(first.get_by_test_id("abandon-status")).to_be_hidden()
         await expect(first.get_by_test_id("callback-button")).to_have_text("Terugbellen")
         await first.get_by_test_id("callback-button").tap()
         await expect(first.get_by_test_id("callback-status")).to_have_text("Terugbelverzoek ingepland")
@@ -239,3 +247,28 @@ async def test_without_callbacks_on_the_server_there_is_no_call_back_button(
     await expect(row.get_by_test_id("callback-button")).to_be_hidden()
     assert await page.evaluate("window.__wallboard.features.callbacks") in (False, None)
     assert errors == []
+
+
+async def test_the_abandoned_list_shows_what_became_of_each_callers_callback(
+    browser_context: BrowserFactory, tmp_path: Path
+) -> None:
+    """The callbacks' summary says, per number, what became of today's callback: the row says it
+    too (booked, calling back, called back, not reached) and offers a button only when booking
+    another makes sense, instead of a click finding out there is one already."""
+    async with serve_callback_app(tmp_path) as server:
+        await server.publish(Recording("abandoned").feed_until())
+        ctx = await browser_context(viewport=DESKTOP)
+        page, errors = await open_board(ctx, page_url(server))
+        await expect_connected(page)
+        row = page.get_by_test_id("abandoned-list").locator(f'li[data-number="{PIET}"]')
+        status, button = row.get_by_test_id("abandon-status"), row.get_by_test_id("callback-button")
+        await expect(button).to_be_visible()
+        await expect(status).to_be_hidden()
+        for state, text, can_book in [
+            ("pending", "Callback booked", False), ("dialling", "Calling back now", False),
+            ("completed", "Called back", False), ("no_answer", "Callback: not reached", True),
+        ]:  # fmt: skip
+            await server.publish([summary("t1-support", numbers={PIET: state})])
+            await expect(status).to_have_text(text)
+            await (expect(button).to_be_visible() if can_book else expect(button).to_be_hidden())
+        assert errors == []

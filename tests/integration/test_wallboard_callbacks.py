@@ -68,6 +68,7 @@ async def callback_stack(url: str, *, with_requester: bool = True) -> AsyncItera
         app = create_app(
             verifier=prov.verifier, redis_url=redis.url, extra_routes=prov.routes,
             callback_requester=prov.callback_requester if with_requester else None,
+            labels=prov.labels,
         )  # fmt: skip
         try:
             async with serving(app) as http:
@@ -181,3 +182,36 @@ async def test_callbacks_summary_deltas_reach_the_board_and_survive_into_new_sna
             snap = await late.until(lambda m: m["type"] == "snapshot")
             assert snap["board"]["queues"]["t1-support"]["callbacks"] == SUMMARY
         assert other.deltas == []  # tenant t2 never sees t1's callbacks
+
+
+async def test_the_snapshot_carries_the_tenants_names_and_a_rename_reaches_open_boards(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``labels`` come from the provisioning database (real SQL): the tenant's name, the queues'
+    display names, the pause reasons' labels. A change reaches boards already open as a fresh
+    snapshot at the next refresh."""
+    from pbx_core.provisioning.models import PauseReason, Queue, Tenant
+    from pbx_core.web import hub
+
+    monkeypatch.setattr(hub, "LABELS_REFRESH_S", 0.2)
+    async with callback_stack(database) as s:
+        async with s.prov.sessions() as session:
+            tenant = (await session.scalars(select(Tenant).where(Tenant.slug == "t1"))).one()
+            support = (await session.scalars(select(Queue).where(Queue.name == "support"))).one()
+            support.settings = {**support.settings, "display_name": "Klantenservice"}
+            session.add(PauseReason(tenant_id=tenant.id, code="lunch", label="Lunchpauze"))
+            await session.commit()
+        await s.publish(fixture_deltas(Ingest(), "answered"))
+        async with wallboard(s, "token=ta") as wb:
+            snap = await wb.until(lambda m: m["type"] == "snapshot")
+            assert snap["labels"] == {
+                "tenant": "T1", "queues": {"t1-support": "Klantenservice"},
+                "pause_reasons": {"lunch": "Lunchpauze"},
+            }  # fmt: skip
+            async with s.prov.sessions() as session:
+                tenant = (await session.scalars(select(Tenant).where(Tenant.slug == "t1"))).one()
+                tenant.name = "Acme Bakery"
+                await session.commit()
+            renamed = await wb.until(lambda m: m["type"] == "snapshot" and m["labels"].get("tenant") != "T1")
+            assert renamed["labels"]["tenant"] == "Acme Bakery"
+            assert renamed["labels"]["queues"] == {"t1-support": "Klantenservice"}

@@ -359,3 +359,24 @@ async def connect_after_serving(
     finally:
         stop.set()
         await task
+
+
+async def test_messages_carry_the_pbx_clock_learnt_from_the_deltas() -> None:
+    """The recordings' events are stamped weeks before today: ``pbx_time`` follows their clock
+    (from the snapshot's offset, then from each entry), while ``server_time`` stays ours."""
+    ingest = Ingest()
+    first, rest = fixture_deltas(ingest, "abandoned"), fixture_deltas(ingest, "ringnoanswer")
+    async with stack(ping_interval_s=0.2) as s:
+        await s.publish(first)
+        async with wallboard(s, "token=ta") as wb:
+            snap = await wb.until(lambda m: m["type"] == "snapshot")
+            skew = snap["server_time"] - first[-1].ts
+            assert skew > 3600, "the recording must be older than an hour for this test to mean anything"
+            # Nothing happens on that PBX after its last event here, so its clock reads just after it.
+            assert 0 <= snap["pbx_time"] - first[-1].ts < 10
+            await s.publish(rest)
+            delta = await wb.until(lambda m: m["type"] == "delta" and m["delta"]["ts"] == rest[-1].ts)
+            assert 0 <= delta["pbx_time"] - rest[-1].ts < 10
+            ping = await wb.until(lambda m: m["type"] == "ping")
+            assert 0 <= ping["pbx_time"] - rest[-1].ts < 10
+            assert ping["server_time"] - ping["pbx_time"] > 3600

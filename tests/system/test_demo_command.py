@@ -77,6 +77,12 @@ async def test_demo_serves_a_live_board_per_tenant_and_stops_on_ctrl_c(
             snapshot = json.loads(await ws.recv())
             assert snapshot["type"] == "snapshot" and snapshot["tenant"] == "t1"
             assert snapshot["thresholds"] == THRESHOLDS  # from PBX_WALLBOARD_THRESHOLDS
+            # The board shows the seeded tenant's names, not its slugs and codes.
+            labels = snapshot["labels"]
+            assert labels["tenant"] == "Acme Bakery"
+            assert labels["queues"]["t1-support"] == "Customer support"
+            assert labels["pause_reasons"]["lunch"] == "Lunch"
+            assert isinstance(snapshot["pbx_time"], float | int)
             queues = snapshot["board"]["queues"]
             assert set(queues) == {"t1-support", "t1-sales"}
             # The warm-up played 30 minutes of a morning: there is history on the board.

@@ -180,3 +180,29 @@ def test_board_js_matches_python_with_callbacks_summaries_between_engine_deltas(
     js_boards = run_js(cases)
     for (tenant, _, py), js in zip(cases, js_boards, strict=True):
         assert js == py, f"board.js and board.apply_delta disagree on callbacks for tenant {tenant}"
+
+
+def test_a_caller_who_hung_up_and_got_through_later_is_marked_reached_on_every_board() -> None:
+    """Abandon, call again, be answered: the abandoned row gets ``reached_at`` in the engine, the
+    Python reducer and board.js alike; another number's row and an anonymous one do not."""
+    from pbx_core.domain.events import AgentConnected, CallerAbandoned, CallerJoined
+
+    q, t0 = "t1-support", 1_800_000_000.0
+    events: list[Any] = []
+    for i, (number, name) in enumerate([("0201234567", "Piet"), ("0612345678", "Kees"), ("", "")]):
+        uid = f"1.{i}"
+        events += [CallerJoined(t0 + i, q, uid, f"Local/wait@patience-{i};1", number, name, 1),
+                   CallerAbandoned(t0 + i + 20, q, uid, number, name, 1, 1, 20)]  # fmt: skip
+    for i, number in enumerate(["0201234567", ""]):  # Piet, and an anonymous caller, get through
+        uid = f"2.{i}"
+        events += [CallerJoined(t0 + 100 + i, q, uid, f"Local/wait@patience-9{i};1", number, "", 1),
+                   AgentConnected(t0 + 110 + i, q, uid, number, "", "Local/201@a/n", "A", 10, 3)]  # fmt: skip
+    state = LiveState()
+    deltas: list[Delta] = []
+    for event in events:
+        deltas.extend(apply(state, event))
+    cases = cases_from(state, deltas)  # also: the Python reducer == the engine's board
+    (_, _, py), = cases
+    reached = {a["number"]: a.get("reached_at") for a in py["queues"][q]["abandoned_callers"]}
+    assert reached == {"0201234567": t0 + 110, "0612345678": None, "": None}
+    assert run_js(cases) == [py]

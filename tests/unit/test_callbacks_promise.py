@@ -237,3 +237,29 @@ def test_free_agents_and_agents_in_wrap_up_come_first() -> None:
     assert announce.expected_wait_s(3, 4, 240.0, free=2, soon=(12.0, 40.0)) == 12.0  # wrap-up ends
     assert announce.expected_wait_s(5, 4, 240.0, free=2, soon=(12.0, 40.0)) == 60.0  # then 240/4
     assert announce.spoken_s(0.0) is None  # nothing to say: answered at once
+
+
+def test_the_summary_says_what_became_of_each_number_today() -> None:
+    """For the wallboard's abandoned list: the newest callback of each number booked today (or
+    still open), keyed as the number is de-duplicated; yesterday's closed ones are left out."""
+    now = at("11:00")
+
+    def cb(cb_id: str, number: str, requested: float, **kw: object) -> Callback:
+        base = dict(tenant="acme", queue="support", number=number, source="rest",
+                    requested_at=requested, place_at=requested, due_by=requested + 3600)
+        return Callback(cb_id, **{**base, **kw})  # type: ignore[arg-type]
+
+    callbacks = [
+        cb("1", "0612345678", at("09:00"), status=Status.NO_ANSWER, closed_at=at("09:30")),
+        cb("2", "0612345678", at("10:00"), status=Status.DIALLING),  # the newest for this number
+        cb("3", "+31 20 123 4567", at("10:10"), status=Status.COMPLETED, closed_at=at("10:20")),
+        cb("4", "0201111111", at("10:20")),  # pending
+        cb("5", "0209999999", now - 86400, status=Status.COMPLETED, closed_at=now - 86000),  # yesterday
+        cb("6", "0208888888", now - 86400, status=Status.OVERDUE),  # yesterday's, still open
+        cb("7", "0207777777", at("10:30"), queue="sales"),  # another queue
+    ]
+    data = summary(callbacks, KEY, now, TZ, QueuePolicy())
+    assert data["numbers"] == {
+        "0612345678": "dialling", "+31201234567": "completed",
+        "0201111111": "pending", "0208888888": "overdue",
+    }  # fmt: skip

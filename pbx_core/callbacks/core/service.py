@@ -43,7 +43,7 @@ from .events import (
     parse_event,
 )
 from .live import Pacing, line_ahead, queue_loads, split_queue, staffed_agents
-from .model import SOURCES, WAITING, AttemptResult, Callback, Status, result_from_dialstatus
+from .model import SOURCES, WAITING, AttemptResult, Callback, Status, normalise_number, result_from_dialstatus
 from .policy import (
     QueueInfo,
     QueuePolicy,
@@ -63,6 +63,7 @@ AGENT_COOLDOWN_S = 60.0
 FORGET_CLOSED_AFTER_S = 26 * 3600
 # Inputs that arrive before the first restore wait for it; past this many the oldest go.
 MAX_BACKLOG = 100_000
+NUMBERS_MAX = 500  # callbacks per queue in a summary's "numbers" (the wallboard keeps 500 abandons)
 _ID_NAMESPACE = uuid.UUID("1f7c0e52-5a4e-4c1b-9d3e-6b2f3c7a9e01")
 
 
@@ -724,6 +725,15 @@ def summary(
         "unconfirmed_today": sum(
             1 for c in mine if c.status is Status.UNCONFIRMED and (c.closed_at or 0) >= midnight
         ),
+        # What became of each caller's callback today (the newest per number; open ones too):
+        # the wallboard's abandoned list shows it next to the caller, instead of a click finding
+        # out that there is one already.
+        "numbers": {
+            normalise_number(c.number): c.status.value
+            for c in sorted(
+                (c for c in mine if c.is_open or c.requested_at >= midnight), key=lambda c: c.requested_at
+            )[-NUMBERS_MAX:]
+        },
         "next": [
             {
                 "id": c.id,
