@@ -93,12 +93,18 @@ def rss_verdict(samples: list[tuple[float, float]], duration_s: float) -> dict[s
     """Start, peak and end RSS (KiB) and whether it stayed bounded: the peak of the last third of
     the run is at most the peak before it plus ``RSS_GROWTH`` and ``RSS_SLACK_KIB``."""
     if not samples:
-        return {"start_kib": None, "peak_kib": None, "end_kib": None, "bound_kib": None, "bounded": False}
+        return {
+            "start_kib": None, "peak_kib": None, "end_kib": None, "bound_kib": None,
+            "late_peak_kib": None, "late_mib_per_h": None, "bounded": False,
+        }  # fmt: skip
     split = duration_s * 2 / 3
     before = [k for t, k in samples if t < split] or [samples[0][1]]
     late = [k for t, k in samples if t >= split] or [samples[-1][1]]
     bound = max(before) * (1 + RSS_GROWTH) + RSS_SLACK_KIB
     return {
+        # The trend of the last third (least squares), shown beside the verdict: ten minutes
+        # cannot tell a slow leak from an allocator step, so it is a figure, not a criterion.
+        "late_mib_per_h": round(slope([(t, k) for t, k in samples if t >= split]) * 3600 / 1024, 1),
         "start_kib": samples[0][1],
         "peak_kib": max(k for _, k in samples),
         "end_kib": samples[-1][1],
@@ -106,6 +112,16 @@ def rss_verdict(samples: list[tuple[float, float]], duration_s: float) -> dict[s
         "late_peak_kib": max(late),
         "bounded": max(late) <= bound,
     }
+
+
+def slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of y over x (0 for fewer than two distinct x)."""
+    if len(points) < 2:
+        return 0.0
+    mx = sum(x for x, _ in points) / len(points)
+    my = sum(y for _, y in points) / len(points)
+    var = sum((x - mx) ** 2 for x, _ in points)
+    return sum((x - mx) * (y - my) for x, y in points) / var if var else 0.0
 
 
 # ---------------------------------------------------------------------------- web processes
@@ -166,6 +182,7 @@ async def ask(child: Child, line: str, event: str) -> dict[str, Any]:
 async def soak(args: argparse.Namespace, logdir: Path, progress: Progress) -> dict[str, Any]:
     """Run the soak with the processes' logs in ``logdir``; the figures for ``verdicts``."""
     from pbx_core.bus import BusReader, EmbeddedRedis, connect
+    from pbx_core.signals import on_stop_signals
 
     duration = args.minutes * 60.0
     tenants = [f"t{i}" for i in range(1, args.tenants + 1)]
@@ -188,8 +205,11 @@ async def soak(args: argparse.Namespace, logdir: Path, progress: Progress) -> di
     webs: list[asyncio.subprocess.Process] = []
     admin = connect(redis.url)
     result: dict[str, Any] = {}
+    main = asyncio.current_task()
+    assert main is not None
     try:
-        with children() as procs:
+        # Ctrl-C or kill: stop every process in order rather than leave web processes behind.
+        with on_stop_signals(main.cancel), children() as procs:
             sim = Child(
                 "sim", "bench.soak_children",
                 ["sim", "--tenants", str(args.tenants), "--queues", str(args.queues),
@@ -365,6 +385,7 @@ async def soak(args: argparse.Namespace, logdir: Path, progress: Progress) -> di
                         **rss_verdict(s.samples, duration),
                         "judged": s.judged,
                         "samples": len(s.samples),
+                        "series": [[round(t, 1), k] for t, k in s.samples],  # seconds, KiB
                     }
                     for s in sampled
                 },
@@ -506,13 +527,14 @@ def render(result: dict[str, Any]) -> str:
         f"({result['sim'].get('offered', 0):,} calls), Redis down {cfg['outage_s']:g} s x {cfg['restarts']}, "
         f"{cfg['cpus']} CPUs",
         "",
-        f"{'process':<10} {'start MiB':>9} {'peak MiB':>9} {'end MiB':>8} {'bound MiB':>9}  bounded",
+        f"{'process':<10} {'start MiB':>9} {'peak MiB':>9} {'end MiB':>8} {'bound MiB':>9} "
+        f"{'last third MiB/h':>16}  bounded",
     ]
     for role, r in result["rss"].items():
         judged = ("yes" if r["bounded"] else "NO") if r["judged"] else "(not judged)"
         lines.append(
             f"{role:<10} {mib(r['start_kib']):>9} {mib(r['peak_kib']):>9} {mib(r['end_kib']):>8} "
-            f"{mib(r['bound_kib']):>9}  {judged}"
+            f"{mib(r['bound_kib']):>9} {r.get('late_mib_per_h', '-')!s:>16}  {judged}"
         )
     v = verdicts(result)
     lines += ["", f"{'criterion':<32} {'result':<6}  figures"]
@@ -561,6 +583,10 @@ def main(args: argparse.Namespace) -> int:
             result = asyncio.run(soak(args, Path(tmp), progress))
             result["verdicts"] = verdicts(result)
             keep = keep or not result["verdicts"]["passed"]
+        except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C or kill: every process is stopped
+            keep = True
+            progress("stopped before the end: no verdict")
+            return 130
         except BaseException:
             keep = True
             raise
