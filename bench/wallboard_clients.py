@@ -54,6 +54,9 @@ class Tally:
     gaps: int = 0  # a delta whose seq is not the previous one + 1
     timed: int = 0
     negative: int = 0  # latencies below zero: the clocks disagree by more than the latency
+    blanked: int = 0  # snapshots with no queues after a board that had some (e.g. Redis restarted empty)
+    blank_s: float = 0.0  # time spent on such an empty board, summed over clients ...
+    blank_max_s: float = 0.0  # ... and the longest one
     latency_buckets: Counter[int] = field(default_factory=Counter)  # 0.1 ms bucket -> count
     delta_types: Counter[str] = field(default_factory=Counter)
 
@@ -131,7 +134,7 @@ class Clients:
         if self.boards is not None:
             self.boards[task] = first["board"]
         try:
-            await self._read(ws, int(first["seq"]), task)
+            await self._read(ws, int(first["seq"]), task, bool(first["board"]["queues"]))
         except Exception:  # the server closed it: counted, so a bad run shows
             self.closed_early += 1
         finally:
@@ -140,8 +143,11 @@ class Clients:
                 self.boards.pop(task, None)
             await ws.close()
 
-    async def _read(self, ws: ClientConnection, seq: int, task: asyncio.Task[None]) -> None:
+    async def _read(self, ws: ClientConnection, seq: int, task: asyncio.Task[None], shown: bool) -> None:
+        """``shown``: the first snapshot had queues. A later snapshot without any blanks the board
+        until one with queues comes (timed: what a supervisor would stare at)."""
         boards = self.boards
+        blank_since: float | None = None
         async for raw in ws:
             now = time.time()
             msg = json.loads(raw)
@@ -169,6 +175,15 @@ class Clients:
             elif kind == "snapshot":
                 t.snapshots += 1
                 seq = msg["seq"]
+                has_queues = bool(msg["board"]["queues"])
+                if not has_queues and shown and blank_since is None:
+                    t.blanked += 1
+                    blank_since = now
+                elif has_queues and blank_since is not None:
+                    t.blank_s += now - blank_since
+                    t.blank_max_s = max(t.blank_max_s, now - blank_since)
+                    blank_since = None
+                shown = shown or has_queues
                 if boards is not None:
                     boards[task] = msg["board"]
             elif kind == "ping":
