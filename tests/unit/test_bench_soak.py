@@ -70,7 +70,9 @@ def failing(change: str) -> dict[str, Any]:
     elif change == "silent after restart":
         r["clients"]["deltas_after_last_restart"] = 0
     elif change == "board differs":
-        r["boards"].update(equal=False, clients_equal=499, clients_differ=1, difference="t3: t3-sales.waiting")
+        r["boards"].update(
+            equal=False, clients_equal=499, clients_differ=1, difference="t3: t3-sales.waiting"
+        )
     return r
 
 
