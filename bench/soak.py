@@ -17,8 +17,10 @@ Then the simulator stops taking calls and it checks:
                  every restart) it stays within 10 % + 8 MiB of its peak before that (a leak
                  grows through the last third; a process that settled does not)
   no delta lost  every delta a client got is its previous one + 1 (the hub protocol: a gap is
-                 allowed only as a fresh snapshot), the bridge's publisher dropped none, every
-                 client stayed connected, and deltas still flowed after the last restart
+                 allowed only as a fresh snapshot), and the bridge's publisher dropped none
+  connected      every client got its snapshot and stayed connected to the end
+  restarts       Redis went down as often as asked, the bridge saw each outage, and deltas
+                 still flowed after the last restart
   boards equal   every tenant's board in Redis (snapshot + stream) and every client's board
                  equal the engine's, queue for queue (polled until they agree, for up to a minute)
 
