@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pbx_core.stack import Stack
+    from pbx_core.bridge import Bridge
+    from pbx_core.bus import BusPublisher
 
 TARGET_P99_MS = 50.0
 TARGET_P99_CLIENTS = 1000
@@ -66,7 +67,9 @@ def _emit(obj: dict[str, Any]) -> None:
     print(json.dumps(obj, separators=(",", ":"), default=str), flush=True)
 
 
-async def _caught_up(stack: Stack, *, quiet_s: float = 0.3, limit_s: float = 120.0) -> float:
+async def caught_up(
+    bridge: Bridge, publisher: BusPublisher, *, quiet_s: float = 0.3, limit_s: float = 120.0
+) -> float:
     """Wait until the warm-up has gone through the bridge and into Redis; return the seconds.
 
     The simulator plays the warm-up as fast as the AMI socket takes it, far faster than the
@@ -75,7 +78,7 @@ async def _caught_up(stack: Stack, *, quiet_s: float = 0.3, limit_s: float = 120
     warm-up, not the live path. Quiet means: nothing left on the AMI socket (no new frames for
     ``quiet_s``), the engine queue empty and the publisher idle.
     """
-    engine, events, publisher = stack.bridge.engine, stack.bridge.client.events, stack.publisher
+    engine, events = bridge.engine, bridge.client.events
     loop = asyncio.get_running_loop()
     start = loop.time()
     with contextlib.suppress(TimeoutError):  # a stuck bridge shows in the figures, not as a hang
@@ -121,7 +124,7 @@ async def _serve(opts: argparse.Namespace) -> int:
             backlog_s = 0.0
             if opts.warmup > 0:
                 await sim.fast_forward(opts.warmup)
-                backlog_s = await _caught_up(stack)
+                backlog_s = await caught_up(stack.bridge, stack.publisher)
             sim.clock.advance_to(time.time())  # only ever forward; the offset is reported anyway
             _emit(
                 {
@@ -168,16 +171,26 @@ def serve_main(argv: list[str] | None = None) -> int:
 class Child:
     """A Python child process spoken to in JSON lines over stdin/stdout."""
 
-    def __init__(self, name: str, module: str, argv: list[str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        module: str,
+        argv: list[str],
+        *,
+        stderr: IO[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """``stderr``: where its log goes (default: ours); ``env``: its environment (default: ours)."""
         self.name = name
         env = {
-            **os.environ,
+            **(os.environ if env is None else env),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", module, *argv],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=stderr,
             text=True,
             env=env,
             cwd=ROOT,

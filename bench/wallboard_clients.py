@@ -7,6 +7,8 @@ and driven over stdin/stdout, one JSON object per line each way:
                           them has its first snapshot (or failed)
           ``measure S T`` count what arrives for S seconds, timing events stamped at or after
                           wall time T (not the warm-up's backlog); answer with the tally
+          ``compare F``   (with ``--boards``) compare every client's board with the boards in the
+                          JSON file F (tenant -> board); answer with how many are equal
           ``quit``        close everything and exit
   stdout  ``{"event": "connected" | "measured" | ..., ...}``
 
@@ -16,6 +18,9 @@ it writes the frame. The simulator runs at speed 1 from "now", so its clock is t
 wall clock (``--clock-offset`` corrects what is left). Only ``caller.*`` deltas are timed: they
 are made from one AMI event and carry its Timestamp (``queue.stats`` may come from a Tick).
 Latencies go into 0.1 ms buckets so several client processes can be merged exactly.
+
+With ``--boards`` each client also keeps its board as the browser does (the snapshot, then every
+delta applied): ``bench soak`` compares them with the engine's.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from pbx_core.domain.board import Board, apply_delta
+
 BUCKETS_PER_MS = 10
 CONNECT_CONCURRENCY = 100  # in-flight handshakes: the server's listen backlog is 2048
 
@@ -47,6 +54,9 @@ class Tally:
     gaps: int = 0  # a delta whose seq is not the previous one + 1
     timed: int = 0
     negative: int = 0  # latencies below zero: the clocks disagree by more than the latency
+    blanked: int = 0  # snapshots with no queues after a board that had some (e.g. Redis restarted empty)
+    blank_s: float = 0.0  # time spent on such an empty board, summed over clients ...
+    blank_max_s: float = 0.0  # ... and the longest one
     latency_buckets: Counter[int] = field(default_factory=Counter)  # 0.1 ms bucket -> count
     delta_types: Counter[str] = field(default_factory=Counter)
 
@@ -60,7 +70,9 @@ def raise_nofile() -> int:
 
 
 class Clients:
-    def __init__(self, url: str, tokens: list[str], first: int, clock_offset: float) -> None:
+    def __init__(
+        self, url: str, tokens: list[str], first: int, clock_offset: float, *, boards: bool = False
+    ) -> None:
         self.url = url
         self.tokens = tokens
         self.next_index = first  # global client index: spreads tenants evenly over processes
@@ -73,6 +85,8 @@ class Clients:
         self.failed: Counter[str] = Counter()
         self.closed_early = 0
         self._gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+        # With ``boards``: each open client's board, as a browser would show it (keyed by its task).
+        self.boards: dict[asyncio.Task[None], Board] | None = {} if boards else None
 
     async def connect(self, count: int) -> dict[str, Any]:
         start = time.perf_counter()
@@ -115,15 +129,25 @@ class Clients:
             if not ready.done():
                 ready.set_result(None)
             return
+        task = asyncio.current_task()
+        assert task is not None
+        if self.boards is not None:
+            self.boards[task] = first["board"]
         try:
-            await self._read(ws, int(first["seq"]))
+            await self._read(ws, int(first["seq"]), task, bool(first["board"]["queues"]))
         except Exception:  # the server closed it: counted, so a bad run shows
             self.closed_early += 1
         finally:
             self.open -= 1
+            if self.boards is not None:
+                self.boards.pop(task, None)
             await ws.close()
 
-    async def _read(self, ws: ClientConnection, seq: int) -> None:
+    async def _read(self, ws: ClientConnection, seq: int, task: asyncio.Task[None], shown: bool) -> None:
+        """``shown``: the first snapshot had queues. A later snapshot without any blanks the board
+        until one with queues comes (timed: what a supervisor would stare at)."""
+        boards = self.boards
+        blank_since: float | None = None
         async for raw in ws:
             now = time.time()
             msg = json.loads(raw)
@@ -137,6 +161,8 @@ class Clients:
                     t.gaps += 1
                 seq = msg["seq"]
                 delta = msg["delta"]
+                if boards is not None:
+                    apply_delta(boards[task], delta)
                 dtype = delta["type"]
                 t.delta_types[dtype] += 1
                 if dtype.startswith("caller.") and delta["ts"] - self.clock_offset >= self.since:
@@ -149,6 +175,17 @@ class Clients:
             elif kind == "snapshot":
                 t.snapshots += 1
                 seq = msg["seq"]
+                has_queues = bool(msg["board"]["queues"])
+                if not has_queues and shown and blank_since is None:
+                    t.blanked += 1
+                    blank_since = now
+                elif has_queues and blank_since is not None:
+                    t.blank_s += now - blank_since
+                    t.blank_max_s = max(t.blank_max_s, now - blank_since)
+                    blank_since = None
+                shown = shown or has_queues
+                if boards is not None:
+                    boards[task] = msg["board"]
             elif kind == "ping":
                 t.pings += 1
                 await ws.send('{"type":"pong"}')
@@ -173,10 +210,43 @@ class Clients:
             **out,
         }
 
+    def compare(self, path: str) -> dict[str, Any]:
+        """How many open clients show exactly the board in ``path`` (tenant -> board) for their
+        tenant; the first difference found, to say what differs."""
+        with open(path, encoding="utf-8") as f:
+            expected: dict[str, Board] = json.load(f)
+        equal = 0
+        differ: Counter[str] = Counter()
+        example = ""
+        for board in (self.boards or {}).values():
+            tenant = board["tenant"]
+            want = expected.get(tenant)
+            if board == want:
+                equal += 1
+                continue
+            differ[tenant] += 1
+            if not example:
+                example = f"{tenant}: {board_difference(board, want)}"
+        return {"event": "compared", "equal": equal, "differ": dict(differ), "example": example}
+
     async def close(self) -> None:
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def board_difference(got: Board, want: Board | None) -> str:
+    """Where two boards first differ, in a few words (for a failure message)."""
+    if want is None:
+        return "no such tenant on the other side"
+    for name in sorted(set(got["queues"]) | set(want["queues"])):
+        a, b = got["queues"].get(name), want["queues"].get(name)
+        if a is None or b is None:
+            return f"queue {name} only on {'the expected' if a is None else 'this'} side"
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                return f"{name}.{key}: {json.dumps(a.get(key))[:200]} != {json.dumps(b.get(key))[:200]}"
+    return "different outside the queues"
 
 
 def emit(obj: dict[str, Any]) -> None:
@@ -184,7 +254,7 @@ def emit(obj: dict[str, Any]) -> None:
 
 
 async def serve(args: argparse.Namespace) -> int:
-    clients = Clients(args.url, args.token, args.first, args.clock_offset)
+    clients = Clients(args.url, args.token, args.first, args.clock_offset, boards=args.boards)
     emit({"event": "started", "nofile": raise_nofile()})
     try:
         while line := await asyncio.to_thread(sys.stdin.readline):
@@ -194,6 +264,8 @@ async def serve(args: argparse.Namespace) -> int:
             elif cmd == "measure":
                 seconds, _, since = arg.partition(" ")
                 emit(await clients.measure(float(seconds), float(since or 0)))
+            elif cmd == "compare":
+                emit(clients.compare(arg))
             elif cmd == "quit":
                 break
             elif cmd:
@@ -210,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--first", type=int, default=0, help="global index of this process's first client")
     p.add_argument("--clock-offset", type=float, default=0.0, help="simulator clock minus wall clock (s)")
     p.add_argument("--uvloop", action="store_true", help="run on uvloop (if installed): a cheaper client")
+    p.add_argument("--boards", action="store_true", help="keep every client's board (for ``compare``)")
     args = p.parse_args(argv)
     if args.uvloop:
         with contextlib.suppress(ImportError):

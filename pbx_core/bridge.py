@@ -24,9 +24,9 @@ import inspect
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .ami.client import AmiClient, AmiOptions, EngineItem
 from .ami.errors import AmiAuthError
@@ -49,6 +49,9 @@ from .domain.queue_state import (
 )
 from .signals import on_stop_signals
 from .tasks import cancel_and_wait
+
+if TYPE_CHECKING:
+    from .bus import BusPublisher
 
 log = logging.getLogger(__name__)
 
@@ -478,6 +481,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run_until_signal(settings: Settings, summary_every_s: float | None, *, callbacks: bool) -> None:
+    async with bridge_with_bus(settings, summary_every_s, callbacks=callbacks) as (bridge, _):
+        with on_stop_signals(bridge.stop):
+            await bridge.run()
+    for line in summary_lines(bridge.state, bridge.stats()):
+        log.info("%s", line)
+
+
+@contextlib.asynccontextmanager
+async def bridge_with_bus(
+    settings: Settings, summary_every_s: float | None = None, *, callbacks: bool = False
+) -> AsyncIterator[tuple[Bridge, BusPublisher | None]]:
+    """What ``pbx-core bridge`` runs, not yet started: the bridge with its publisher (when
+    PBX_REDIS_URL is set) as a sink, and its callbacks part when asked. The caller runs
+    ``bridge.run()`` inside the block; ``bench soak`` drives the same wiring."""
     from .bus import BusPublisher  # only the CLI needs Redis; the Bridge class does not
 
     async with contextlib.AsyncExitStack() as exits:
@@ -495,7 +512,4 @@ async def _run_until_signal(settings: Settings, summary_every_s: float | None, *
             await publisher.start()
             exits.push_async_callback(publisher.close)
             bridge.add_sink(publisher)
-        with on_stop_signals(bridge.stop):
-            await bridge.run()
-    for line in summary_lines(bridge.state, bridge.stats()):
-        log.info("%s", line)
+        yield bridge, publisher

@@ -100,17 +100,22 @@ class Simulation:
             self._task = asyncio.create_task(self.traffic.run(), name="pbx-sim-traffic")
             self._task.add_done_callback(_report_crash)
 
+    async def stop_traffic(self) -> None:
+        """No more calls, answers or hangups (the AMI port stays open): a world that holds still,
+        so what the bridge shows can be compared with it at leisure."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def fast_forward(self, seconds: float) -> None:
         """Play ``seconds`` of traffic as fast as connected clients read it, then carry on from
         there: the demo's warm-up, so a new wallboard has history and callers at once."""
         await self.traffic.advance_async(seconds)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self.stop_traffic()
         await self.server.close()
 
     async def __aenter__(self) -> Simulation:
