@@ -37,6 +37,11 @@ from .keys import (
 
 log = logging.getLogger(__name__)
 
+# How long a reader keeps its last board when the snapshot vanished (Redis restarted empty)
+# before it believes the empty board: the bridge's publisher rewrites it within seconds, unless
+# the bridge is down too.
+HOLD_MISSING_SNAPSHOT_S = 30.0
+
 
 async def stored_snapshots(redis: RedisClient, tenants: list[str]) -> dict[str, Snapshot]:
     """The stored snapshot of each tenant that has one, in one round trip (GETs in a pipeline, not
@@ -78,6 +83,7 @@ class ReaderStats:
     last_id: str = ""  # the position: the last entry read, or the loaded snapshot's last_id
     lag_s: float = 0.0  # now - the XADD time of the newest entry, when it was read
     last_error: str = ""
+    snapshot_missing: int = 0  # loads that found no snapshot and kept the last board
 
 
 class BusReader:
@@ -92,8 +98,10 @@ class BusReader:
         block_ms: int = 5000,
         count: int = 500,
         retry_max_s: float = 5.0,
+        hold_missing_s: float = HOLD_MISSING_SNAPSHOT_S,
     ) -> None:
         self.redis = redis
+        self.hold_missing_s = hold_missing_s
         self.tenant = tenant
         self.block_ms = block_ms
         self.count = count
@@ -103,6 +111,12 @@ class BusReader:
     async def snapshot(self) -> Snapshot:
         """The stored snapshot (an empty board at the stream's start if none was written, or if
         the one stored is a deleted tenant's)."""
+        snap, _ = await self._stored()
+        return snap
+
+    async def _stored(self) -> tuple[Snapshot, bool]:
+        """:meth:`snapshot`, and whether it was absent: no key, and no newer epoch either (what a
+        Redis that restarted empty looks like, until the publisher writes the snapshot again)."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.get(snapshot_key(self.tenant))
         pipe.get(epoch_key(self.tenant))
@@ -110,8 +124,8 @@ class BusReader:
         snap = Snapshot.decode(self.tenant, raw)
         epoch = parse_epoch(raw_epoch)
         if snap.epoch < epoch:
-            return Snapshot(self.tenant, empty_board(self.tenant), epoch=epoch)
-        return snap
+            return Snapshot(self.tenant, empty_board(self.tenant), epoch=epoch), False
+        return snap, raw is None
 
     async def current(self) -> Snapshot:
         """The board as it is now: the snapshot plus every entry after it (what a new reader
@@ -142,14 +156,32 @@ class BusReader:
         delay = 0.05
         snap: Snapshot | None = None
         last, seq, progressed = "", 0, True
+        held: Snapshot | None = None  # the last snapshot handed on
+        missing_since: float | None = None
         while True:
             try:
                 if snap is None:
                     if not progressed:  # gap right after a load: let the publisher catch up
                         await asyncio.sleep(delay)
                         delay = min(self.retry_max_s, delay * 2)
-                    snap = await self.snapshot()
+                    snap, absent = await self._stored()
                     self._up()
+                    # A Redis that restarted empty has no snapshot until the publisher notices
+                    # and writes one (seconds: its retry backoff). Handing on the empty board
+                    # meanwhile blanks every wallboard; the last board stands instead, for a
+                    # while. A deleted tenant is told by its newer epoch, not by absence.
+                    if absent and held is not None and held.seq > 0:
+                        now = time.monotonic()
+                        if missing_since is None:
+                            missing_since = now
+                            log.info("%s: no snapshot on the bus (Redis restarted empty?): keeping "
+                                     "the last board until the publisher writes one", self.tenant)
+                        if now - missing_since < self.hold_missing_s:
+                            self.stats.snapshot_missing += 1
+                            snap, progressed = None, False  # sleep with backoff, then look again
+                            continue
+                    missing_since = None
+                    held = snap
                     last, seq, progressed = snap.last_id, snap.seq, False
                     self.stats.last_id = last
                     self.stats.snapshots += 1

@@ -29,7 +29,7 @@ from pbx_core.bus import (
     snapshot_key,
     stream_key,
 )
-from pbx_core.domain.board import Board, apply_delta, delta_dict, tenant_board
+from pbx_core.domain.board import Board, apply_delta, delta_dict, empty_board, tenant_board
 from pbx_core.domain.events import CallerJoined, Event, MemberChange
 from pbx_core.domain.queue_state import Delta, LiveState, apply
 from pbx_core.ingest import Ingest
@@ -88,6 +88,7 @@ class Follower:
         self.reader = BusReader(redis, tenant, block_ms=200, **kwargs)
         self.board: Board | None = None
         self.snapshots = 0
+        self.snapshot_boards: list[Board] = []  # every snapshot handed on, in order
         self.task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
@@ -95,6 +96,7 @@ class Follower:
             if isinstance(item, Snapshot):
                 self.snapshots += 1
                 self.board = item.board
+                self.snapshot_boards.append(normalised(item.board))
             else:
                 assert isinstance(item, Entry) and self.board is not None
                 apply_delta(self.board, item.delta)
@@ -394,6 +396,52 @@ async def test_redis_killed_and_restarted_mid_run_loses_no_state(
     assert stats.outages == 1 and stats.redis_up and stats.snapshot_rewrites >= 4  # 2 at start, 2 after
     assert "Error" in stats.last_error
     for follower in followers:
+        await follower.stop()
+    await watcher.aclose()
+    await admin.aclose()
+    await publisher.close()
+
+
+async def test_a_redis_that_restarted_empty_does_not_blank_the_followers_boards(
+    client: Redis, server: EmbeddedRedis
+) -> None:
+    """The soak saw every wallboard go blank for about 6 s after each Redis restart: readers came
+    back before the publisher had rewritten the snapshots and handed on the empty board. Now they
+    keep the last board until the snapshot is there again, or until the hold runs out (the
+    bridge is down too: then the empty board is the truth)."""
+    state = LiveState()
+    events = synthetic_events(seed=5, n=600)
+    # No keepalive to speak of: the publisher learns of the restart only from the next delta.
+    publisher = BusPublisher(server.url, retry_max_s=0.2, keepalive_s=3600)
+    await publisher.start()
+    watcher = connect(server.url)
+    keeping = Follower(watcher, "t1", retry_max_s=0.05)
+    believing = Follower(watcher, "t2", retry_max_s=0.05, hold_missing_s=0.5)
+    for event in events[:400]:
+        await publisher.publish(apply(state, event))
+    await flushed(publisher)
+    for follower in (keeping, believing):
+        await follower.caught_up(client)
+    before = normalised(tenant_board(state, "t1"))
+    assert before["queues"] and normalised(keeping.board or {}) == before
+    kept, believed = keeping.snapshots, believing.snapshots
+
+    await server.kill()
+    await server.start()  # same port, empty
+    await until(lambda: keeping.reader.stats.snapshot_missing > 0, "t1's reader to find no snapshot")
+    await until(lambda: believing.snapshots == believed + 1, "t2's reader to stop holding after 0.5 s")
+    assert normalised(believing.board or {}) == normalised(empty_board("t2"))
+    assert keeping.snapshots == kept and normalised(keeping.board or {}) == before  # still the board
+
+    for event in events[400:]:  # the engine goes on; the publisher notices and rewrites
+        await publisher.publish(apply(state, event))
+    await until(lambda: publisher.stats.redis_up and publisher.stats.outages == 1, "the publisher")
+    await flushed(publisher)
+    admin = connect(server.url)
+    assert await keeping.caught_up(admin) == normalised(tenant_board(state, "t1"))
+    assert await believing.caught_up(admin) == normalised(tenant_board(state, "t2"))
+    assert keeping.snapshots == kept + 1 and keeping.snapshot_boards[-1]["queues"]  # never blank
+    for follower in (keeping, believing):
         await follower.stop()
     await watcher.aclose()
     await admin.aclose()
