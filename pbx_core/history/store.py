@@ -1,0 +1,190 @@
+"""The history's SQL side: upsert rows by their natural key, read back open rows, day totals.
+
+An upsert (INSERT .. ON CONFLICT DO UPDATE, on SQLite and PostgreSQL alike) writes the whole row:
+the same entry folded twice yields the same row, so a redelivered batch changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..provisioning.models import HistoryAgentSession, HistoryCall
+from .core import (
+    ABANDONED,
+    ANSWERED,
+    CALL_FIELDS,
+    EXITED,
+    RING_NO_ANSWER,
+    SESSION_FIELDS,
+    SHORT_ABANDON,
+    WAITING,
+    CallKey,
+    CallRow,
+    SessionKey,
+    SessionRow,
+)
+
+CALL_KEY = ("tenant", "epoch", "queue", "uniqueid")
+SESSION_KEY = ("tenant", "epoch", "queue", "interface", "kind", "started_at")
+_CHUNK = 500  # rows per statement (SQLite caps bound parameters per statement)
+
+
+def _insert(session: AsyncSession, model: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model)
+    if dialect == "sqlite":
+        return sqlite.insert(model)
+    raise ValueError(f"history needs SQLite or PostgreSQL, not {dialect}")
+
+
+async def _upsert(
+    session: AsyncSession, model: Any, rows: list[dict[str, Any]], key: tuple[str, ...]
+) -> None:
+    if not rows:
+        return
+    stmt = _insert(session, model)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(key),
+        set_={c: stmt.excluded[c] for c in rows[0] if c not in key},
+    )
+    for i in range(0, len(rows), _CHUNK):
+        await session.execute(stmt, rows[i : i + _CHUNK])
+
+
+async def write(session: AsyncSession, calls: list[CallRow], sessions: list[SessionRow]) -> None:
+    """Upsert the rows (the caller commits). Calls are sorted by key: two writers' transactions
+    never lock the same rows in opposite orders."""
+    await _upsert(
+        session,
+        HistoryCall,
+        [r.as_dict() for r in sorted(calls, key=lambda r: (r.tenant, r.queue, r.uniqueid))],
+        CALL_KEY,
+    )
+    await _upsert(session, HistoryAgentSession, [s.as_dict() for s in sessions], SESSION_KEY)
+
+
+async def load(
+    session: AsyncSession, tenant: str, epoch: int, calls: Iterable[CallKey], sessions: Iterable[SessionKey]
+) -> tuple[list[CallRow], list[SessionRow]]:
+    """The stored rows of these calls, and the *open* sessions among these."""
+    by_uid: dict[str, set[str]] = defaultdict(set)
+    for queue, uid in calls:
+        by_uid[uid].add(queue)
+    found: list[CallRow] = []
+    uids = sorted(by_uid)
+    for i in range(0, len(uids), _CHUNK):
+        result = await session.execute(
+            select(*(getattr(HistoryCall, f) for f in CALL_FIELDS)).where(
+                HistoryCall.tenant == tenant,
+                HistoryCall.epoch == epoch,
+                HistoryCall.uniqueid.in_(uids[i : i + _CHUNK]),
+            )
+        )
+        found.extend(CallRow(**row._asdict()) for row in result if row.queue in by_uid[row.uniqueid])
+    wanted = set(sessions)
+    interfaces = sorted({iface for _, iface, _ in wanted})
+    open_sessions: list[SessionRow] = []
+    for i in range(0, len(interfaces), _CHUNK):
+        result = await session.execute(
+            select(*(getattr(HistoryAgentSession, f) for f in SESSION_FIELDS)).where(
+                HistoryAgentSession.tenant == tenant,
+                HistoryAgentSession.epoch == epoch,
+                HistoryAgentSession.ended_at.is_(None),
+                HistoryAgentSession.interface.in_(interfaces[i : i + _CHUNK]),
+            )
+        )
+        open_sessions.extend(
+            SessionRow(**row._asdict()) for row in result if (row.queue, row.interface, row.kind) in wanted
+        )
+    return found, open_sessions
+
+
+async def totals(
+    session: AsyncSession,
+    tenant: str,
+    service_level_s: dict[str, int],
+    since: float | None = None,
+    until: float | None = None,
+) -> dict[str, dict[str, int]]:
+    """Per queue, the engine's day counters (``domain.kpi.Counters`` names, plus ``waiting``)
+    computed from the rows: what reports build on, and what the tests hold against the engine.
+    ``service_level_s``: per queue (missing: 30)."""
+    c = HistoryCall
+    in_range = [c.tenant == tenant]
+    if since is not None:
+        in_range.append(or_(c.joined_at >= since, and_(c.joined_at.is_(None), c.completed_at >= since)))
+    if until is not None:
+        in_range.append(or_(c.joined_at < until, and_(c.joined_at.is_(None), c.completed_at < until)))
+    result = await session.execute(
+        select(
+            c.queue,
+            c.outcome,
+            c.joined_at.is_not(None),
+            c.waited_s,
+            c.completed_at.is_not(None),
+            c.talk_s,
+            c.wrapup_s,
+        ).where(*in_range)
+    )
+    out: dict[str, dict[str, int]] = {}
+
+    def of(queue: str) -> dict[str, int]:
+        if queue not in out:
+            out[queue] = dict.fromkeys(
+                (
+                    "offered",
+                    "answered",
+                    "abandoned",
+                    "short_abandoned",
+                    "answered_within_sl",
+                    "other_exits",
+                    "answered_wait_s",
+                    "longest_wait_s",
+                    "handled",
+                    "talk_s",
+                    "wrapup_s",
+                    "ring_no_answer",
+                    "waiting",
+                ),
+                0,
+            )
+        return out[queue]
+
+    for queue, outcome, offered, waited, completed, talk, wrapup in result:
+        t = of(queue)
+        wait = waited or 0
+        if offered:
+            t["offered"] += 1
+            if outcome == ANSWERED:
+                t["answered"] += 1
+                t["answered_wait_s"] += wait
+                t["answered_within_sl"] += wait <= service_level_s.get(queue, 30)
+            elif outcome in (ABANDONED, SHORT_ABANDON):
+                t["abandoned"] += 1
+                t["short_abandoned"] += outcome == SHORT_ABANDON
+            elif outcome == EXITED:
+                t["other_exits"] += 1
+            elif outcome == WAITING:
+                t["waiting"] += 1
+            if outcome != WAITING and outcome != EXITED:
+                t["longest_wait_s"] = max(t["longest_wait_s"], wait)
+        if completed:
+            t["handled"] += 1
+            t["talk_s"] += talk or 0
+            t["wrapup_s"] += wrapup or 0
+    s = HistoryAgentSession
+    rna = [s.tenant == tenant, s.kind == RING_NO_ANSWER]
+    if since is not None:
+        rna.append(s.started_at >= since)
+    if until is not None:
+        rna.append(s.started_at < until)
+    for queue, n in await session.execute(select(s.queue, func.count()).where(*rna).group_by(s.queue)):
+        of(queue)["ring_no_answer"] = int(n)
+    return out
