@@ -15,6 +15,7 @@ BENCHMARKS: dict[str, str] = {
     "ingest": "bench.ingest",
     "wallboard": "bench.wallboard",
     "callbacks": "bench.callbacks",
+    "history": "bench.history",
 }
 
 

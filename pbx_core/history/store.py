@@ -6,8 +6,6 @@ the same entry folded twice yields the same row, so a redelivered batch changes 
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
@@ -70,40 +68,39 @@ async def write(session: AsyncSession, calls: list[CallRow], sessions: list[Sess
     await _upsert(session, HistoryAgentSession, [s.as_dict() for s in sessions], SESSION_KEY)
 
 
+TenantKey = tuple[str, int]  # tenant, epoch
+
+
 async def load(
-    session: AsyncSession, tenant: str, epoch: int, calls: Iterable[CallKey], sessions: Iterable[SessionKey]
-) -> tuple[list[CallRow], list[SessionRow]]:
-    """The stored rows of these calls, and the *open* sessions among these."""
-    by_uid: dict[str, set[str]] = defaultdict(set)
-    for queue, uid in calls:
-        by_uid[uid].add(queue)
-    found: list[CallRow] = []
-    uids = sorted(by_uid)
+    session: AsyncSession, wanted: dict[TenantKey, tuple[set[CallKey], set[SessionKey]]]
+) -> dict[TenantKey, tuple[list[CallRow], list[SessionRow]]]:
+    """For each tenant, the stored rows of the wanted calls and the *open* sessions among the
+    wanted ones: two queries for every tenant of a batch together."""
+    out: dict[TenantKey, tuple[list[CallRow], list[SessionRow]]] = {key: ([], []) for key in wanted}
+    calls = {(t, e, q, uid) for (t, e), (keys, _) in wanted.items() for q, uid in keys}
+    uids = sorted({uid for *_, uid in calls})
     for i in range(0, len(uids), _CHUNK):
         result = await session.execute(
             select(*(getattr(HistoryCall, f) for f in CALL_FIELDS)).where(
-                HistoryCall.tenant == tenant,
-                HistoryCall.epoch == epoch,
-                HistoryCall.uniqueid.in_(uids[i : i + _CHUNK]),
+                HistoryCall.uniqueid.in_(uids[i : i + _CHUNK])
             )
         )
-        found.extend(CallRow(**row._asdict()) for row in result if row.queue in by_uid[row.uniqueid])
-    wanted = set(sessions)
-    interfaces = sorted({iface for _, iface, _ in wanted})
-    open_sessions: list[SessionRow] = []
-    for i in range(0, len(interfaces), _CHUNK):
+        for row in result:
+            if (row.tenant, row.epoch, row.queue, row.uniqueid) in calls:
+                out[(row.tenant, row.epoch)][0].append(CallRow(**row._asdict()))
+    sessions = {(t, e, q, iface, kind) for (t, e), (_, keys) in wanted.items() for q, iface, kind in keys}
+    tenants = sorted({t for t, *_ in sessions})
+    for i in range(0, len(tenants), _CHUNK):
         result = await session.execute(
             select(*(getattr(HistoryAgentSession, f) for f in SESSION_FIELDS)).where(
-                HistoryAgentSession.tenant == tenant,
-                HistoryAgentSession.epoch == epoch,
+                HistoryAgentSession.tenant.in_(tenants[i : i + _CHUNK]),
                 HistoryAgentSession.ended_at.is_(None),
-                HistoryAgentSession.interface.in_(interfaces[i : i + _CHUNK]),
             )
         )
-        open_sessions.extend(
-            SessionRow(**row._asdict()) for row in result if (row.queue, row.interface, row.kind) in wanted
-        )
-    return found, open_sessions
+        for row in result:
+            if (row.tenant, row.epoch, row.queue, row.interface, row.kind) in sessions:
+                out[(row.tenant, row.epoch)][1].append(SessionRow(**row._asdict()))
+    return out
 
 
 async def totals(

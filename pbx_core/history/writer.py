@@ -41,7 +41,7 @@ from ..bus.keys import (
 )
 from ..tasks import cancel_and_wait
 from . import store
-from .core import CallRow, SessionRow, TenantHistory
+from .core import CallKey, CallRow, SessionKey, SessionRow, TenantHistory
 
 log = logging.getLogger(__name__)
 
@@ -259,25 +259,32 @@ class HistoryWriter:
                     "following it afresh when it has one", tenant)  # fmt: skip
 
     async def _fold(self, batch: _Batch) -> None:
-        async with self.sessions() as session:
-            for tenant, entries in batch.entries.items():
-                followed = self._followed.get(tenant)
-                if followed is None:
-                    continue
-                history = followed.history
-                deltas = [d for _, _, d in entries if d is not None]
-                wanted = history.wants(deltas)
-                if wanted[0] or wanted[1]:
-                    calls, sessions = await store.load(session, tenant, history.epoch, *wanted)
-                    history.preload(wanted, calls, sessions)
-                for entry_id, n, delta in entries:
-                    self._check_gap(tenant, followed, entry_id, n, delta)
-                    if delta is not None:
-                        history.fold(delta)
-                calls, sessions = history.take()
-                batch.calls.extend(calls)
-                batch.sessions.extend(sessions)
-                self.stats.entries += len(entries)
+        parsed = {t: [d for _, _, d in entries if d is not None] for t, entries in batch.entries.items()}
+        wanted: dict[tuple[str, int], tuple[set[CallKey], set[SessionKey]]] = {}
+        for tenant in batch.entries:
+            followed = self._followed.get(tenant)
+            if followed is not None:
+                keys = followed.history.wants(parsed[tenant])
+                if keys[0] or keys[1]:
+                    wanted[(tenant, followed.history.epoch)] = keys
+        if wanted:  # rows of these calls written earlier: read back, one query for all tenants
+            async with self.sessions() as session:
+                found = await store.load(session, wanted)
+            for (tenant, _epoch), rows in found.items():
+                self._followed[tenant].history.preload(wanted[(tenant, _epoch)], *rows)
+        for tenant, entries in batch.entries.items():
+            followed = self._followed.get(tenant)
+            if followed is None:
+                continue
+            history = followed.history
+            for entry_id, n, delta in entries:
+                self._check_gap(tenant, followed, entry_id, n, delta)
+                if delta is not None:
+                    history.fold(delta)
+            calls, sessions = history.take()
+            batch.calls.extend(calls)
+            batch.sessions.extend(sessions)
+            self.stats.entries += len(entries)
         batch.folded = True
 
     def _check_gap(

@@ -318,14 +318,15 @@ class HistoryCall(Base):
     """One queue call, written by the history writer (``pbx_core.history``) from the bus.
 
     Keyed by the tenant's slug and bus epoch (a deleted tenant's slug may be reused; its calls
-    keep the old epoch), the queue and Asterisk's uniqueid: a redelivered stream entry rewrites
-    the same row with the same values. Times are epoch seconds on the PBX's clock, like the
-    callbacks'. ``joined_at`` is NULL for a call first seen at its end (answered before the
-    bridge was watching): the engine does not count it offered either."""
+    keep the old epoch), the queue and Asterisk's uniqueid (first in the key: the writer looks
+    calls up by uniqueid): a redelivered stream entry rewrites the same row with the same values.
+    Times are epoch seconds on the PBX's clock, like the callbacks'. ``joined_at`` is NULL for a
+    call first seen at its end (answered before the bridge was watching): the engine does not
+    count it offered either."""
 
     __tablename__ = "history_calls"
     __table_args__ = (
-        UniqueConstraint("tenant", "epoch", "queue", "uniqueid", name="uq_history_calls_key"),
+        UniqueConstraint("uniqueid", "queue", "tenant", "epoch", name="uq_history_calls_key"),
         # Reports: a tenant's (or a queue's) calls in a time range; a number's calls (repeat
         # callers, erasure).
         Index("ix_history_calls_tenant_joined", "tenant", "joined_at"),
@@ -370,6 +371,7 @@ class HistoryAgentSession(Base):
         UniqueConstraint("tenant", "epoch", "queue", "interface", "kind", "started_at",
                          name="uq_history_agent_sessions_key"),
         Index("ix_history_agent_sessions_tenant_started", "tenant", "started_at"),
+        Index("ix_history_agent_sessions_tenant_ended", "tenant", "ended_at"),  # the open ones
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -45,7 +45,7 @@ def upgrade() -> None:
         sa.Column("transfers", sa.Integer(), nullable=False),
         sa.Column("anonymised", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_history_calls")),
-        sa.UniqueConstraint("tenant", "epoch", "queue", "uniqueid", name="uq_history_calls_key"),
+        sa.UniqueConstraint("uniqueid", "queue", "tenant", "epoch", name="uq_history_calls_key"),
     )
     op.create_index("ix_history_calls_tenant_joined", "history_calls", ["tenant", "joined_at"])
     op.create_index("ix_history_calls_tenant_queue_joined", "history_calls", ["tenant", "queue", "joined_at"])
@@ -71,9 +71,12 @@ def upgrade() -> None:
     )
     op.create_index("ix_history_agent_sessions_tenant_started", "history_agent_sessions",
                     ["tenant", "started_at"])
+    op.create_index("ix_history_agent_sessions_tenant_ended", "history_agent_sessions",
+                    ["tenant", "ended_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_history_agent_sessions_tenant_ended", table_name="history_agent_sessions")
     op.drop_index("ix_history_agent_sessions_tenant_started", table_name="history_agent_sessions")
     op.drop_table("history_agent_sessions")
     op.drop_index("ix_history_calls_tenant_number", table_name="history_calls")
