@@ -58,6 +58,7 @@ class CallRow:
     completed_at: float | None = None
     end_reason: str | None = None
     transfers: int = 0
+    anonymised: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
