@@ -358,3 +358,43 @@ async def test_a_database_outage_holds_the_batch_and_resumes(redis_url: str, tmp
         await writer.close()
         await publisher.close()
         await engine.dispose()
+
+
+# ---------------------------------------------------------------- inside serve and demo
+
+
+async def test_the_stack_of_serve_and_demo_runs_the_writer(
+    redis_url: str, sqlite_sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    from pbx_core.config import Settings
+    from pbx_core.simulator.server import SimMember
+    from pbx_core.stack import running_stack
+    from pbx_core.web.auth import Scope, StaticTokens
+
+    settings = Settings.from_env({"PBX_REDIS_URL": redis_url})
+    async with SimulatedAsterisk(clock=SimClock.stepped(T0)) as sim:
+        sim.queue("acme-support")
+        sim.add_member("acme-support", SimMember("Local/201@acme-agents/n", "201"), emit=False)
+        tokens = StaticTokens({"t": Scope("acme")})
+        stacked = running_stack(settings, sim.url, tokens, port=0, history_sessions=sqlite_sessions)
+        async with stacked as stack:
+            assert stack.history is not None
+            await until(lambda: "acme-support" in stack.bridge.state.queues, "the first resync")
+            caller = sim.arrive("acme-support", "0612345678", "Ann")
+            sim.clock.advance(12)
+            agent = sim.queues["acme-support"].members["Local/201@acme-agents/n"]
+            ring = sim.ring("acme-support", caller, agent)
+            sim.answer(ring)
+            sim.clock.advance(60)
+            sim.complete(ring, reason="transfer")
+            counters = stack.bridge.state.queues["acme-support"].counters
+            await until(lambda: counters.handled == 1, "the call to end")
+            await flushed(stack.publisher)
+            await caught_up(stack.history)
+            assert stack.stats()["history"]["calls_written"] >= 1
+        async with sqlite_sessions() as session:
+            [row] = (await session.execute(select(HistoryCall))).scalars().all()
+        assert (row.tenant, row.queue, row.number, row.name, row.outcome) == (
+            "acme", "acme-support", "0612345678", "Ann", "answered")  # fmt: skip
+        assert (row.waited_s, row.talk_s, row.end_reason, row.transfers, row.agent) == (
+            12, 60, "transfer", 1, "Local/201@acme-agents/n")  # fmt: skip
