@@ -326,6 +326,9 @@ VARIABLES: tuple[Var[Any], ...] = (
     Var("PBX_HISTORY_BATCH", "1000", _int_range(1, 1_000_000),
         "History writer: stream entries read per batch (shared by the tenants), folded and written "
         "in one transaction."),
+    Var("PBX_HISTORY_RETENTION_MONTHS", "13", _int_range(0, 1200),
+        "History: calls older than this many months lose the caller's number and name "
+        "(anonymised, checked hourly); 0 keeps them."),
     Var("PBX_LOG_LEVEL", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR."),
 )
 

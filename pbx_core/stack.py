@@ -89,7 +89,8 @@ async def running_stack(
         exits.push_async_callback(publisher.close)
         history: HistoryWriter | None = None
         if history_sessions is not None:
-            history = HistoryWriter(history_sessions, redis_url, batch_max=settings.history_batch)
+            history = HistoryWriter(history_sessions, redis_url, batch_max=settings.history_batch,
+                                    retention_months=settings.history_retention_months)  # fmt: skip
             await history.start()
             exits.push_async_callback(history.close)
         callbacks: Callbacks | None = None

@@ -54,7 +54,7 @@ async def _run(settings: Settings) -> int:
     await ensure_schema(settings.database_url)
     async with (
         open_sessions(settings.database_url) as sessions,
-        running_writer(sessions, settings.redis_url, settings.history_batch) as writer,
+        running_writer(sessions, settings.redis_url, settings) as writer,
     ):
         print(
             f"pbx-core history: {masked(settings.redis_url)} → {safe_url(settings.database_url)}", flush=True

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -203,3 +203,15 @@ async def totals(
     for queue, n in await session.execute(select(s.queue, func.count()).where(*rna).group_by(s.queue)):
         of(queue)["ring_no_answer"] = int(n)
     return out
+
+
+async def anonymise(session: AsyncSession, before: float) -> int:
+    """Calls that joined (or, never seen joining, ended) before ``before`` lose the caller's
+    number and name; the rest of the row stays for the reports. Returns how many rows changed
+    (the caller commits)."""
+    c = HistoryCall
+    old = or_(c.joined_at < before, and_(c.joined_at.is_(None), c.completed_at < before))
+    result = await session.execute(
+        update(c).where(old, c.anonymised.is_(False)).values(number="", name="", anonymised=True)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -17,12 +17,14 @@ followed again from the start of its new stream, at its new epoch if it has one.
 from __future__ import annotations
 
 import asyncio
+import calendar
 import contextlib
 import json
 import logging
 import random
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from redis.exceptions import ResponseError
@@ -63,6 +65,7 @@ class WriterStats:
     redis_outages: int = 0
     db_outages: int = 0
     tenants_reset: int = 0  # groups recreated after NOGROUP (tenant deleted, Redis emptied)
+    anonymised: int = 0  # call rows past the retention that lost their number and name
     last_error: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -100,6 +103,8 @@ class HistoryWriter:
         poll_s: float = 0.2,
         tenants_every_s: float = 2.0,
         retry_max_s: float = 5.0,
+        retention_months: int = 13,
+        retention_every_s: float = 3600.0,
     ) -> None:
         if redis is None and not url:
             raise ValueError("HistoryWriter needs a Redis URL or client")
@@ -110,6 +115,9 @@ class HistoryWriter:
         self.poll_s = poll_s
         self.tenants_every_s = tenants_every_s
         self.retry_max_s = retry_max_s
+        self.retention_months = retention_months  # 0: keep caller numbers for ever
+        self.retention_every_s = retention_every_s
+        self._retention_at = 0.0  # monotonic time of the next anonymisation; at once on start
         self.stats = WriterStats()
         self._followed: dict[str, _Followed] = {}
         self._lost: dict[str, _Followed] = {}  # streams gone (NOGROUP), until they are followed again
@@ -166,6 +174,10 @@ class HistoryWriter:
                     self._redis_up()
                 if time.monotonic() - self._tenants_at >= self.tenants_every_s:
                     await self._refresh_tenants()
+                if self._batch is None and self.retention_months and time.monotonic() >= self._retention_at:
+                    stage = "database"
+                    await self.anonymise()
+                    stage = "Redis"
                 if self._batch is None:
                     self._batch = await self._read()
                     if self._batch is None:
@@ -189,6 +201,17 @@ class HistoryWriter:
                     raise
                 self._db_down(exc)
                 delay = await self._backoff(delay)
+
+    async def anonymise(self, now: float | None = None) -> int:
+        """Anonymise the calls older than the retention (run hourly by the loop)."""
+        before = months_before(time.time() if now is None else now, self.retention_months)
+        async with self.sessions() as session, session.begin():
+            n = await store.anonymise(session, before)
+        self._retention_at = time.monotonic() + self.retention_every_s
+        self.stats.anonymised += n
+        if n:
+            log.info("history: %d calls older than %d months anonymised", n, self.retention_months)
+        return n
 
     async def _backoff(self, delay: float) -> float:
         await asyncio.sleep(delay * (0.5 + random.random()))
@@ -356,6 +379,16 @@ class HistoryWriter:
                 log.warning("history: the database is back; writing again")
 
 
+def months_before(ts: float, months: int) -> float:
+    """The same UTC day and time ``months`` calendar months before ``ts`` (the day clamped to the
+    month's last: 31 March - 1 month = 28/29 February)."""
+    at = datetime.fromtimestamp(ts, UTC)
+    month0 = at.year * 12 + at.month - 1 - months
+    year, month = divmod(month0, 12)
+    day = min(at.day, calendar.monthrange(year, month + 1)[1])
+    return at.replace(year=year, month=month + 1, day=day).timestamp()
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -374,11 +407,14 @@ def _entries(reply: Any) -> list[tuple[str, int, dict[str, Any] | None]]:
 
 
 @contextlib.asynccontextmanager
-async def running_writer(
-    sessions: async_sessionmaker[AsyncSession], redis_url: str, batch_max: int = 1000
-) -> Any:
-    """A started writer for the block (``serve``, ``demo``, ``pbx-core history``)."""
-    writer = HistoryWriter(sessions, redis_url, batch_max=batch_max)
+async def running_writer(sessions: async_sessionmaker[AsyncSession], redis_url: str, settings: Any) -> Any:
+    """A started writer for the block (``pbx-core history``), configured by ``settings``."""
+    writer = HistoryWriter(
+        sessions,
+        redis_url,
+        batch_max=settings.history_batch,
+        retention_months=settings.history_retention_months,
+    )
     await writer.start()
     try:
         yield writer

@@ -39,6 +39,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 FIXTURES = ("answered", "abandoned", "ringnoanswer", "members", "status_busy", "status_busy_escaped_names",
             "reload", "abandoned_no_timestamps")  # fmt: skip
+Q_ = "t1-support"
 T0 = datetime(2025, 11, 24, 8, 0, tzinfo=ZoneInfo("Europe/Amsterdam")).timestamp()
 
 
@@ -398,3 +399,40 @@ async def test_the_stack_of_serve_and_demo_runs_the_writer(
             "acme", "acme-support", "0612345678", "Ann", "answered")  # fmt: skip
         assert (row.waited_s, row.talk_s, row.end_reason, row.transfers, row.agent) == (
             12, 60, "transfer", 1, "Local/201@acme-agents/n")  # fmt: skip
+
+
+# ---------------------------------------------------------------- retention
+
+
+async def test_calls_past_the_retention_are_anonymised_and_the_rest_kept(
+    redis_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    from pbx_core.history.core import CallRow
+    from pbx_core.history.writer import months_before
+
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=ZoneInfo("UTC")).timestamp()
+    cutoff = months_before(now, 13)
+    assert datetime.fromtimestamp(cutoff, ZoneInfo("UTC")) == datetime(
+        2025, 11, 4, 12, 0, tzinfo=ZoneInfo("UTC")
+    )
+    rows = [
+        CallRow("t1", 0, Q_, "old", "0611", "Old", joined_at=cutoff - 60, outcome="answered", waited_s=7),
+        CallRow("t1", 0, Q_, "seen-at-end", "0612", "End", joined_at=None, completed_at=cutoff - 60),
+        CallRow("t1", 0, Q_, "recent", "0613", "New", joined_at=cutoff + 60, outcome="abandoned", waited_s=9),
+    ]
+    async with sessions() as session, session.begin():
+        await store.write(session, rows, [])
+    writer = HistoryWriter(sessions, redis_url, retention_months=13)
+    try:
+        assert await writer.anonymise(now) == 2
+        assert await writer.anonymise(now) == 0  # done once
+    finally:
+        await writer.close()
+    async with sessions() as session:
+        got = {r.uniqueid: (r.number, r.name, r.anonymised, r.outcome, r.waited_s)
+               for r in (await session.execute(select(HistoryCall))).scalars()}  # fmt: skip
+    assert got == {
+        "old": ("", "", True, "answered", 7),  # the figures stay for the reports
+        "seen-at-end": ("", "", True, "waiting", None),
+        "recent": ("0613", "New", False, "abandoned", 9),
+    }
