@@ -68,10 +68,26 @@ async def _upsert(
         raise ValueError(f"history needs SQLite or PostgreSQL, not {dialect.name}")
     columns = list(rows[0])
     marks = _placeholders(dialect.paramstyle, len(columns))
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
-    sql = (f"INSERT INTO {model.__tablename__} ({', '.join(columns)}) VALUES ({', '.join(marks)}) "
+    table = model.__tablename__
+    updates = ", ".join(_set(table, c) for c in columns if c not in key)
+    sql = (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(marks)}) "
            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}")  # fmt: skip
     await conn.exec_driver_sql(sql, [tuple(r[c] for c in columns) for r in rows])
+
+
+# An anonymised (retention) or erased call keeps its blanks when the writer rewrites the row from
+# what it still held in memory (a call in progress when its number was erased).
+_STICKY = {
+    "number": "CASE WHEN {t}.anonymised THEN {t}.number ELSE excluded.number END",
+    "name": "CASE WHEN {t}.anonymised THEN {t}.name ELSE excluded.name END",
+    "anonymised": "{t}.anonymised OR excluded.anonymised",
+}
+
+
+def _set(table: str, column: str) -> str:
+    if table == "history_calls" and column in _STICKY:
+        return f"{column} = " + _STICKY[column].format(t=table)
+    return f"{column} = excluded.{column}"
 
 
 async def write(session: AsyncSession, calls: list[CallRow], sessions: list[SessionRow]) -> None:
