@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 import pytest_asyncio
 from sqlalchemy import func, pool, select
@@ -393,6 +394,9 @@ async def test_the_stack_of_serve_and_demo_runs_the_writer(
             await flushed(stack.publisher)
             await caught_up(stack.history)
             assert stack.stats()["history"]["calls_written"] >= 1
+            async with httpx.AsyncClient() as http:
+                metrics = (await http.get(f"{stack.base_url}/metrics")).text
+            assert "pbx_history_db_up 1.0" in metrics and "pbx_history_calls_written_total" in metrics
         async with sqlite_sessions() as session:
             [row] = (await session.execute(select(HistoryCall))).scalars().all()
         assert (row.tenant, row.queue, row.number, row.name, row.outcome) == (
