@@ -116,14 +116,18 @@ class TenantHistory:
             kind, queue, data = d["type"], d["queue"], d["data"]
             if kind.startswith("caller.") and "uniqueid" in data and kind != "caller.ring_no_answer":
                 calls.add((queue, data["uniqueid"]))
-            elif kind in ("agent.added", "agent.removed", "agent.paused", "agent.unpaused"):
+            elif (
+                kind in ("agent.added", "agent.removed", "agent.paused", "agent.unpaused")
+                and "interface" in data
+            ):
                 sessions.add((queue, data["interface"], LOGIN))
                 sessions.add((queue, data["interface"], PAUSE))
-            elif kind == "queue.resynced":
-                calls.update((queue, c["uniqueid"]) for c in data.get("waiting", ()))
+            elif kind == "queue.resynced":  # (a malformed one fails in ``fold``, named there)
+                calls.update((queue, c["uniqueid"]) for c in data.get("waiting", ()) if "uniqueid" in c)
                 for m in data.get("members", ()):
-                    sessions.add((queue, m["interface"], LOGIN))
-                    sessions.add((queue, m["interface"], PAUSE))
+                    if "interface" in m:
+                        sessions.add((queue, m["interface"], LOGIN))
+                        sessions.add((queue, m["interface"], PAUSE))
         return (
             calls - self.calls.keys() - self._checked_calls,
             sessions - self.sessions.keys() - self._checked_sessions,

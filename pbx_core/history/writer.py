@@ -65,6 +65,7 @@ class WriterStats:
     redis_outages: int = 0
     db_outages: int = 0
     tenants_reset: int = 0  # groups recreated after NOGROUP (tenant deleted, Redis emptied)
+    bad_entries: int = 0  # entries skipped because they are not a delta the writer understands
     anonymised: int = 0  # call rows past the retention that lost their number and name
     last_error: str = ""
 
@@ -193,13 +194,14 @@ class HistoryWriter:
                 await self._ack(batch)
                 self._batch = None
                 delay = 0.05
-            except REDIS_ERRORS as exc:
-                self._redis_down(exc)
-                delay = await self._backoff(delay)
-            except DB_ERRORS as exc:
-                if stage == "Redis":
+            except (*REDIS_ERRORS, *DB_ERRORS) as exc:
+                # Which one failed is the stage, not the type: both can raise OSError.
+                if stage == "Redis" and isinstance(exc, REDIS_ERRORS):
+                    self._redis_down(exc)
+                elif stage == "database":
+                    self._db_down(exc)
+                else:
                     raise
-                self._db_down(exc)
                 delay = await self._backoff(delay)
 
     async def anonymise(self, now: float | None = None) -> int:
@@ -303,7 +305,13 @@ class HistoryWriter:
             for entry_id, n, delta in entries:
                 self._check_gap(tenant, followed, entry_id, n, delta)
                 if delta is not None:
-                    history.fold(delta)
+                    try:
+                        history.fold(delta)
+                    except (KeyError, TypeError, ValueError, AttributeError):
+                        # Not a delta shape we know (a newer or a broken producer): say which
+                        # entry, skip it, keep the rest of the batch.
+                        self.stats.bad_entries += 1
+                        log.exception("history: %s entry %s cannot be folded; skipped", tenant, entry_id)
             calls, sessions = history.take()
             batch.calls.extend(calls)
             batch.sessions.extend(sessions)
@@ -389,6 +397,11 @@ def months_before(ts: float, months: int) -> float:
     return at.replace(year=year, month=month + 1, day=day).timestamp()
 
 
+def _delta_shaped(d: Any) -> bool:
+    return (isinstance(d, dict) and isinstance(d.get("type"), str) and isinstance(d.get("queue"), str)
+            and isinstance(d.get("ts"), int | float) and isinstance(d.get("data"), dict))  # fmt: skip
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -402,7 +415,14 @@ def _entries(reply: Any) -> list[tuple[str, int, dict[str, Any] | None]]:
             if not fields:
                 out.append((raw_id.decode(), 0, None))
                 continue
-            out.append((raw_id.decode(), int(fields[b"n"]), json.loads(fields[b"d"])))
+            try:
+                seq, delta = int(fields[b"n"]), json.loads(fields[b"d"])
+                if not _delta_shaped(delta):
+                    raise ValueError("not a delta")
+                out.append((raw_id.decode(), seq, delta))
+            except (KeyError, ValueError):  # not a bus entry: acknowledged, skipped, logged
+                log.warning("history: stream entry %s is not a bus delta; skipped", raw_id.decode())
+                out.append((raw_id.decode(), 0, None))
     return out
 
 

@@ -235,6 +235,41 @@ async def test_a_seeded_simulator_day_over_tcp_writes_what_the_engine_counted(
             await publisher.close()
 
 
+async def test_entries_that_are_not_deltas_are_skipped_and_counted_and_the_rest_written(
+    redis_url: str, sqlite_sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    ingest = Ingest(start_ts=T0)
+    deltas = ingest.feed(fixture_bytes("abandoned"))
+    publisher = BusPublisher(redis_url)
+    await publisher.start()
+    await publisher.publish(deltas[:1])
+    await flushed(publisher)
+    redis = connect(redis_url)
+    garbage = [
+        {"d": "not json", "n": 1},
+        {"d": "[1, 2]", "n": 2},
+        {"x": "no fields we know"},
+        {
+            "d": '{"type": "caller.answered", "tenant": "t1", "queue": "t1-support", "ts": 1, "data": {}}',
+            "n": 3,
+        },
+    ]
+    for fields in garbage:
+        await redis.xadd(stream_key("t1"), fields)  # type: ignore[arg-type]
+    await redis.aclose()
+    writer = HistoryWriter(sqlite_sessions, redis_url, poll_s=0.02, tenants_every_s=0.05)
+    await writer.start()
+    try:
+        await publisher.publish(deltas[1:])
+        await flushed(publisher)
+        await caught_up(writer)
+        assert writer.stats.bad_entries == 1  # the last: delta-shaped, but not a delta we can fold
+        assert await history_totals(sqlite_sessions, ingest.state, "t1") == engine_totals(ingest.state, "t1")
+    finally:
+        await writer.close()
+        await publisher.close()
+
+
 # ---------------------------------------------------------------- redelivery
 
 
