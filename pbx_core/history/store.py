@@ -93,13 +93,28 @@ def _set(table: str, column: str) -> str:
 async def write(session: AsyncSession, calls: list[CallRow], sessions: list[SessionRow]) -> None:
     """Upsert the rows (the caller commits). Calls are sorted by key: two writers' transactions
     never lock the same rows in opposite orders."""
+    ordered = sorted(calls, key=lambda r: (r.tenant, r.queue, r.uniqueid))
+    await _upsert(session, HistoryCall, [_fit(HistoryCall, r.as_dict()) for r in ordered], CALL_KEY)
     await _upsert(
-        session,
-        HistoryCall,
-        [r.as_dict() for r in sorted(calls, key=lambda r: (r.tenant, r.queue, r.uniqueid))],
-        CALL_KEY,
+        session, HistoryAgentSession, [_fit(HistoryAgentSession, s.as_dict()) for s in sessions], SESSION_KEY
     )
-    await _upsert(session, HistoryAgentSession, [s.as_dict() for s in sessions], SESSION_KEY)
+
+
+def _limits(model: Any) -> dict[str, int]:
+    return {c.name: c.type.length for c in model.__table__.columns if getattr(c.type, "length", None)}
+
+
+_LIMITS = {HistoryCall: _limits(HistoryCall), HistoryAgentSession: _limits(HistoryAgentSession)}
+
+
+def _fit(model: Any, row: dict[str, Any]) -> dict[str, Any]:
+    """Strings cut to their column's length: PostgreSQL refuses a longer one, and a refused row
+    would hold up its whole batch for ever (a caller name is whatever the PBX sent)."""
+    for column, limit in _LIMITS[model].items():
+        value = row.get(column)
+        if isinstance(value, str) and len(value) > limit:
+            row[column] = value[:limit]
+    return row
 
 
 TenantKey = tuple[str, int]  # tenant, epoch

@@ -203,6 +203,12 @@ class HistoryWriter:
                 else:
                     raise
                 delay = await self._backoff(delay)
+            except Exception:
+                # A bug must not stop the history for good (nor silently, inside serve): say so,
+                # keep the batch in hand, and try again after the backoff.
+                log.exception("history: unexpected error in the %s stage; retrying", stage)
+                self.stats.last_error = "unexpected error (see the log)"
+                delay = await self._backoff(delay)
 
     async def anonymise(self, now: float | None = None) -> int:
         """Anonymise the calls older than the retention (run hourly by the loop)."""

@@ -96,3 +96,12 @@ def test_pauses_and_logins_open_and_close_and_missed_rings_are_kept() -> None:
         ("ring_no_answer", 60.0, 60.0, None),
     }
     assert not h.sessions  # nothing left open
+
+
+def test_strings_longer_than_their_column_are_cut_not_refused() -> None:
+    from pbx_core.history.store import _fit
+    from pbx_core.provisioning.models import HistoryCall
+
+    row = CallRow("t1", 0, Q, "u1", "0" * 200, "N" * 500).as_dict()
+    fitted = _fit(HistoryCall, row)
+    assert (len(fitted["number"]), len(fitted["name"]), fitted["uniqueid"]) == (80, 120, "u1")
