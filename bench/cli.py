@@ -16,6 +16,7 @@ BENCHMARKS: dict[str, str] = {
     "wallboard": "bench.wallboard",
     "callbacks": "bench.callbacks",
     "soak": "bench.soak",
+    "history": "bench.history",
 }
 
 

@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "keys": "pbx_core.provisioning.keys_cli",
     "asterisk": "pbx_core.asterisk.cli",
     "worker": "pbx_core.callbacks.cli",
+    "history": "pbx_core.history.cli",
 }
 
 DESCRIPTION = """\

@@ -328,6 +328,12 @@ VARIABLES: tuple[Var[Any], ...] = (
         "Asterisk's sounds directory (`/var/lib/asterisk/sounds`), where an apply speaks the menus' "
         "text-to-speech prompts (`tts/`), pbx-core's own prompts and the Dutch core prompts "
         "(needs `espeak-ng` and `sox`). Unset: no prompts are spoken and the apply says so."),
+    Var("PBX_HISTORY_BATCH", "1000", _int_range(1, 1_000_000),
+        "History writer: stream entries read per batch (shared by the tenants), folded and written "
+        "in one transaction."),
+    Var("PBX_HISTORY_RETENTION_MONTHS", "13", _int_range(0, 1200),
+        "History: calls older than this many months lose the caller's number and name "
+        "(anonymised, checked hourly); 0 keeps them."),
     Var("PBX_LOG_LEVEL", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR."),
 )
 

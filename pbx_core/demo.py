@@ -130,7 +130,7 @@ async def _demo(
                 settings, sim.url, verifier, host=host, port=port, extra_routes=prov.routes,
                 callback_requester=prov.callback_requester, callback_sessions=prov.sessions,
                 listener=listener,
-                live_hooks=prov.live,
+                live_hooks=prov.live, history_sessions=prov.sessions,
             ))
             async with asyncio.timeout(30):
                 await stack.bridge.client.wait_connected()

@@ -62,7 +62,7 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
             settings, settings.ami_url, prov.verifier, host=args.host, port=args.port,
             summary_every_s=summary, extra_routes=prov.routes,
             callback_requester=prov.callback_requester, callback_sessions=prov.sessions,
-            live_hooks=prov.live,
+            live_hooks=prov.live, history_sessions=prov.sessions,
         ) as stack,
     ):
         print(

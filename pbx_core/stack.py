@@ -25,6 +25,7 @@ from .bus import BusPublisher, redis_url_or_embedded
 from .bus.tenants import LiveHooks, bus_forgetter
 from .callbacks.shell import Callbacks, callbacks_for
 from .config import AmiUrl, Settings
+from .history.writer import HistoryWriter
 from .signals import on_stop_signals
 from .web.app import CallbackRequester, create_app, thresholds_for
 from .web.auth import TokenVerifier
@@ -46,10 +47,14 @@ class Stack:
     redis_url: str
     base_url: str
     callbacks: Callbacks | None = None
+    history: HistoryWriter | None = None
 
     def stats(self) -> dict[str, Any]:
         """Read at scrape time by /metrics and /healthz, and by the demo's status line."""
-        return {**self.bridge.stats(), "bus": self.publisher.stats.as_dict()}
+        out = {**self.bridge.stats(), "bus": self.publisher.stats.as_dict()}
+        if self.history is not None:
+            out["history"] = self.history.stats.as_dict()
+        return out
 
 
 @contextlib.asynccontextmanager
@@ -67,6 +72,7 @@ async def running_stack(
     listener: socket.socket | None = None,
     live_hooks: LiveHooks | None = None,
     labels: LabelsFor | None = None,
+    history_sessions: async_sessionmaker[AsyncSession] | None = None,
 ) -> AsyncIterator[Stack]:
     """Start Redis (or use PBX_REDIS_URL), the bus publisher, the bridge (with its callbacks part
     when ``callback_sessions``, the provisioning database, is given) and the web app; stop them
@@ -74,7 +80,8 @@ async def running_stack(
     share the bridge's AMI session and engine task, and their per-queue counts go out through its
     publisher in the same ordered stream. ``live_hooks`` (the API's): a deleted tenant leaves
     Redis and this bridge at once, and an applied one is resynced at once. ``labels``: the
-    wallboard's names (default: from ``callback_sessions`` when given)."""
+    wallboard's names (default: from ``callback_sessions`` when given). ``history_sessions``
+    (the provisioning database): the history writer runs too, on the same Redis."""
     host = host or settings.http_host
     port = settings.http_port if port is None else port
     # First: a busy port fails before anything starts. (``demo`` binds even earlier and passes it.)
@@ -85,6 +92,12 @@ async def running_stack(
         publisher = BusPublisher.from_settings(settings, redis_url)
         await publisher.start()
         exits.push_async_callback(publisher.close)
+        history: HistoryWriter | None = None
+        if history_sessions is not None:
+            history = HistoryWriter(history_sessions, redis_url, batch_max=settings.history_batch,
+                                    retention_months=settings.history_retention_months)  # fmt: skip
+            await history.start()
+            exits.push_async_callback(history.close)
         callbacks: Callbacks | None = None
         if callback_sessions is not None:
             callbacks = await exits.enter_async_context(callbacks_for(settings, sessions=callback_sessions))
@@ -104,7 +117,7 @@ async def running_stack(
         bridge_task = asyncio.create_task(bridge.run(fail_fast_auth=True), name="bridge")
         exits.push_async_callback(_stop_bridge, bridge, bridge_task)
 
-        stack = Stack(bridge, bridge_task, publisher, redis_url, "", callbacks)
+        stack = Stack(bridge, bridge_task, publisher, redis_url, "", callbacks, history)
         app = create_app(
             verifier=verifier,
             redis_url=redis_url,

@@ -26,6 +26,8 @@ Delta vocabulary (``Delta.type``; ``data`` is always a full view of the changed 
   ``caller.abandoned``  the abandon record (``abandoned_view``)
   ``caller.answered``   who answered whom and the wait; today's abandoned records of the same
                         number get ``reached_at`` (readers mark theirs from this delta)
+  ``caller.completed``  a handled call ended: talk and wrap-up (``AgentComplete``), for history
+  ``caller.ring_no_answer``  an agent let a caller's ring time out (``AgentRingNoAnswer``)
   ``agent.added`` ``agent.paused`` ``agent.unpaused`` ``agent.state``
                         a member (``member_view``), upserted by readers
   ``agent.removed``     the member's last view (state ``logged_out``): readers drop the member
@@ -639,6 +641,11 @@ def _on_complete(state: LiveState, e: AgentCompleted) -> list[Delta]:
     c.handled += 1
     c.talk_s += e.talk_s
     c.wrapup_s += wrapup
+    out.append(Delta("caller.completed", q.tenant, q.name, e.ts, {
+        "uniqueid": e.uniqueid, "interface": e.interface,
+        "member_name": m.name if m is not None else e.member_name,
+        "hold_s": e.hold_s, "talk_s": e.talk_s, "wrapup_s": wrapup, "reason": e.reason,
+    }))  # fmt: skip
     if m is not None:
         if m.on_call_with in (e.uniqueid, None):
             m.on_call_with = None
@@ -677,6 +684,10 @@ def _on_ring_no_answer(state: LiveState, e: AgentRingNoAnswer) -> list[Delta]:
     q.seen_ring_no_answer.add(key)
     q.counters.ring_no_answer += 1
     m = _listed_member(q, e.interface, e.member_name, e.ts)
+    out.append(Delta("caller.ring_no_answer", q.tenant, q.name, e.ts, {
+        "uniqueid": e.uniqueid, "interface": e.interface,
+        "member_name": m.name if m is not None else e.member_name, "ring_ms": e.ring_ms,
+    }))  # fmt: skip
     if m is not None:
         m.ring_no_answer_today += 1
         if m.ringing_for == e.uniqueid:

@@ -312,3 +312,77 @@ class CallbackAttempt(Base):
     result: Mapped[str | None] = mapped_column(String(24))
     originate_id: Mapped[str | None] = mapped_column(String(80))
     agent: Mapped[str | None] = mapped_column(String(120))
+
+
+class HistoryCall(Base):
+    """One queue call, written by the history writer (``pbx_core.history``) from the bus.
+
+    Keyed by the tenant's slug and bus epoch (a deleted tenant's slug may be reused; its calls
+    keep the old epoch), the queue and Asterisk's uniqueid (first in the key: the writer looks
+    calls up by uniqueid): a redelivered stream entry rewrites the same row with the same values.
+    Times are epoch seconds on the PBX's clock, like the callbacks'. ``joined_at`` is NULL for a
+    call first seen at its end (answered before the bridge was watching): the engine does not
+    count it offered either."""
+
+    __tablename__ = "history_calls"
+    __table_args__ = (
+        UniqueConstraint("uniqueid", "queue", "tenant", "epoch", name="uq_history_calls_key"),
+        # Reports: a tenant's (or a queue's) calls in a time range; a number's calls (repeat
+        # callers, erasure).
+        Index("ix_history_calls_tenant_joined", "tenant", "joined_at"),
+        Index("ix_history_calls_tenant_queue_joined", "tenant", "queue", "joined_at"),
+        Index("ix_history_calls_tenant_number", "tenant", "number", "joined_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(16))
+    epoch: Mapped[int] = mapped_column(Integer)
+    queue: Mapped[str] = mapped_column(String(80))
+    uniqueid: Mapped[str] = mapped_column(String(64))
+    number: Mapped[str] = mapped_column(String(80))
+    name: Mapped[str] = mapped_column(String(120))
+    did: Mapped[str | None] = mapped_column(String(80))  # not on the bus yet
+    ivr_path: Mapped[str | None] = mapped_column(String(200))  # not on the bus yet
+    joined_at: Mapped[float | None] = mapped_column(Double)
+    position: Mapped[int | None] = mapped_column(Integer)  # place in line on entry
+    announced_wait_s: Mapped[int | None] = mapped_column(Integer)  # not on the bus yet
+    # waiting (still in line when written), answered, abandoned, short_abandon, exited (left the
+    # queue unanswered without hanging up: timeout, exit key, callback offer; or vanished).
+    outcome: Mapped[str] = mapped_column(String(16))
+    waited_s: Mapped[int | None] = mapped_column(Integer)  # Asterisk's HoldTime at answer/abandon
+    ended_at: Mapped[float | None] = mapped_column(Double)  # when it left the queue
+    agent: Mapped[str | None] = mapped_column(String(120))  # the member interface that answered
+    agent_name: Mapped[str | None] = mapped_column(String(120))
+    talk_s: Mapped[int | None] = mapped_column(Integer)  # set by AgentComplete
+    wrapup_s: Mapped[int | None] = mapped_column(Integer)
+    completed_at: Mapped[float | None] = mapped_column(Double)
+    end_reason: Mapped[str | None] = mapped_column(String(24))  # AgentComplete's: caller, agent, transfer
+    transfers: Mapped[int] = mapped_column(Integer, default=0)
+    anonymised: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class HistoryAgentSession(Base):
+    """An agent's time in a queue: ``login`` (added .. removed), ``pause`` (paused .. unpaused,
+    with the reason) or ``ring_no_answer`` (a missed ring; ``uniqueid`` names the call).
+    ``ended_at`` is NULL while the session is open. Unique per start, so redelivery is harmless."""
+
+    __tablename__ = "history_agent_sessions"
+    __table_args__ = (
+        UniqueConstraint("tenant", "epoch", "queue", "interface", "kind", "started_at",
+                         name="uq_history_agent_sessions_key"),
+        Index("ix_history_agent_sessions_tenant_started", "tenant", "started_at"),
+        Index("ix_history_agent_sessions_tenant_ended", "tenant", "ended_at"),  # the open ones
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(16))
+    epoch: Mapped[int] = mapped_column(Integer)
+    queue: Mapped[str] = mapped_column(String(80))
+    interface: Mapped[str] = mapped_column(String(120))
+    agent_name: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[float] = mapped_column(Double)
+    ended_at: Mapped[float | None] = mapped_column(Double)
+    reason: Mapped[str | None] = mapped_column(String(80))  # pause reason
+    uniqueid: Mapped[str | None] = mapped_column(String(64))  # ring_no_answer: the call
+    ring_ms: Mapped[int | None] = mapped_column(Integer)

@@ -4,7 +4,8 @@ Everything is read at scrape time from the objects that already count it (hub st
 bridge's stats provider, tenant boards), so the hot paths never touch prometheus_client.
 
 The stats provider is the bridge's ``stats()`` when bridge and web share a process (``demo``,
-``serve``): ``{"ami": AmiCounters.as_dict(), "engine": {...}, "bus": PublisherStats.as_dict()}``;
+``serve``): ``{"ami": AmiCounters.as_dict(), "engine": {...}, "bus": PublisherStats.as_dict(),
+"history": WriterStats.as_dict()}``;
 every key is optional. A web-only process has no provider and exports no AMI metrics.
 """
 
@@ -181,6 +182,20 @@ class WebCollector:
             yield _counter("pbx_bus_dropped", "Deltas dropped from the outage buffer.", bus.get("dropped", 0))
             yield _counter("pbx_bus_outages", "Redis outages seen by the bridge.", bus.get("outages", 0))
             yield _gauge("pbx_bus_buffered", "Deltas waiting to be written to Redis.", bus.get("buffered", 0))
+        history = stats.get("history") or {}
+        if history:
+            yield _gauge("pbx_history_redis_up", "1 while the history writer reads Redis.",
+                         float(bool(history.get("redis_up"))))  # fmt: skip
+            yield _gauge("pbx_history_db_up", "1 while the history writer can write to the database.",
+                         float(bool(history.get("db_up"))))  # fmt: skip
+            for key, doc in (
+                ("entries", "Stream entries the history writer folded."),
+                ("calls_written", "Call rows the history writer upserted."),
+                ("sessions_written", "Agent-session rows the history writer upserted."),
+                ("gaps", "Gaps the history writer saw in a stream (entries lost before it read them)."),
+                ("anonymised", "Calls anonymised past the retention."),
+            ):
+                yield _counter(f"pbx_history_{key}", doc, history.get(key, 0))
         callbacks = stats.get("callbacks") or {}
         if callbacks:
             for key, doc in (

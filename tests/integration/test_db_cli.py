@@ -34,15 +34,15 @@ async def test_upgrade_current_check(url: str, tmp_path: Path) -> None:
 
     first = pbx_core("db", "upgrade", database_url=url, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.strip() == f"database {shown}: upgraded to 0004_callback_promises"
-    assert await db.current_revision(url) == "0004_callback_promises"
+    assert first.stdout.strip() == f"database {shown}: upgraded to 0005_history"
+    assert await db.current_revision(url) == "0005_history"
 
     again = pbx_core("db", "upgrade", database_url=url, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert "already at 0004_callback_promises" in again.stdout
+    assert "already at 0005_history" in again.stdout
 
     current = pbx_core("db", "current", database_url=url, cwd=tmp_path)
-    assert current.stdout.strip() == f"database {shown}: at 0004_callback_promises (head)"
+    assert current.stdout.strip() == f"database {shown}: at 0005_history (head)"
     check = pbx_core("db", "check", database_url=url, cwd=tmp_path)
     assert check.returncode == 0, check.stderr
     assert "up to date" in check.stdout

@@ -45,7 +45,7 @@ def _tables(conn: Connection) -> set[str]:
 async def test_upgrade_from_empty_reaches_head(url: str) -> None:
     assert await db.current_revision(url) is None
     await db.upgrade(url)
-    assert await db.current_revision(url) == db.head_revision() == "0004_callback_promises"
+    assert await db.current_revision(url) == db.head_revision() == "0005_history"
     assert await _sync(url, _tables) == set(Base.metadata.tables) | {"alembic_version"}
 
 

@@ -21,6 +21,7 @@ MODULES = (
     "audit",
     "apply",
     "callbacks",
+    "callers",
 )
 
 
