@@ -421,7 +421,10 @@ class Simulation:
         in_line = callbacks_in_line(self.state.callbacks.values(), now)  # as the bridge counts them
         position = len(self.waiting) + in_line  # the caller is the last of the live ones
         forecast = forecast_wait(
-            position, self.args.agents, self.estimator.aht_s, self.abandon_rate.rate(now),
+            position,
+            self.args.agents,
+            self.estimator.aht_s,
+            self.abandon_rate.rate(now),
             callbacks_ahead=in_line,
         )
         caller.heard = True
@@ -625,8 +628,10 @@ def main(args: argparse.Namespace) -> int:
             print(render_seeds([result, *more]))
         if args.loads:
             print()
-            print(f"over load ({args.peak_minutes:g} min at the load, then {args.after_load:.0%}), "
-                  f"seeds {args.seed}..{args.seed + max(args.seeds, 1) - 1}:")
+            print(
+                f"over load ({args.peak_minutes:g} min at the load, then {args.after_load:.0%}), "
+                f"seeds {args.seed}..{args.seed + max(args.seeds, 1) - 1}:"
+            )
             by_load = {
                 load: [run(_with(args, seed=args.seed + i, load=load)) for i in range(max(args.seeds, 1))]
                 for load in args.loads
@@ -657,15 +662,21 @@ def render_seeds(results: list[dict[str, Any]]) -> str:
     ]
     for r in results:
         c, w, cb, a = r["comparison"], r["without_callbacks"], r["with_callbacks"], r["announcements"]
-        met = [name for name, ok in (("lost", c["lost_target_met"]), ("SL", c["sl_target_met"]),
-                                     ("on time", c["on_time_target_met"])) if ok]
+        met = [
+            name
+            for name, ok in (
+                ("lost", c["lost_target_met"]),
+                ("SL", c["sl_target_met"]),
+                ("on time", c["on_time_target_met"]),
+            )
+            if ok
+        ]
         lines.append(
             f"{r['params']['seed']:>5} {w['lost']:>9} {cb['lost']:>10} {c['lost_reduction_pct']:>8.1f} "
             f"{w['sl_pct']:>7.1f} {cb['sl_pct']:>8.1f} {c['sl_drop_points']:>8.1f} "
             f"{cb['callback_on_time_pct'] or 0:>10.1f} {cb['callbacks_not_yet_due']:>9} "
             f"{a['ours_within_pct'] or 0:>10.1f} {a['asterisk_within_pct'] or 0:>11.1f} "
-            f"{a['hindsight_within_pct'] or 0:>12.1f}  "
-            + (", ".join(met) if met else "none")
+            f"{a['hindsight_within_pct'] or 0:>12.1f}  " + (", ".join(met) if met else "none")
         )
     lines.append(summary_line(results))
     told = sum(1 for r in results if r["announcements"]["beats_asterisk"])
@@ -748,7 +759,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--sl", type=float, default=float(_QUEUE_DEFAULTS.service_level_s), help="SL threshold T")
     p.add_argument(
-        "--short-abandon", type=float, default=float(_QUEUE_DEFAULTS.short_abandon_s),
+        "--short-abandon",
+        type=float,
+        default=float(_QUEUE_DEFAULTS.short_abandon_s),
         help="abandons quicker than this (s) are short abandons: never called back",
     )
     p.add_argument(
@@ -776,21 +789,43 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--fill-max-load", type=float, default=1.0, help="fill only while recent load / agents <= this"
     )
     rules = PromiseRules()
-    p.add_argument("--promise-early", type=float, default=rules.early,
-                   help="promised window opens this share before the expected time")
-    p.add_argument("--promise-late", type=float, default=rules.late,
-                   help="promised window closes this share after the expected time (plus --promise-slack)")
-    p.add_argument("--promise-fill-late", type=float, default=rules.fill_late,
-                   help="the same for fill callbacks (callers who hung up)")
-    p.add_argument("--promise-slack", type=float, default=rules.slack_s,
-                   help="seconds added to the window's end")
-    p.add_argument("--promise-min-width", type=float, default=rules.min_width_s,
-                   help="narrowest window, seconds")
-    p.add_argument("--fill-share", type=float, default=rules.fill_share,
-                   help="least share of the agents a promise assumes fill work (callers who hung up) gets")
-    p.add_argument("--urgent-before", type=float, default=rules.urgent_before_s,
-                   help="fill callbacks this close to their promise go out past the pacing's SL and "
-                   "load gates, not past the reserve (0: never)")
+    p.add_argument(
+        "--promise-early",
+        type=float,
+        default=rules.early,
+        help="promised window opens this share before the expected time",
+    )
+    p.add_argument(
+        "--promise-late",
+        type=float,
+        default=rules.late,
+        help="promised window closes this share after the expected time (plus --promise-slack)",
+    )
+    p.add_argument(
+        "--promise-fill-late",
+        type=float,
+        default=rules.fill_late,
+        help="the same for fill callbacks (callers who hung up)",
+    )
+    p.add_argument(
+        "--promise-slack", type=float, default=rules.slack_s, help="seconds added to the window's end"
+    )
+    p.add_argument(
+        "--promise-min-width", type=float, default=rules.min_width_s, help="narrowest window, seconds"
+    )
+    p.add_argument(
+        "--fill-share",
+        type=float,
+        default=rules.fill_share,
+        help="least share of the agents a promise assumes fill work (callers who hung up) gets",
+    )
+    p.add_argument(
+        "--urgent-before",
+        type=float,
+        default=rules.urgent_before_s,
+        help="fill callbacks this close to their promise go out past the pacing's SL and "
+        "load gates, not past the reserve (0: never)",
+    )
     p.add_argument("--max-attempts", type=int, default=3, help="dial attempts per callback (default 3)")
     p.add_argument("--retry-s", type=float, default=300.0, help="back-off before the 2nd attempt (doubles)")
     p.add_argument("--p-answer", type=float, default=0.8, help="chance the customer answers an attempt")

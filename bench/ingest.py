@@ -381,8 +381,10 @@ def render(result: dict[str, Any]) -> str:
             )
         for ratio, value in mix["ratios"].items():
             target = mix["targets"].get(ratio)
-            verdict = "" if target is None else (
-                f"   (target >= {target['target']}: {'meets' if target['met'] else 'below'})"
+            verdict = (
+                ""
+                if target is None
+                else (f"   (target >= {target['target']}: {'meets' if target['met'] else 'below'})")
             )
             lines.append(f"  {ratio.replace('_over_', '/')} = {value:.3f}{verdict}")
     mem = result.get("memory")

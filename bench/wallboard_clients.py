@@ -41,6 +41,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from pbx_core.domain.board import Board, apply_delta
 
 BUCKETS_PER_MS = 10
+SAMPLES = 200  # deltas kept per measurement for the bare baseline to replay
 CONNECT_CONCURRENCY = 100  # in-flight handshakes: the server's listen backlog is 2048
 
 
@@ -58,6 +59,7 @@ class Tally:
     blank_s: float = 0.0  # time spent on such an empty board, summed over clients ...
     blank_max_s: float = 0.0  # ... and the longest one
     latency_buckets: Counter[int] = field(default_factory=Counter)  # 0.1 ms bucket -> count
+    samples: list[dict[str, Any]] = field(default_factory=list)  # deltas, replayed by the bare baseline
     delta_types: Counter[str] = field(default_factory=Counter)
 
 
@@ -165,6 +167,8 @@ class Clients:
                     apply_delta(boards[task], delta)
                 dtype = delta["type"]
                 t.delta_types[dtype] += 1
+                if len(t.samples) < SAMPLES:
+                    t.samples.append(delta)
                 if dtype.startswith("caller.") and delta["ts"] - self.clock_offset >= self.since:
                     latency_ms = (now - delta["ts"] + self.clock_offset) * 1000
                     t.timed += 1
