@@ -16,14 +16,17 @@ from each entry (its ``ts`` against the stream id's time) and from the snapshot'
 ``clock_offset_s``; before it knows any, ``pbx_time`` is our own clock.
 ``labels`` are the tenant's names for people (``LabelsFor``; ``{}`` without a provisioning
 database): the page shows them instead of slugs and pause-reason codes.
-Sequence numbers are per connection: every delta is the previous seq + 1, and a snapshot
-carries the seq of the last delta it already contains. Replies (``callback.ack``) carry no seq:
-they are outside the board's stream and survive a resync.
+Sequence numbers are per stream: the clients of a tenant that see the same queues (all of them,
+or one scope) share one, so a delta is one identical frame for all of them. A client's deltas
+are each the previous seq + 1, and a snapshot carries the seq of the last delta of its stream
+that it already contains (not necessarily 0: the stream may be older than the connection).
+Replies (``callback.ack``) carry no seq: they are outside the board's stream and survive a resync.
 
-Fan-out never awaits a socket: a delta is formatted once per tenant and appended to each
-client's bounded queue; each client has its own writer task that does the awaiting. A client
-whose queue overflows loses the queue and gets a fresh snapshot instead (its board is rebuilt
-from scratch, so nothing it missed matters).
+Fan-out never awaits a socket: a delta frame is encoded once per tenant and scope (``seq``,
+times and delta in one string) and that same string is appended to each client's bounded queue;
+each client has its own writer task that does the awaiting. A client whose queue overflows
+loses the queue and gets a fresh snapshot instead (its board is rebuilt from scratch, so nothing
+it missed matters).
 
 The hub's input per tenant is an async iterator of bus ``Snapshot`` / ``Entry`` items
 (``BusReader.watch()`` in production), started when the tenant's first client connects and
@@ -76,6 +79,7 @@ class HubStats:
     entries_in: int = 0  # bus entries applied to boards
     snapshots_in: int = 0  # bus snapshots loaded (start, reload)
     deltas_out: int = 0  # delta messages queued to clients
+    delta_frames: int = 0  # delta frames encoded: one per delta per tenant and scope, not per client
     snapshots_out: int = 0
     pings_out: int = 0
     dropped_messages: int = 0  # discarded from overflowing client queues
@@ -105,7 +109,6 @@ class Client:
         "replies",
         "resync_reason",
         "sender",
-        "seq",
         "tenant",
     )  # fmt: skip
 
@@ -132,7 +135,6 @@ class Client:
         self.queue_max = queue_max
         self.queue: deque[str] = deque()
         self.replies: deque[str] = deque()  # answers to this client's own requests
-        self.seq = 0
         # A client starts owing a snapshot; it is built by the writer once the board is loaded.
         self.resync_reason: str | None = "connect"
         self.feed: TenantFeed | None = None
@@ -146,17 +148,14 @@ class Client:
 
     # ------------------------------------------------------------ called by the hub, never awaits
 
-    def offer_delta(self, delta_json: str, server_time: str, pbx_time: str, stats: HubStats) -> None:
+    def offer_delta(self, frame: str, stats: HubStats) -> None:
+        """``frame``: the delta message of this client's stream, shared with its other clients."""
         if self.resync_reason is not None:
             return  # the snapshot it is owed will contain this delta
         if len(self.queue) >= self.queue_max:
             self.resync("overflow", stats)
             return
-        self.seq += 1
-        self.queue.append(
-            f'{{"type":"delta","seq":{self.seq},"server_time":{server_time},"pbx_time":{pbx_time},'
-            f'"delta":{delta_json}}}'
-        )
+        self.queue.append(frame)
         stats.deltas_out += 1
         self._wake.set()
 
@@ -249,6 +248,8 @@ class TenantFeed:
         self.task: asyncio.Task[None] | None = None
         self._version = 0
         self._cache: dict[frozenset[str] | None, tuple[int, str]] = {}
+        # The seq of each stream's last delta: key None is the whole tenant, else a queue scope.
+        self.seqs: dict[frozenset[str] | None, int] = {}
 
     async def run(self, source: AsyncIterator[Snapshot | Entry]) -> None:
         stats = self.hub.stats
@@ -282,15 +283,29 @@ class TenantFeed:
                         self.clock_offset_s = ts - int(ms) / 1000
                 if not self.clients:
                     continue
-                delta_json = _dumps(delta)
-                wall = time.time()
-                now, pbx = f"{wall:.3f}", f"{wall + self.clock_offset_s:.3f}"
-                queue = delta.get("queue", "")
-                for c in self.clients:
-                    if c.wants(queue):
-                        c.offer_delta(delta_json, now, pbx, stats)
+                self._fan_out(delta, stats)
         finally:
             await _aclose(source)
+
+    def _fan_out(self, delta: Mapping[str, Any], stats: HubStats) -> None:
+        """One frame per stream that wants the delta, encoded the first time one of its clients
+        needs it, then shared: the per-client work is an append."""
+        delta_json = _dumps(delta)
+        wall = time.time()
+        times = f'"server_time":{wall:.3f},"pbx_time":{wall + self.clock_offset_s:.3f}'
+        queue = delta.get("queue", "")
+        frames: dict[frozenset[str] | None, str] = {}
+        seqs = self.seqs
+        for c in self.clients:
+            key = c.queues
+            frame = frames.get(key)
+            if frame is None:
+                if key is not None and queue not in key:
+                    continue
+                seq = seqs[key] = seqs.get(key, 0) + 1
+                frame = frames[key] = f'{{"type":"delta","seq":{seq},{times},"delta":{delta_json}}}'
+                stats.delta_frames += 1
+            c.offer_delta(frame, stats)
 
     def pbx_time(self, wall: float) -> float:
         return wall + self.clock_offset_s
@@ -315,7 +330,7 @@ class TenantFeed:
             }
         wall = time.time()
         return (
-            f'{{"type":"snapshot","seq":{client.seq},"server_time":{wall:.3f},'
+            f'{{"type":"snapshot","seq":{self.seqs.get(key, 0)},"server_time":{wall:.3f},'
             f'"pbx_time":{self.pbx_time(wall):.3f},'
             f'"tenant":{_dumps(self.tenant)},"labels":{self.labels_json},"thresholds":{_dumps(thresholds)},'
             f'"features":{self.hub.features_json},"board":{cached[1]}}}'

@@ -82,6 +82,9 @@ class WebCollector:
         yield _counter("pbx_web_bus_snapshots", "Tenant snapshots loaded from the bus.", s.snapshots_in)
         yield _counter("pbx_web_deltas_out", "Delta messages queued to wallboard clients.", s.deltas_out)
         yield _counter(
+            "pbx_web_delta_frames", "Delta frames encoded (one per tenant and scope).", s.delta_frames
+        )
+        yield _counter(
             "pbx_web_snapshots_out", "Snapshot messages sent to wallboard clients.", s.snapshots_out
         )
         yield _counter(

@@ -380,3 +380,60 @@ async def test_messages_carry_the_pbx_clock_learnt_from_the_deltas() -> None:
             ping = await wb.until(lambda m: m["type"] == "ping")
             assert 0 <= ping["pbx_time"] - rest[-1].ts < 10
             assert ping["server_time"] - ping["pbx_time"] > 3600
+
+
+async def test_each_delta_is_encoded_once_per_tenant_and_scope_and_shared_in_order() -> None:
+    ingest = Ingest()
+    async with stack() as s:
+        await s.publish(fixture_deltas(ingest, "answered"))
+        async with contextlib.AsyncExitStack() as exits:
+            # 24 whole-tenant boards of t1, 8 scoped to t1-support, 4 of t2 (who gets none of t1's).
+            whole = [await exits.enter_async_context(wallboard(s, "token=ta")) for _ in range(24)]
+            scoped = [await exits.enter_async_context(wallboard(s, "token=tq")) for _ in range(8)]
+            other = [await exits.enter_async_context(wallboard(s, "token=tb")) for _ in range(4)]
+            boards = whole + scoped + other
+            firsts = [await wb.until(lambda m: m["type"] == "snapshot") for wb in boards]
+            assert {f["seq"] for f in firsts[:24]} == {0} and {f["seq"] for f in firsts[24:32]} == {0}
+            frames0, out0 = s.hub.stats.delta_frames, s.hub.stats.deltas_out
+
+            deltas = [
+                d for name in ("members", "ringnoanswer", "status_busy") for d in fixture_deltas(ingest, name)
+            ]
+            await s.publish(deltas)
+            want = [normalised(delta_dict(d)) for d in deltas]
+            want_support = [d for d in want if d["queue"] == "t1-support"]
+            assert 0 < len(want_support) < len(want)
+            for wb in whole:
+                while len(wb.deltas) < len(want):
+                    await wb.step()  # strict: a gap fails the test
+            for wb in scoped:
+                while len(wb.deltas) < len(want_support):
+                    await wb.step()
+
+            # One encoding per delta for the whole-tenant stream, one more per support delta for
+            # the scoped stream; none for t2, whose clients were not offered anything.
+            assert s.hub.stats.delta_frames - frames0 == len(want) + len(want_support)
+            assert s.hub.stats.deltas_out - out0 == 24 * len(want) + 8 * len(want_support)
+            for wb in whole:
+                assert [m["delta"] for m in wb.deltas] == want
+                assert [m["seq"] for m in wb.deltas] == list(range(1, len(want) + 1))
+            for wb in scoped:
+                assert [m["delta"] for m in wb.deltas] == want_support
+            # The very same frame: every client of a stream got identical messages, times included.
+            assert len({json.dumps(wb.deltas) for wb in whole}) == 1
+            assert len({json.dumps(wb.deltas) for wb in scoped}) == 1
+            assert all(not wb.deltas for wb in other)
+            assert whole[0].board == normalised(tenant_board(ingest.state, "t1"))
+
+            # A client that joins a live stream starts at that stream's seq, and follows it.
+            async with wallboard(s, "token=ta") as late:
+                snap = await late.until(lambda m: m["type"] == "snapshot")
+                assert snap["seq"] == len(want)
+                more = fixture_deltas(ingest, "abandoned")
+                await s.publish(more)
+                while len(late.deltas) < len(more):
+                    await late.step()
+                assert [m["seq"] for m in late.deltas] == list(
+                    range(len(want) + 1, len(want) + len(more) + 1)
+                )
+                assert late.board == normalised(tenant_board(ingest.state, "t1"))
