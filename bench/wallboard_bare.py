@@ -3,8 +3,8 @@
 The same stack as the wallboard (Starlette + uvicorn, with the web server's own uvicorn config and
 websocket protocol class) and the same client processes, but no pbx-core logic: no AMI, no bus,
 no boards. Each tenant's deltas are replayed from ``--samples`` (real deltas captured by the
-clients during the pbx-core measurement) at ``traffic R`` deltas per second per tenant, each one
-stamped ``ts = now``, encoded once and appended to every client's queue; one writer task per
+clients during the pbx-core measurement), Poisson at ``traffic R`` deltas per second per tenant,
+each one stamped ``ts = now``, encoded once and appended to every client's queue; one writer task per
 client sends. So its latency is the floor of broadcasting those payloads to those sockets on
 this machine, and its throughput the same deltas/s the pbx-core run delivered (or what it could).
 
@@ -20,6 +20,7 @@ import contextlib
 import gc
 import json
 import os
+import random
 import sys
 import time
 from collections import deque
@@ -80,12 +81,14 @@ class Bare:
             self.tenants[tenant].discard(client)
             writer.cancel()
 
-    async def broadcast(self, tenant: str, per_s: float) -> None:
-        interval = 1.0 / per_s
-        i = hash(tenant) % len(self.samples)
+    async def broadcast(self, tenant: str, index: int, per_s: float) -> None:
+        # Poisson arrivals, independent per tenant, like the simulator's calls: a fixed interval
+        # would fire every tenant at once and make the baseline burstier than pbx-core's traffic.
+        rng = random.Random(index)
+        i = index * 7
         next_at = time.monotonic()
         while True:
-            next_at += interval
+            next_at += rng.expovariate(per_s)
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             delta = {**self.samples[i % len(self.samples)], "tenant": tenant, "ts": time.time()}
             i += 1
@@ -118,7 +121,7 @@ async def _serve(opts: argparse.Namespace) -> int:
             elif cmd == "traffic":
                 per_s = float(arg)
                 if per_s > 0:
-                    tasks = [asyncio.create_task(bare.broadcast(t, per_s)) for t in tenants]
+                    tasks = [asyncio.create_task(bare.broadcast(t, i, per_s)) for i, t in enumerate(tenants)]
                 _emit({"event": "traffic", "wall": time.time(), "clock_offset_s": 0.0})
             elif cmd == "stats":
                 _emit({"event": "stats"})
