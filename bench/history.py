@@ -188,7 +188,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--tenants", type=int, default=50, help="tenants in the traffic (default 50)")
     p.add_argument("--seed", type=int, default=1, help="the same seed gives the same traffic")
     p.add_argument(
-        "--batch", type=int, default=1000, help="entries per batch, as PBX_HISTORY_BATCH (default 1000)"
+        "--batch", type=int, default=5000, help="entries per batch, as PBX_HISTORY_BATCH (default 5000)"
     )
     p.add_argument("--rounds", type=int, default=3, help="rounds; the median is reported (default 3)")
     p.add_argument(

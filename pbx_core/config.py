@@ -328,7 +328,7 @@ VARIABLES: tuple[Var[Any], ...] = (
         "Asterisk's sounds directory (`/var/lib/asterisk/sounds`), where an apply speaks the menus' "
         "text-to-speech prompts (`tts/`), pbx-core's own prompts and the Dutch core prompts "
         "(needs `espeak-ng` and `sox`). Unset: no prompts are spoken and the apply says so."),
-    Var("PBX_HISTORY_BATCH", "1000", _int_range(1, 1_000_000),
+    Var("PBX_HISTORY_BATCH", "5000", _int_range(1, 1_000_000),
         "History writer: stream entries read per batch (shared by the tenants), folded and written "
         "in one transaction."),
     Var("PBX_HISTORY_RETENTION_MONTHS", "13", _int_range(0, 1200),

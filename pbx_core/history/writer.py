@@ -100,7 +100,7 @@ class HistoryWriter:
         url: str | None = None,
         *,
         redis: RedisClient | None = None,
-        batch_max: int = 1000,
+        batch_max: int = 5000,
         poll_s: float = 0.2,
         tenants_every_s: float = 2.0,
         retry_max_s: float = 5.0,
