@@ -292,7 +292,7 @@ class TenantFeed:
         needs it, then shared: the per-client work is an append."""
         delta_json = _dumps(delta)
         wall = time.time()
-        times = f'"server_time":{wall:.3f},"pbx_time":{wall + self.clock_offset_s:.3f}'
+        times = f'"server_time":{wall:.3f},"pbx_time":{self.pbx_time(wall):.3f}'
         queue = delta.get("queue", "")
         frames: dict[frozenset[str] | None, str] = {}
         seqs = self.seqs
@@ -300,7 +300,7 @@ class TenantFeed:
             key = c.queues
             frame = frames.get(key)
             if frame is None:
-                if key is not None and queue not in key:
+                if not c.wants(queue):
                     continue
                 seq = seqs[key] = seqs.get(key, 0) + 1
                 frame = frames[key] = f'{{"type":"delta","seq":{seq},{times},"delta":{delta_json}}}'
