@@ -156,7 +156,6 @@ class BusReader:
         delay = 0.05
         snap: Snapshot | None = None
         last, seq, progressed = "", 0, True
-        held: Snapshot | None = None  # the last snapshot handed on
         missing_since: float | None = None
         while True:
             try:
@@ -170,7 +169,7 @@ class BusReader:
                     # and writes one (seconds: its retry backoff). Handing on the empty board
                     # meanwhile blanks every wallboard; the last board stands instead, for a
                     # while. A deleted tenant is told by its newer epoch, not by absence.
-                    if absent and held is not None and held.seq > 0:
+                    if absent and seq > 0:  # ``seq``: where the board handed on had got to
                         now = time.monotonic()
                         if missing_since is None:
                             missing_since = now
@@ -181,7 +180,6 @@ class BusReader:
                             snap, progressed = None, False  # sleep with backoff, then look again
                             continue
                     missing_since = None
-                    held = snap
                     last, seq, progressed = snap.last_id, snap.seq, False
                     self.stats.last_id = last
                     self.stats.snapshots += 1
