@@ -68,8 +68,11 @@ class Cluster:
     key_ids: dict[str, str] = field(default_factory=dict)  # name -> public id
 
     def api(self, replica: int = 0, key: str | None = None) -> httpx.AsyncClient:
+        # httpx's 5 s default read timeout failed a setup POST once on a loaded 2-core CI machine;
+        # the suite's hang guard is the limit here, as everywhere in this file.
         return httpx.AsyncClient(base_url=f"{self.replicas[replica].http}/api/v1",
-                                 headers={"Authorization": f"Bearer {key or self.reseller}"})
+                                 headers={"Authorization": f"Bearer {key or self.reseller}"},
+                                 timeout=GUARD_S)
 
     async def callbacks(self) -> list[CallbackRow]:
         async with self.replicas[0].prov.sessions() as session:
@@ -197,7 +200,7 @@ async def test_revoking_a_key_on_one_replica_closes_its_sockets_on_another(datab
             assert await closed_code(by_token) == 4401  # the token dies with its minting key
             assert await closed_code(on_a) == 4401
             assert b.hub.stats.revoked["revoked"] == 2 and a.hub.stats.revoked["revoked"] == 1
-            async with httpx.AsyncClient() as http:
+            async with httpx.AsyncClient(timeout=GUARD_S) as http:
                 metrics = (await http.get(f"{b.http}/metrics")).text
             assert 'pbx_web_revoked_total{why="revoked"} 2.0' in metrics
             assert await still_open(other)  # another key's screen is untouched
